@@ -1,0 +1,70 @@
+/**
+ * The connector interfaces. Ingresses and egresses run on the main thread only; a module that
+ * registers them is imported by every thread, so connector constructors must not do I/O: all I/O
+ * starts in `start()`.
+ */
+import type { Address } from './address.js';
+import type { Message } from './message.js';
+
+/** A message routed to an address. */
+export interface RoutedMessage {
+  readonly to: Address;
+  readonly message: Message;
+}
+
+/** Turns an ingress record into zero or more routed messages. Throwing rejects the record. */
+export type Router<R> = (record: R) => RoutedMessage | readonly RoutedMessage[] | undefined;
+
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What the engine gives an ingress when it starts. */
+export interface IngressContext<R> {
+  /**
+   * Hand records to the engine (they are routed by the ingress's router, or must be
+   * `RoutedMessage`s when it has none). Always accepts the records; returns false when the
+   * engine is back-pressured, and the ingress should then wait for `whenWritable()` before
+   * submitting more.
+   */
+  submit(records: readonly R[]): boolean;
+  /** Resolves when the engine can take more records (immediately if it can now). */
+  whenWritable(): Promise<void>;
+  /** Aborted when the engine stops. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  /** Report a record the ingress could not decode: it goes to the dead-letter egress, counted. */
+  reject(record: unknown, reason: Error): void;
+}
+
+export interface IngressConnector<R = RoutedMessage> {
+  /** The ingress id, `namespace/name`. */
+  readonly id: string;
+  start(ctx: IngressContext<R>): void | Promise<void>;
+  /** Stop producing; resolve once no more `submit` calls will come. */
+  stop(): void | Promise<void>;
+}
+
+/** A message a function sent to an egress. */
+export interface EgressRecord {
+  readonly egressId: string;
+  readonly message: Message;
+}
+
+export interface EgressContext {
+  readonly logger: Logger;
+  readonly signal: AbortSignal;
+}
+
+export interface EgressConnector {
+  /** The egress id, `namespace/name`, that functions pass to `ctx.egress`. */
+  readonly id: string;
+  start?(ctx: EgressContext): void | Promise<void>;
+  /** Take a batch of records, in order. A rejection is retried with backoff. */
+  write(records: readonly EgressRecord[]): void | Promise<void>;
+  /** Make everything written so far durable/visible. */
+  flush?(): void | Promise<void>;
+  stop?(): void | Promise<void>;
+}
