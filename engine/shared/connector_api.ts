@@ -37,6 +37,8 @@ export interface IngressContext<R> {
   readonly logger: Logger;
   /** Report a record the ingress could not decode: it goes to the dead-letter egress, counted. */
   reject(record: unknown, reason: Error): void;
+  /** True if messages to this function type can be delivered (a registered or remote type). */
+  hasFunction(typename: string): boolean;
 }
 
 export interface IngressConnector<R = RoutedMessage> {
