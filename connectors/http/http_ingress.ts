@@ -1,0 +1,500 @@
+/**
+ * `HttpIngress`: messages in over HTTP, in the convention of StateFun's playground ingress.
+ *
+ *   POST|PUT /<namespace>/<type>/<id>
+ *   Content-Type: application/vnd.<message typename>      e.g. application/vnd.io.statefun.types/string
+ *   body: the value's bytes in StateFun's wire format (for JSON types, the JSON text)
+ *
+ * The three path segments are URL-decoded; the target function type is `<namespace>/<type>`. The
+ * message becomes `new Message(typename, payload)`, where the payload is the decoded native value
+ * for built-in types and the body bytes otherwise. Replies:
+ *
+ *   202 {"status":"accepted"}   handed to the engine
+ *   400 bad path, type name or body (a built-in type that does not decode)
+ *   404 no function of that type       405 wrong method       413 body larger than bodyBytesMax
+ *   415 missing or non-`application/vnd.` content type
+ *   503 + Retry-After           requestsInFlightMax reached, or the engine is stopping
+ *   GET /healthz -> 200 {"status":"ok"}
+ * Every error body is `{"code": <StatefnError code>, "message": <what is wrong and how to fix it>}`.
+ *
+ * Back-pressure slows clients instead of buffering: when `ctx.submit` returns false the ingress
+ * closes a gate until `ctx.whenWritable()` resolves. The request that hit it gets its reply only
+ * then, and requests behind the gate wait before their body is read (TCP pushes back on the
+ * client). Every request holds one of `requestsInFlightMax` slots from header to reply, so the
+ * memory held is at most `requestsInFlightMax * bodyBytesMax`; beyond that clients get 503.
+ *
+ * Replies to accepted requests go through one method, `replyWhenAccepted`, which awaits an
+ * `accepted` promise: a future "reply only once durable" mode makes that promise also wait for
+ * the checkpoint that covers the record.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ID_LENGTH_MAX, isTypeName, type Address } from '../../engine/shared/address.js';
+import type { IngressConnector, IngressContext, RoutedMessage } from '../../engine/shared/connector_api.js';
+import { ErrorCode, StatefnError, errorInfo } from '../../engine/shared/errors.js';
+import { Message } from '../../engine/shared/message.js';
+import { builtinType, type Payload } from '../../engine/shared/types.js';
+
+/** Options of an {@link HttpIngress}. */
+export interface HttpIngressOptions {
+  /** The ingress id, `namespace/name`. */
+  id: string;
+  /** Interface to listen on. Default `127.0.0.1` (loopback only); set `0.0.0.0` to accept remote clients. */
+  host?: string;
+  /** TCP port; 0 (the default) picks a free ephemeral port, see `address()`. */
+  port?: number;
+  /** Largest request body accepted; larger bodies get 413 without being read further. Default 1 MiB. */
+  bodyBytesMax?: number;
+  /** Requests handled at once (from headers received to reply sent); beyond it, 503. Default 256. */
+  requestsInFlightMax?: number;
+  /** Open TCP connections; the server drops connections beyond it at accept. Default 1024. */
+  connectionsMax?: number;
+  /** Time a client has to send a whole request (headers and body); then 408. Default 30 s. */
+  requestTimeoutMs?: number;
+}
+
+/** Counters of an {@link HttpIngress}, for metrics. */
+export interface HttpIngressStats {
+  /** Requests answered 202. */
+  requestsAccepted: number;
+  /** Requests answered 4xx. */
+  requestsRejected: number;
+  /** Requests answered 503 (in-flight cap reached or stopping). */
+  requestsOverloaded: number;
+  /** Requests being handled now. */
+  requestsInFlight: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  bodyBytesMax: 1 * MiB,
+  requestsInFlightMax: 256,
+  connectionsMax: 1024,
+  requestTimeoutMs: 30_000,
+} as const;
+/** Headers must arrive within this, or within requestTimeoutMs if that is shorter. */
+const HEADERS_TIMEOUT_MS_MAX = 60_000;
+/** Seconds a 503 asks clients to wait before retrying. */
+const RETRY_AFTER_SECONDS = 1;
+const CONTENT_TYPE_PREFIX = 'application/vnd.';
+
+type ErrorReply = { status: number; code: string; message: string; headers?: Record<string, string> };
+
+function intOption(id: string, options: HttpIngressOptions, key: keyof typeof DEFAULTS & keyof HttpIngressOptions, min: number, max: number): number {
+  const v = options[key] ?? DEFAULTS[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `http ingress '${id}': options.${key}: expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
+const TOO_LARGE = Symbol('too large');
+const ABORTED = Symbol('aborted');
+const STOPPED = Symbol('stopped');
+
+export class HttpIngress implements IngressConnector<RoutedMessage> {
+  readonly id: string;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly bodyBytesMax: number;
+  private readonly requestsInFlightMax: number;
+  private readonly connectionsMax: number;
+  private readonly requestTimeoutMs: number;
+
+  private server: http.Server | undefined;
+  private ctx: IngressContext<RoutedMessage> | undefined;
+  private bound: { host: string; port: number } | undefined;
+  private stopping = false;
+  private readonly stopController = new AbortController();
+  /** Closed (a promise) while the engine is back-pressured; undefined when open. */
+  private gate: Promise<void> | undefined;
+  private readonly handling = new Set<Promise<void>>();
+  private readonly counters: HttpIngressStats = { requestsAccepted: 0, requestsRejected: 0, requestsOverloaded: 0, requestsInFlight: 0 };
+
+  constructor(options: HttpIngressOptions) {
+    const id = options?.id;
+    if (typeof id !== 'string' || id.length === 0) {
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress: options.id: expected an ingress id 'namespace/name', got ${JSON.stringify(id)}`);
+    }
+    this.id = id;
+    const host = options.host ?? DEFAULTS.host;
+    if (typeof host !== 'string' || host.length === 0) {
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${id}': options.host: expected an interface address such as '127.0.0.1', got ${JSON.stringify(host)}`);
+    }
+    this.host = host;
+    this.port = intOption(id, options, 'port', 0, 65535);
+    this.bodyBytesMax = intOption(id, options, 'bodyBytesMax', 0, 1024 * MiB);
+    this.requestsInFlightMax = intOption(id, options, 'requestsInFlightMax', 1, 1 << 20);
+    this.connectionsMax = intOption(id, options, 'connectionsMax', 1, 1 << 20);
+    this.requestTimeoutMs = intOption(id, options, 'requestTimeoutMs', 1, 3_600_000);
+  }
+
+  /** The address the server listens on; available once `start()` resolved. */
+  address(): { host: string; port: number } {
+    if (!this.bound) {
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${this.id}': address() called before start() resolved; await start() first`);
+    }
+    return { ...this.bound };
+  }
+
+  stats(): HttpIngressStats {
+    return { ...this.counters };
+  }
+
+  /** Listen; resolves once the server accepts connections. */
+  async start(ctx: IngressContext<RoutedMessage>): Promise<void> {
+    if (this.server) {
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${this.id}': started twice; create one HttpIngress per engine`);
+    }
+    this.ctx = ctx;
+    const server = http.createServer({
+      requestTimeout: this.requestTimeoutMs,
+      headersTimeout: Math.min(this.requestTimeoutMs, HEADERS_TIMEOUT_MS_MAX),
+      // Node checks the two timeouts above on this interval (30 s by default), which would
+      // stretch a short requestTimeoutMs; check often enough to honour it within ~25%.
+      connectionsCheckingInterval: Math.max(10, Math.min(30_000, Math.floor(this.requestTimeoutMs / 4))),
+    });
+    server.maxConnections = this.connectionsMax;
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const p = this.handle(req, res).catch((err: unknown) => this.internalError(res, err));
+      this.handling.add(p);
+      void p.finally(() => this.handling.delete(p));
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        server.off('listening', onListening);
+        reject(
+          new StatefnError(
+            ErrorCode.CONFIG_INVALID,
+            `http ingress '${this.id}': cannot listen on ${this.host}:${this.port} (${err.code ?? err.message}); choose another options.port, or 0 for an ephemeral one`,
+            { cause: err },
+          ),
+        );
+      };
+      const onListening = (): void => {
+        server.off('error', onError);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(this.port, this.host);
+    }).catch((err: unknown) => {
+      this.server = undefined;
+      throw err;
+    });
+    server.on('error', (err) => ctx.logger.error(`http ingress '${this.id}': server error`, { error: errorInfo(err) }));
+    const a = server.address() as AddressInfo;
+    this.bound = { host: a.address, port: a.port };
+    ctx.logger.info(`http ingress '${this.id}' listening`, { host: a.address, port: a.port });
+  }
+
+  /**
+   * Stop taking requests. No `submit` happens after this is called. Requests waiting at the gate
+   * or still sending their body get 503; requests already handed to the engine get their 202;
+   * then every connection, including idle keep-alive ones, is closed.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.stopController.abort();
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await Promise.all([...this.handling]);
+    server.closeAllConnections();
+    await closed;
+    this.server = undefined;
+  }
+
+  // ---- request handling ----
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const ctx = this.ctx!;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q >= 0 ? url.slice(0, q) : url;
+    const method = req.method ?? '';
+
+    if (path === '/healthz') {
+      if (method !== 'GET' && method !== 'HEAD') {
+        return this.fail(res, { status: 405, code: ErrorCode.REQUEST_INVALID, message: `${method} /healthz: use GET`, headers: { Allow: 'GET, HEAD' } });
+      }
+      if (this.isStopping()) return this.fail(res, this.stoppingReply());
+      return this.send(res, 200, { status: 'ok' });
+    }
+    if (this.isStopping()) return this.fail(res, this.stoppingReply());
+    if (method !== 'POST' && method !== 'PUT') {
+      return this.fail(res, {
+        status: 405,
+        code: ErrorCode.REQUEST_INVALID,
+        message: `${method} ${path}: send messages with POST or PUT /<namespace>/<type>/<id>`,
+        headers: { Allow: 'POST, PUT' },
+      });
+    }
+    const to = parsePath(path);
+    if ('status' in to) return this.fail(res, to);
+    const typename = parseContentType(req.headers['content-type']);
+    if (typeof typename !== 'string') return this.fail(res, typename);
+    if (!ctx.hasFunction(to.typename)) {
+      return this.fail(res, {
+        status: 404,
+        code: ErrorCode.UNKNOWN_FUNCTION_TYPE,
+        message: `${path}: no function of type '${to.typename}' is registered; check the namespace and type in the path`,
+      });
+    }
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.bodyBytesMax) {
+      return this.fail(res, this.tooLargeReply(`Content-Length ${declared}`));
+    }
+    if (this.counters.requestsInFlight >= this.requestsInFlightMax) {
+      return this.fail(res, {
+        status: 503,
+        code: ErrorCode.OVERLOADED,
+        message: `http ingress '${this.id}': ${this.requestsInFlightMax} requests in flight (requestsInFlightMax); retry later or raise requestsInFlightMax`,
+        headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+      });
+    }
+
+    this.counters.requestsInFlight++;
+    try {
+      // Behind a closed gate, do not even read the body: the client is slowed by TCP.
+      if (!(await this.passGate())) return this.fail(res, this.stoppingReply());
+      const body = await this.readBody(req);
+      if (body === TOO_LARGE) return this.fail(res, this.tooLargeReply('the body'));
+      if (body === ABORTED) return; // the client went away; nothing to answer
+      if (body === STOPPED) return this.fail(res, this.stoppingReply());
+      const decoded = decodePayload(typename, body);
+      if ('status' in decoded) return this.fail(res, decoded);
+      const routed: RoutedMessage = { to, message: new Message(typename, decoded.payload) };
+      // The gate may have closed again while the body arrived; wait so that a burst released
+      // by whenWritable does not all land at once.
+      if (!(await this.passGate())) return this.fail(res, this.stoppingReply());
+      // Checked synchronously right before submit: once stop() has been called, no submit.
+      if (this.isStopping()) return this.fail(res, this.stoppingReply());
+      const writable = ctx.submit([routed]);
+      const accepted = writable ? Promise.resolve() : this.closeGate();
+      await this.replyWhenAccepted(res, accepted);
+    } finally {
+      this.counters.requestsInFlight--;
+    }
+  }
+
+  /**
+   * The one place a 202 is sent. `accepted` resolves when the engine can take more records (the
+   * record itself was already handed over); a "reply only once durable" mode will also await the
+   * checkpoint covering the record here. On stop the wait ends early: the record was submitted,
+   * so the reply is still 202.
+   */
+  private async replyWhenAccepted(res: http.ServerResponse, accepted: Promise<void>): Promise<void> {
+    await this.untilStopped(accepted);
+    this.counters.requestsAccepted++;
+    this.send(res, 202, { status: 'accepted' });
+  }
+
+  /** Close the gate until the engine is writable again (one whenWritable for all requests). */
+  private closeGate(): Promise<void> {
+    if (!this.gate) {
+      const gate: Promise<void> = this.ctx!.whenWritable().then(
+        () => {
+          if (this.gate === gate) this.gate = undefined;
+        },
+        (err: unknown) => {
+          if (this.gate === gate) this.gate = undefined;
+          this.ctx!.logger.warn(`http ingress '${this.id}': whenWritable() rejected; reopening`, { error: errorInfo(err) });
+        },
+      );
+      this.gate = gate;
+    }
+    return this.gate;
+  }
+
+  /** Wait while the gate is closed; false if the ingress started stopping meanwhile. */
+  private async passGate(): Promise<boolean> {
+    while (this.gate && !this.isStopping()) await this.untilStopped(this.gate);
+    return !this.isStopping();
+  }
+
+  private isStopping(): boolean {
+    return this.stopping || (this.ctx?.signal.aborted ?? false);
+  }
+
+  /** Resolves when `p` settles or the ingress or engine stops. */
+  private untilStopped(p: Promise<void>): Promise<void> {
+    const signals = [this.stopController.signal, this.ctx!.signal];
+    return new Promise<void>((resolve) => {
+      if (signals.some((s) => s.aborted)) return resolve();
+      const done = (): void => {
+        for (const s of signals) s.removeEventListener('abort', done);
+        resolve();
+      };
+      for (const s of signals) s.addEventListener('abort', done, { once: true });
+      p.then(done, done);
+    });
+  }
+
+  /**
+   * Read the body up to bodyBytesMax. Past the bound it stops collecting at once and reports
+   * TOO_LARGE (the reply then closes the connection), so at most bodyBytesMax + one chunk is held.
+   */
+  private readBody(req: http.IncomingMessage): Promise<Uint8Array | typeof TOO_LARGE | typeof ABORTED | typeof STOPPED> {
+    const max = this.bodyBytesMax;
+    const stopSignal = this.stopController.signal;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const finish = (v: Uint8Array | typeof TOO_LARGE | typeof ABORTED | typeof STOPPED): void => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onGone);
+        req.off('close', onGone);
+        stopSignal.removeEventListener('abort', onStop);
+        if (v !== ABORTED && !req.readableEnded) req.pause();
+        resolve(v);
+      };
+      const onData = (chunk: Buffer): void => {
+        size += chunk.length;
+        if (size > max) return finish(TOO_LARGE);
+        chunks.push(chunk);
+      };
+      const onEnd = (): void => {
+        // Copy into one exactly-sized Uint8Array that owns its memory (not a pooled Buffer
+        // slice), so the payload can cross threads and be kept without pinning a pool.
+        const body = new Uint8Array(size);
+        let at = 0;
+        for (const c of chunks) {
+          body.set(c, at);
+          at += c.length;
+        }
+        finish(body);
+      };
+      const onGone = (): void => finish(ABORTED);
+      const onStop = (): void => finish(STOPPED);
+      if (stopSignal.aborted) return finish(STOPPED);
+      // The client may have gone while the request waited at the gate ('close' already fired).
+      if (req.destroyed) return finish(ABORTED);
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onGone);
+      req.on('close', onGone);
+      stopSignal.addEventListener('abort', onStop, { once: true });
+    });
+  }
+
+  private stoppingReply(): ErrorReply {
+    return {
+      status: 503,
+      code: ErrorCode.ENGINE_STOPPED,
+      message: `http ingress '${this.id}': the engine is stopping; retry against the restarted engine`,
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+    };
+  }
+
+  private tooLargeReply(what: string): ErrorReply {
+    return {
+      status: 413,
+      code: ErrorCode.PAYLOAD_TOO_LARGE,
+      message: `http ingress '${this.id}': ${what} exceeds bodyBytesMax (${this.bodyBytesMax} bytes); send a smaller value or raise bodyBytesMax`,
+      // The rest of the body is not read, so the connection cannot be reused.
+      headers: { Connection: 'close' },
+    };
+  }
+
+  private fail(res: http.ServerResponse, e: ErrorReply): void {
+    if (e.status === 503) this.counters.requestsOverloaded++;
+    else if (e.status < 500) this.counters.requestsRejected++;
+    this.send(res, e.status, { code: e.code, message: e.message }, e.headers);
+  }
+
+  private internalError(res: http.ServerResponse, err: unknown): void {
+    this.ctx?.logger.error(`http ingress '${this.id}': request failed`, { error: errorInfo(err) });
+    const info = errorInfo(err);
+    if (err instanceof StatefnError && !err.retriable && err.code !== ErrorCode.INVARIANT) {
+      // The engine refused the record itself (e.g. its validation): the client's input is wrong.
+      this.counters.requestsRejected++;
+      return this.send(res, 400, { code: info.code, message: info.message });
+    }
+    this.send(res, 500, { code: info.code, message: `http ingress '${this.id}': ${info.message}` });
+  }
+
+  private send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    const text = JSON.stringify(body);
+    res.statusCode = status;
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    // While stopping, do not keep connections alive for another request.
+    if (this.stopping) res.setHeader('Connection', 'close');
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    res.end(text);
+  }
+}
+
+/** `/<namespace>/<type>/<id>` -> the target address, or a 400. */
+function parsePath(path: string): Address | ErrorReply {
+  const bad = (why: string): ErrorReply => ({
+    status: 400,
+    code: ErrorCode.ADDRESS_INVALID,
+    message: `path '${path}': ${why}; expected /<namespace>/<type>/<id>, each segment URL-encoded, e.g. /com.example/greeter/alice`,
+  });
+  const parts = path.split('/');
+  if (parts.length !== 4 || parts[0] !== '') return bad(`has ${Math.max(0, parts.length - 1)} segments`);
+  const decoded: string[] = [];
+  for (const p of parts.slice(1)) {
+    if (p.length === 0) return bad('has an empty segment');
+    try {
+      decoded.push(decodeURIComponent(p));
+    } catch {
+      return bad(`segment '${p}' is not valid URL encoding`);
+    }
+  }
+  const [namespace, type, id] = decoded as [string, string, string];
+  // A slash inside the type would move the namespace/name split (StateFun splits at the last '/').
+  if (type.includes('/')) return bad(`type '${type}' contains '/'`);
+  const typename = `${namespace}/${type}`;
+  if (!isTypeName(typename)) return bad(`'${typename}' is not a valid type name (no whitespace, at most 255 characters)`);
+  if (id.length > ID_LENGTH_MAX) return bad(`id is longer than ${ID_LENGTH_MAX} characters`);
+  return { typename, id };
+}
+
+/** `application/vnd.<typename>[; params]` -> the message typename, or a 415/400. */
+function parseContentType(header: string | undefined): string | ErrorReply {
+  const expected = `expected 'Content-Type: ${CONTENT_TYPE_PREFIX}<namespace>/<name>', e.g. ${CONTENT_TYPE_PREFIX}io.statefun.types/string`;
+  if (header === undefined || header.trim() === '') {
+    return { status: 415, code: ErrorCode.REQUEST_INVALID, message: `missing Content-Type; ${expected}` };
+  }
+  const media = header.split(';')[0]!.trim();
+  if (media.length <= CONTENT_TYPE_PREFIX.length || media.slice(0, CONTENT_TYPE_PREFIX.length).toLowerCase() !== CONTENT_TYPE_PREFIX) {
+    return { status: 415, code: ErrorCode.REQUEST_INVALID, message: `Content-Type '${header}' is not supported; ${expected}` };
+  }
+  const typename = media.slice(CONTENT_TYPE_PREFIX.length);
+  if (!isTypeName(typename)) {
+    return {
+      status: 400,
+      code: ErrorCode.ADDRESS_INVALID,
+      message: `Content-Type '${header}': '${typename}' is not a type name 'namespace/name'; ${expected}`,
+    };
+  }
+  return typename;
+}
+
+/** The message payload: native for built-in types (decoded from the wire format), else the bytes. */
+function decodePayload(typename: string, body: Uint8Array): { payload: Payload } | ErrorReply {
+  const t = builtinType(typename);
+  if (!t) return { payload: body };
+  try {
+    return { payload: t.deserialize(body) as Payload };
+  } catch (e) {
+    return {
+      status: 400,
+      code: ErrorCode.TYPE_MISMATCH,
+      message: `body is not a valid ${typename} in StateFun's wire format (${(e as Error).message}); send the protobuf wrapper bytes of the value`,
+    };
+  }
+}

@@ -1,0 +1,574 @@
+/**
+ * The engine's main thread: loads the application, spawns the workers and wires the ring mesh,
+ * routes ingress records to the worker that owns each key group, delivers egress, runs periodic
+ * flushes (the future checkpoint coordinator), supervises workers, and stops cleanly.
+ *
+ * The main thread never blocks: it waits for worker frames with `Atomics.waitAsync` on its
+ * doorbell, and parks frames a full ring cannot take (back-pressure then pauses the ingresses).
+ */
+import { Worker } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import type { Packr } from 'msgpackr';
+import { App, DEAD_LETTER_EGRESS } from '../shared/app.js';
+import { checkAddress } from '../shared/address.js';
+import { Doorbells, allocateDoorbells } from '../shared/doorbell.js';
+import { ErrorCode, StatefnError, assert } from '../shared/errors.js';
+import { ControlOp, FrameKind, EGRESS_FIELDS, createCodec } from '../shared/frames.js';
+import { keyGroupOf, ownerTable } from '../shared/key_group.js';
+import { InLink, OutLink } from '../shared/link.js';
+import { loadApp, type AppModuleRef } from '../shared/load_app.js';
+import { Message } from '../shared/message.js';
+import { allocateRing } from '../shared/ring_buffer.js';
+import { Stat, StatsBlock } from '../shared/stats_block.js';
+import { Types, type Payload } from '../shared/types.js';
+import type { EgressConnector, IngressContext, Logger, RoutedMessage } from '../shared/connector_api.js';
+import type { WorkerInit } from '../../workers/worker_init.js';
+import { FileEgress } from '../../connectors/file/file_egress.js';
+import { EgressDispatcher } from './egress_dispatcher.js';
+import { resolveOptions, type EngineOptions, type ResolvedOptions } from './engine_options.js';
+import { envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from './state_layout.js';
+
+const DEAD_LETTER_TYPE = Types.json<Record<string, unknown>>('statefn/dead-letter');
+const FLUSH_HISTORY = 16;
+
+export interface FlushInfo {
+  epoch: number;
+  atMs: number;
+  durationMs: number;
+  writes: number;
+  ok: boolean;
+}
+
+export interface EngineStats {
+  uptimeMs: number;
+  workers: number;
+  ingested: number;
+  processed: number;
+  sent: number;
+  egressed: number;
+  deadLetters: number;
+  failures: number;
+  pending: number;
+  mailboxed: number;
+  parkedBytes: number;
+  cacheEntries: number;
+  timers: number;
+  backPressured: boolean;
+  lastFlush: FlushInfo | undefined;
+}
+
+/** Where the worker entry point is, and how to start it (from source under tsx, or compiled). */
+function spawnWorker(init: WorkerInit, name: string, tsApp: boolean): Worker {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const url = new URL(`../../workers/worker_main.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  if (!fromSource && !tsApp) return new Worker(url, { workerData: init, name });
+  // TypeScript (engine from source, or a user's .ts app): register tsx's loader in the worker
+  // before importing the entry point.
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })` +
+    `.catch((e) => { setImmediate(() => { throw e; }); });`;
+  return new Worker(code, { eval: true, workerData: init, name });
+}
+
+function isTsModule(m: string): boolean {
+  return /\.(m|c)?tsx?$/.test(m.split('?')[0]!);
+}
+
+/** Normalise a module path or URL to a file: URL string. */
+export function moduleUrl(m: string): string {
+  if (m.startsWith('file:') || m.startsWith('data:')) return m;
+  return pathToFileURL(isAbsolute(m) ? m : resolvePath(m)).href;
+}
+
+export class Engine {
+  readonly options: ResolvedOptions;
+  private readonly logger: Logger;
+  private readonly codec: Packr = createCodec();
+  private readonly threads: number;
+  private readonly mainIdx: number;
+  private readonly doorbells: Doorbells;
+  private readonly statsBlock: StatsBlock;
+  private readonly owner: Uint16Array;
+  private readonly outs: OutLink[] = [];
+  private readonly inputs: InLink[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly egress: EgressDispatcher;
+  private readonly startedAt = Date.now();
+  private ingressControllers: AbortController = new AbortController();
+  private writableWaiters: (() => void)[] = [];
+  private pumpScheduled = false;
+  private pumpTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private epoch = 0;
+  private flushInFlight: { epoch: number; started: number; acks: number; writes: number } | undefined;
+  private flushWaiters = new Map<number, (() => void)[]>();
+  readonly flushes: FlushInfo[] = [];
+  private quiesced = 0;
+  private shutdownDone = 0;
+  private controlWaiter: (() => void) | undefined;
+  private state: 'running' | 'stopping' | 'stopped' | 'failed' = 'running';
+  private failure: Error | undefined;
+  private readonly failedWaiters: ((e: Error) => void)[] = [];
+  private ingested = 0;
+  private mainDead = 0;
+  private releaseLock: () => void = () => {};
+  private readonly deadLetterOwned: EgressConnector | undefined;
+
+  private constructor(
+    readonly app: App,
+    private readonly appRef: AppModuleRef,
+    options: ResolvedOptions,
+    private readonly layout: Layout,
+  ) {
+    this.options = options;
+    this.logger = options.logger;
+    const n = options.workers;
+    this.threads = n + 1;
+    this.mainIdx = n;
+    this.doorbells = new Doorbells(allocateDoorbells(this.threads));
+    this.statsBlock = new StatsBlock(StatsBlock.allocate(this.threads), this.threads);
+    this.owner = ownerTable(n, layout.keyGroups);
+    const egresses: EgressConnector[] = [...app.egresses.values()];
+    if (!app.egresses.has(DEAD_LETTER_EGRESS) && options.deadLetterFile) {
+      this.deadLetterOwned = new FileEgress({ id: DEAD_LETTER_EGRESS, path: join(options.stateDir, 'dead-letters.jsonl') });
+      egresses.push(this.deadLetterOwned);
+    }
+    this.egress = new EgressDispatcher(egresses, this.logger, () => this.schedulePump());
+  }
+
+  /**
+   * Start an engine for the application module `app` (a path or file: URL whose default export
+   * is an App or a function returning one; `params` are passed to that function in every thread).
+   */
+  static async start(app: string | AppModuleRef, options: EngineOptions & Record<string, unknown> = {}): Promise<Engine> {
+    const ref: AppModuleRef = typeof app === 'string' ? { module: moduleUrl(app) } : { ...app, module: moduleUrl(app.module) };
+    if (isTsModule(ref.module) && !import.meta.url.endsWith('.ts')) {
+      const { register } = await import('tsx/esm/api');
+      register();
+    }
+    const loaded = await loadApp(ref);
+    const opts = resolveOptions(loaded.options, options);
+    const releaseLock = lockStateDir(opts.stateDir);
+    try {
+      const prev = readLayout(opts.stateDir);
+      if (prev !== undefined && options.limits?.keyGroups !== undefined && prev.keyGroups !== opts.limits.keyGroups) {
+        throw new StatefnError(ErrorCode.CONFIG_INVALID, `keyGroups is ${prev.keyGroups} for the state in ${opts.stateDir} and cannot change (asked for ${opts.limits.keyGroups})`);
+      }
+      const keyGroups = prev?.keyGroups ?? opts.limits.keyGroups;
+      const limits = { ...opts.limits, keyGroups };
+      if (opts.workers > keyGroups) {
+        throw new StatefnError(ErrorCode.CONFIG_INVALID, `workers (${opts.workers}) must be at most keyGroups (${keyGroups})`);
+      }
+      const layout: Layout = prev === undefined
+        ? { version: 1, keyGroups, workers: opts.workers, generation: 0 }
+        : prev.workers === opts.workers ? prev : { version: 1, keyGroups, workers: opts.workers, generation: prev.generation + 1 };
+      const engine = new Engine(loaded, ref, { ...opts, limits }, layout);
+      engine.releaseLock = releaseLock;
+      await engine.boot(prev);
+      return engine;
+    } catch (e) {
+      releaseLock();
+      throw e;
+    }
+  }
+
+  private async boot(prev: Layout | undefined): Promise<void> {
+    const { workers: n, limits: L } = this.options;
+    const rings: (SharedArrayBuffer | null)[][] = [];
+    for (let a = 0; a < this.threads; a++) {
+      const row: (SharedArrayBuffer | null)[] = [];
+      for (let b = 0; b < this.threads; b++) row.push(a === b ? null : allocateRing(L.ringBytes));
+      rings.push(row);
+    }
+    for (let w = 0; w < n; w++) {
+      this.outs.push(new OutLink(rings[this.mainIdx]![w]!, this.codec, this.doorbells, w, L.frameBytesMax, L.batchMessagesMax, (f, bytes) => {
+        this.deadLetterMain(f, new StatefnError(ErrorCode.PAYLOAD_TOO_LARGE, `message of ${bytes} bytes exceeds frameBytesMax ${L.frameBytesMax}`));
+      }));
+      this.inputs.push(new InLink(rings[w]![this.mainIdx]!, this.codec, w, `worker ${w}`));
+    }
+    const migrating = prev !== undefined && prev.generation !== this.layout.generation;
+    const migrateFrom = migrating ? Array.from({ length: prev.workers }, (_, i) => envDir(this.options.stateDir, prev.generation, i)) : [];
+    if (migrating) this.logger.info(`rescaling state from ${prev.workers} to ${n} workers`, { keyGroups: this.layout.keyGroups });
+    const ready: Promise<void>[] = [];
+    for (let w = 0; w < n; w++) {
+      const init: WorkerInit = {
+        index: w, workers: n, keyGroups: this.layout.keyGroups, limits: this.options.limits, rings,
+        doorbells: this.doorbells.buffer, stats: this.statsBlock.buffer, app: this.appRef,
+        stateDir: envDir(this.options.stateDir, this.layout.generation, w), migrateFrom,
+        clock: this.options.clock?.buffer ?? null,
+      };
+      const worker = spawnWorker(init, `statefn-worker-${w}`, isTsModule(this.appRef.module));
+      this.workers.push(worker);
+      ready.push(new Promise<void>((resolve, reject) => {
+        worker.once('message', (m: { type?: string }) => (m?.type === 'ready' ? resolve() : reject(new Error(`worker ${w}: unexpected first message`))));
+        worker.once('error', reject);
+      }));
+      worker.on('error', (e) => this.workerFailed(w, e));
+      worker.on('exit', (code) => {
+        if (this.state === 'running') this.workerFailed(w, new Error(`exited unexpectedly with code ${code}`));
+      });
+    }
+    try {
+      await Promise.all(ready);
+    } catch (e) {
+      await Promise.all(this.workers.map((w) => w.terminate()));
+      throw new StatefnError(ErrorCode.WORKER_DIED, `a worker failed to start: ${(e as Error).message}`, { cause: e });
+    }
+    if (migrating) removeOtherGenerations(this.options.stateDir, this.layout.generation);
+    writeLayout(this.options.stateDir, this.layout);
+    for (const c of this.egress.connectors()) await c.start?.({ logger: this.logger, signal: this.ingressControllers.signal });
+    // The flush interval also keeps the process alive while the engine runs (Atomics.waitAsync
+    // on the doorbell does not).
+    this.flushTimer = setInterval(() => this.startFlush(), L.flushIntervalMs);
+    this.pumpLoop();
+    for (const reg of this.app.ingresses) {
+      const ctx = this.ingressContext(reg.connector.id, reg.router);
+      await reg.connector.start(ctx);
+    }
+  }
+
+  // ---- ingress ----
+
+  private ingressContext(id: string, router: ((r: unknown) => RoutedMessage | readonly RoutedMessage[] | undefined) | undefined): IngressContext<unknown> {
+    return {
+      submit: (records) => {
+        if (this.state !== 'running') return false;
+        for (const r of records) {
+          if (router === undefined) {
+            this.routeIngress(id, r as RoutedMessage, r);
+            continue;
+          }
+          let routed: RoutedMessage | readonly RoutedMessage[] | undefined;
+          try {
+            routed = router(r);
+          } catch (e) {
+            this.rejectRecord(id, r, e);
+            continue;
+          }
+          if (routed === undefined) continue;
+          if (Array.isArray(routed)) for (const m of routed as RoutedMessage[]) this.routeIngress(id, m, r);
+          else this.routeIngress(id, routed as RoutedMessage, r);
+        }
+        for (const o of this.outs) o.flush();
+        this.statsBlock.set(this.mainIdx, Stat.ingested, this.ingested);
+        return this.writable();
+      },
+      whenWritable: () => this.whenWritable(),
+      signal: this.ingressControllers.signal,
+      logger: this.logger,
+      reject: (record, reason) => this.rejectRecord(id, record, reason),
+      hasFunction: (typename) => this.app.functions.has(typename),
+    };
+  }
+
+  private routeIngress(ingressId: string, m: RoutedMessage, record: unknown): void {
+    const to = m?.to;
+    if (typeof to?.typename !== 'string' || typeof to.id !== 'string' || !(m.message instanceof Message)) {
+      try {
+        checkAddress(to, `ingress ${ingressId}: routed message .to`);
+        throw new StatefnError(ErrorCode.INGRESS_RECORD_INVALID, `ingress ${ingressId}: routed message must carry a Message (Message.of(type, value))`);
+      } catch (e) {
+        this.rejectRecord(ingressId, record, e);
+        return;
+      }
+    }
+    if (!this.app.functions.has(to.typename)) {
+      this.rejectRecord(ingressId, record, new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `ingress ${ingressId}: no function type '${to.typename}' is registered`));
+      return;
+    }
+    const w = this.owner[keyGroupOf(to.id, this.layout.keyGroups)]!;
+    this.outs[w]!.message(to.typename, to.id, null, null, m.message.typename, m.message.payload);
+    this.ingested++;
+  }
+
+  private rejectRecord(ingressId: string, record: unknown, e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    let shown: unknown;
+    try {
+      shown = record instanceof Uint8Array ? { base64: Buffer.from(record).toString('base64') } : JSON.parse(JSON.stringify(record ?? null)) as unknown;
+    } catch {
+      shown = String(record);
+    }
+    this.writeDeadLetter({ code: (err as { code?: string }).code ?? ErrorCode.INGRESS_RECORD_INVALID, error: err.message, ingress: ingressId, record: shown, at: new Date().toISOString() });
+  }
+
+  private deadLetterMain(fields: unknown[], e: StatefnError): void {
+    const [targetType, targetId, , , typename] = fields as [string, string, unknown, unknown, string];
+    this.writeDeadLetter({ code: e.code, error: e.message, target: { typename: targetType, id: targetId }, typename, at: new Date().toISOString() });
+  }
+
+  private writeDeadLetter(rec: Record<string, unknown>): void {
+    this.mainDead++;
+    if (this.mainDead <= 10 || this.mainDead % 1000 === 0) this.logger.warn(`dead letter #${this.mainDead}: ${String(rec.code)}: ${String(rec.error)}`);
+    if (!this.egress.push({ egressId: DEAD_LETTER_EGRESS, message: Message.of(DEAD_LETTER_TYPE, rec) })) return;
+    this.egress.pump();
+  }
+
+  /** True when the engine can take more ingress now. */
+  writable(): boolean {
+    if (this.state !== 'running') return false;
+    const hw = this.options.limits.outboxBytesHighWater;
+    if (this.statsBlock.anyPressure()) return false;
+    let parked = 0;
+    for (const o of this.outs) parked += o.parkedBytes;
+    if (parked > hw) return false;
+    return this.egress.queued() <= this.options.limits.pendingMessagesMax;
+  }
+
+  whenWritable(): Promise<void> {
+    if (this.writable()) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.writableWaiters.push(resolve);
+      this.schedulePump();
+    });
+  }
+
+  // ---- the main loop ----
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.state === 'stopped' || this.state === 'failed') return;
+    this.pumpScheduled = true;
+    setImmediate(() => this.pumpLoop());
+  }
+
+  private pumpLoop(): void {
+    this.pumpScheduled = false;
+    if (this.pumpTimer !== undefined) {
+      clearTimeout(this.pumpTimer);
+      this.pumpTimer = undefined;
+    }
+    if (this.state === 'stopped' || this.state === 'failed') return;
+    this.doorbells.awake(this.mainIdx);
+    let frames = 0;
+    for (const link of this.inputs) {
+      const fs = link.read(256, (e) => this.fail(e));
+      frames += fs.length;
+      for (const f of fs) this.onFrame(f, link.source);
+    }
+    let parked = 0;
+    for (const o of this.outs) {
+      o.flush();
+      parked += o.parkedBytes;
+    }
+    this.egress.pump();
+    if (this.writableWaiters.length > 0 && this.writable()) {
+      const w = this.writableWaiters;
+      this.writableWaiters = [];
+      for (const f of w) f();
+    }
+    const s = this.statsBlock;
+    s.set(this.mainIdx, Stat.parkedBytes, parked);
+    if (frames > 0 || this.inputs.some((l) => !l.isEmpty())) {
+      this.schedulePump();
+      return;
+    }
+    // Idle: sleep on the doorbell, but poll soon while anyone waits on back-pressure or parked frames.
+    const seq = this.doorbells.prepareWait(this.mainIdx);
+    if (this.inputs.some((l) => !l.isEmpty())) {
+      this.schedulePump();
+      return;
+    }
+    const timeout = this.writableWaiters.length > 0 || parked > 0 ? 1 : 50;
+    this.pumpScheduled = true;
+    const r = this.doorbells.waitAsync(this.mainIdx, seq, timeout);
+    if (r === undefined) setImmediate(() => this.pumpLoop());
+    else void r.then(() => this.pumpLoop());
+  }
+
+  private onFrame(f: unknown[], source: number): void {
+    switch (f[0]) {
+      case FrameKind.EGRESS:
+        for (let i = 1; i < f.length; i += EGRESS_FIELDS) {
+          const egressId = f[i] as string;
+          const message = new Message(f[i + 1] as string, f[i + 2] as Payload);
+          if (!this.egress.push({ egressId, message })) {
+            this.writeDeadLetter({ code: ErrorCode.UNKNOWN_EGRESS, error: `no egress '${egressId}' is registered`, typename: message.typename, at: new Date().toISOString() });
+          }
+        }
+        return;
+      case FrameKind.DEAD:
+        for (let i = 1; i < f.length; i++) this.writeDeadLetter(f[i] as Record<string, unknown>);
+        return;
+      case FrameKind.CONTROL:
+        this.onControl(f[1] as number, f.slice(2), source);
+        return;
+      default:
+        this.fail(new StatefnError(ErrorCode.FRAME_MALFORMED, `main: unexpected frame kind ${String(f[0])} from worker ${source}`));
+    }
+  }
+
+  private onControl(op: number, args: unknown[], source: number): void {
+    switch (op) {
+      case ControlOp.FLUSHED: {
+        const fl = this.flushInFlight;
+        if (fl === undefined || fl.epoch !== args[0]) return;
+        fl.acks++;
+        fl.writes += args[1] as number;
+        if (fl.acks === this.options.workers) this.finishFlush(fl);
+        return;
+      }
+      case ControlOp.QUIESCED:
+        this.quiesced++;
+        this.controlWaiter?.();
+        return;
+      case ControlOp.SHUTDOWN_DONE:
+        this.shutdownDone++;
+        this.controlWaiter?.();
+        return;
+      default:
+        this.fail(new StatefnError(ErrorCode.FRAME_MALFORMED, `main: unknown control op ${op} from worker ${source}`));
+    }
+  }
+
+  // ---- flushes (epochs) ----
+
+  private startFlush(): void {
+    if (this.flushInFlight !== undefined || this.state !== 'running') return;
+    const epoch = ++this.epoch;
+    this.flushInFlight = { epoch, started: Date.now(), acks: 0, writes: 0 };
+    for (const o of this.outs) o.control(ControlOp.FLUSH, epoch);
+    this.schedulePump();
+  }
+
+  private finishFlush(fl: { epoch: number; started: number; writes: number }): void {
+    this.flushInFlight = undefined;
+    const info: FlushInfo = { epoch: fl.epoch, atMs: Date.now(), durationMs: Date.now() - fl.started, writes: fl.writes, ok: true };
+    this.flushes.push(info);
+    if (this.flushes.length > FLUSH_HISTORY) this.flushes.shift();
+    for (const c of this.egress.connectors()) void Promise.resolve(c.flush?.()).catch((e: unknown) => this.logger.warn(`egress ${c.id}: flush failed`, { error: (e as Error).message }));
+    const w = this.flushWaiters.get(fl.epoch);
+    this.flushWaiters.delete(fl.epoch);
+    w?.forEach((f) => f());
+  }
+
+  /** Flush all workers' state to LMDB now; resolves when every worker has written it. */
+  async flush(): Promise<number> {
+    while (this.flushInFlight !== undefined) {
+      const e = this.flushInFlight.epoch;
+      await new Promise<void>((r) => this.flushWaiters.set(e, [...(this.flushWaiters.get(e) ?? []), r]));
+    }
+    this.startFlush();
+    const e = this.epoch;
+    await new Promise<void>((r) => this.flushWaiters.set(e, [...(this.flushWaiters.get(e) ?? []), r]));
+    return e;
+  }
+
+  // ---- clock ----
+
+  /** Advance the injected manual clock and let workers fire what became due. */
+  advanceClock(ms: number): void {
+    const c = this.options.clock;
+    if (c === undefined) throw new StatefnError(ErrorCode.CONFIG_INVALID, 'advanceClock needs an engine started with a ManualClock (options.clock)');
+    c.advance(ms);
+    for (const o of this.outs) o.control(ControlOp.CLOCK);
+    this.schedulePump();
+  }
+
+  // ---- stats ----
+
+  stats(): EngineStats {
+    const s = this.statsBlock;
+    return {
+      uptimeMs: Date.now() - this.startedAt,
+      workers: this.options.workers,
+      ingested: this.ingested,
+      processed: s.sum(Stat.processed),
+      sent: s.sum(Stat.sent),
+      egressed: s.sum(Stat.egressed),
+      deadLetters: this.mainDead,
+      failures: s.sum(Stat.failures),
+      pending: s.sum(Stat.pending),
+      mailboxed: s.sum(Stat.mailboxed),
+      parkedBytes: s.sum(Stat.parkedBytes),
+      cacheEntries: s.sum(Stat.cacheEntries),
+      timers: s.sum(Stat.timers),
+      backPressured: !this.writable() && this.state === 'running',
+      lastFlush: this.flushes[this.flushes.length - 1],
+    };
+  }
+
+  // ---- failure and stop ----
+
+  private workerFailed(w: number, e: Error): void {
+    if (this.state === 'stopped' || this.state === 'failed') return;
+    this.fail(new StatefnError(ErrorCode.WORKER_DIED, `worker ${w} died: ${e.message}`, { cause: e }));
+  }
+
+  private fail(e: Error): void {
+    if (this.state === 'failed' || this.state === 'stopped') return;
+    this.state = 'failed';
+    this.failure = e;
+    this.logger.error(e.message, { code: (e as StatefnError).code, stack: e.stack });
+    this.ingressControllers.abort();
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    for (const reg of this.app.ingresses) void Promise.resolve(reg.connector.stop()).catch(() => {});
+    void Promise.all(this.workers.map((w) => w.terminate())).finally(() => this.releaseLock());
+    for (const f of this.failedWaiters) f(e);
+    this.controlWaiter?.();
+  }
+
+  /** Resolves never; rejects when the engine fails (a worker died, a corrupt frame). */
+  failed(): Promise<never> {
+    return new Promise((_, reject) => {
+      if (this.failure) reject(this.failure);
+      else this.failedWaiters.push(reject);
+    });
+  }
+
+  private async waitControl(cond: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + this.options.limits.stopTimeoutMs;
+    while (!cond()) {
+      if (this.state === 'failed') throw this.failure!;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new StatefnError(ErrorCode.ENGINE_STOPPED, `clean stop timed out waiting for ${what} after ${this.options.limits.stopTimeoutMs} ms`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(left, 100));
+        this.controlWaiter = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      this.controlWaiter = undefined;
+    }
+  }
+
+  /**
+   * Stop cleanly: stop ingresses, let in-flight work settle, save every message not yet handled,
+   * flush state and timers, drain egress, and close. A restart resumes exactly here.
+   */
+  async stop(): Promise<void> {
+    if (this.state !== 'running') {
+      if (this.state === 'failed') throw this.failure!;
+      return;
+    }
+    this.state = 'stopping';
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.ingressControllers.abort();
+    await Promise.all(this.app.ingresses.map((r) => Promise.resolve(r.connector.stop())));
+    for (const f of this.writableWaiters) f();
+    this.writableWaiters = [];
+    // Everything the main thread routed must reach the workers before they quiesce.
+    await this.waitControl(() => {
+      this.schedulePump();
+      return this.outs.every((o) => !o.hasParked());
+    }, 'the main thread\'s outboxes');
+    for (const o of this.outs) o.control(ControlOp.QUIESCE);
+    this.schedulePump();
+    await this.waitControl(() => this.quiesced === this.options.workers, 'workers to quiesce');
+    for (const o of this.outs) o.control(ControlOp.SHUTDOWN);
+    this.schedulePump();
+    await this.waitControl(() => this.shutdownDone === this.options.workers, 'workers to save state');
+    // Frames sent before SHUTDOWN_DONE (egress, dead letters) were read by the pump already.
+    await this.egress.drain();
+    for (const c of this.egress.connectors()) {
+      await c.flush?.();
+      await c.stop?.();
+    }
+    this.state = 'stopped';
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.releaseLock();
+  }
+}
+
+export { assert };

@@ -1,0 +1,66 @@
+/** Engine options: where state lives, how many workers, the limits, the clock. */
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import type { ManualClock } from '../shared/clock.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { resolveEngineLimits, type EngineLimits, LIMIT_SPECS } from '../shared/limits.js';
+import type { Logger } from '../shared/connector_api.js';
+
+export interface EngineOptions {
+  /** Directory for state (LMDB environments), dead letters and the lock. Default `./statefn-data`. */
+  stateDir?: string;
+  /** Worker threads. Default: the number of cores. */
+  workers?: number;
+  /** Limits (see limits.ts); `keyGroups` is fixed once a state directory exists. */
+  limits?: Partial<Record<keyof EngineLimits, number>>;
+  /** A manual clock shared with the workers (tests); default: the system clock. */
+  clock?: ManualClock;
+  logger?: Logger;
+  /** Write dead letters to `<stateDir>/dead-letters.jsonl` unless the app registers the dead-letter egress. Default true. */
+  deadLetterFile?: boolean;
+}
+
+export interface ResolvedOptions {
+  stateDir: string;
+  workers: number;
+  limits: EngineLimits;
+  clock: ManualClock | undefined;
+  logger: Logger;
+  deadLetterFile: boolean;
+}
+
+export const consoleLogger: Logger = {
+  info: (m, f) => console.error(`${new Date().toISOString()} INFO ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
+  warn: (m, f) => console.error(`${new Date().toISOString()} WARN ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
+  error: (m, f) => console.error(`${new Date().toISOString()} ERROR ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
+};
+
+const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', ...Object.keys(LIMIT_SPECS)]);
+
+/**
+ * Merge app options, then user options; limits may be given flat (`ringBytes: ...`) or under
+ * `limits`. Every value is validated with a message naming it.
+ */
+export function resolveOptions(appOptions: Record<string, unknown>, options: EngineOptions & Record<string, unknown>, where = 'options'): ResolvedOptions {
+  const merged: Record<string, unknown> = { ...appOptions, ...options };
+  for (const k of Object.keys(merged)) {
+    if (!KNOWN.has(k)) throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}.${k}: unknown option; known options are ${[...KNOWN].join(', ')}`);
+  }
+  const flat: Record<string, unknown> = {};
+  for (const k of Object.keys(LIMIT_SPECS)) if (merged[k] !== undefined) flat[k] = merged[k];
+  const limits = resolveEngineLimits({ ...(appOptions.limits as object | undefined), ...flat, ...(options.limits ?? {}) }, `${where}.limits`);
+  const cores = availableParallelism();
+  const workers = merged.workers === undefined ? Math.max(1, cores) : Number(merged.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > Math.min(256, limits.keyGroups)) {
+    throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}.workers: expected an integer in [1, ${Math.min(256, limits.keyGroups)}], got ${String(merged.workers)}`);
+  }
+  const stateDir = resolve(typeof merged.stateDir === 'string' ? merged.stateDir : './statefn-data');
+  return {
+    stateDir,
+    workers,
+    limits,
+    clock: merged.clock as ManualClock | undefined,
+    logger: (merged.logger as Logger | undefined) ?? consoleLogger,
+    deadLetterFile: merged.deadLetterFile !== false,
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The state directory: which LMDB environments hold the state and for which worker layout.
+ *
+ *   <stateDir>/layout.json                  { version, keyGroups, workers, generation }
+ *   <stateDir>/state/gen-<g>/worker-<i>/    LMDB environment of worker i in layout generation g
+ *   <stateDir>/LOCK                         pid of the running engine
+ *
+ * Changing the worker count starts a new generation: each new worker copies its key groups from
+ * all environments of the old one; only when every worker is ready is layout.json switched and
+ * the old generation removed. A crash in between leaves layout.json on the old generation, which
+ * is still intact, and the next start redoes the migration.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+
+export interface Layout {
+  version: 1;
+  keyGroups: number;
+  workers: number;
+  generation: number;
+}
+
+export function readLayout(stateDir: string): Layout | undefined {
+  const file = join(stateDir, 'layout.json');
+  if (!existsSync(file)) return undefined;
+  let v: Partial<Layout>;
+  try {
+    v = JSON.parse(readFileSync(file, 'utf8')) as Partial<Layout>;
+  } catch (e) {
+    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not valid JSON (${(e as Error).message}); restore it or move the state directory away`);
+  }
+  if (v.version !== 1 || !Number.isInteger(v.keyGroups) || !Number.isInteger(v.workers) || !Number.isInteger(v.generation)) {
+    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not a statefn layout (expected {version: 1, keyGroups, workers, generation})`);
+  }
+  return v as Layout;
+}
+
+export function writeLayout(stateDir: string, layout: Layout): void {
+  const file = join(stateDir, 'layout.json');
+  writeFileSync(`${file}.tmp`, JSON.stringify(layout, null, 2));
+  renameSync(`${file}.tmp`, file);
+}
+
+export function envDir(stateDir: string, generation: number, worker: number): string {
+  return join(stateDir, 'state', `gen-${generation}`, `worker-${worker}`);
+}
+
+/** Remove every generation directory except `keep`. */
+export function removeOtherGenerations(stateDir: string, keep: number): void {
+  const root = join(stateDir, 'state');
+  if (!existsSync(root)) return;
+  for (const d of readdirSync(root)) {
+    if (d !== `gen-${keep}`) rmSync(join(root, d), { recursive: true, force: true });
+  }
+}
+
+/** Take the state directory's lock, or explain who holds it. */
+export function lockStateDir(stateDir: string): () => void {
+  mkdirSync(stateDir, { recursive: true });
+  const file = join(stateDir, 'LOCK');
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      throw new StatefnError(
+        ErrorCode.STATE_DIR_INVALID,
+        `state directory ${stateDir} is in use by process ${pid}; stop it or use another --state-dir`,
+      );
+    }
+  }
+  writeFileSync(file, String(process.pid));
+  return () => rmSync(file, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

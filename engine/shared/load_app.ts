@@ -1,0 +1,33 @@
+/** Import an application module (on the main thread and in every worker). */
+import { App } from './app.js';
+import { ErrorCode, StatefnError } from './errors.js';
+
+export interface AppModuleRef {
+  /** file: URL (or path) of a module whose default export (or `export`) is an App or `(params) => App`. */
+  module: string;
+  export?: string;
+  params?: unknown;
+}
+
+function isApp(x: unknown): x is App {
+  return x instanceof App || (typeof x === 'object' && x !== null && (x as App).functions instanceof Map && Array.isArray((x as App).ingresses));
+}
+
+export async function loadApp(ref: AppModuleRef): Promise<App> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(ref.module)) as Record<string, unknown>;
+  } catch (e) {
+    throw new StatefnError(ErrorCode.CONFIG_INVALID, `cannot load application module ${ref.module}: ${(e as Error).message}`, { cause: e });
+  }
+  const name = ref.export ?? 'default';
+  let v = mod[name];
+  if (typeof v === 'function' && !isApp(v)) v = await (v as (p: unknown) => unknown)(ref.params);
+  if (!isApp(v)) {
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `${ref.module}: export '${name}' must be an App (createApp()) or a function returning one; got ${typeof v}`,
+    );
+  }
+  return v;
+}

@@ -1,0 +1,141 @@
+/**
+ * One handler invocation: the `Context` a handler sees. State writes and effects are staged here
+ * and applied by the runtime only when the handler succeeds, so a failed attempt leaves nothing
+ * behind (and a retry starts from the same state).
+ */
+import { checkAddress, type Address } from '../engine/shared/address.js';
+import type { Context, ValueSpec } from '../engine/shared/function_api.js';
+import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
+import { Message, checkMessage } from '../engine/shared/message.js';
+import type { AddressState } from './address_state.js';
+
+export interface Delayed {
+  delayMs: number;
+  to: Address;
+  message: Message;
+  token: string | null;
+}
+
+export const INVOCATION = Symbol('invocation');
+
+/** Build the storage class of a function type: one accessor property per declared value. */
+export function storageClass(specs: readonly ValueSpec[]): new (inv: Invocation) => object {
+  class Storage {
+    [INVOCATION]: Invocation;
+    constructor(inv: Invocation) {
+      this[INVOCATION] = inv;
+    }
+  }
+  specs.forEach((spec, i) => {
+    Object.defineProperty(Storage.prototype, spec.name, {
+      enumerable: true,
+      get(this: Storage) {
+        return this[INVOCATION].read(i);
+      },
+      set(this: Storage, v: unknown) {
+        this[INVOCATION].write(i, v);
+      },
+    });
+  });
+  return Storage;
+}
+
+export class Invocation implements Context {
+  readonly storage: Record<string, unknown>;
+  /** Staged values (a copy of the state's values made at the first write), or null. */
+  staged: unknown[] | null = null;
+  written: boolean[] | null = null;
+  sends: unknown[] | null = null; // flat: to, message
+  delayed: Delayed[] | null = null;
+  cancels: string[] | null = null;
+  egresses: unknown[] | null = null; // flat: egressId, message
+  /** Set when the handler returned (or threw): further calls are bugs in user code. */
+  closed = false;
+
+  constructor(
+    readonly self: Address,
+    readonly caller: Address | undefined,
+    readonly state: AddressState,
+    private readonly specs: readonly ValueSpec[],
+    Storage: new (inv: Invocation) => object,
+    private readonly clockNow: () => number,
+    readonly startedAt: number,
+  ) {
+    this.storage = new Storage(this) as Record<string, unknown>;
+  }
+
+  now(): number {
+    return this.clockNow();
+  }
+
+  read(i: number): unknown {
+    const vals = this.staged ?? this.state.values;
+    const v = vals[i];
+    if (v === undefined) return undefined;
+    if (this.written?.[i]) return v;
+    const exp = this.state.expires[i]!;
+    return exp !== 0 && exp <= this.startedAt ? undefined : v;
+  }
+
+  write(i: number, v: unknown): void {
+    this.checkOpen();
+    const spec = this.specs[i]!;
+    if (v === null) v = undefined;
+    if (v !== undefined && spec.type.check) spec.type.check(v);
+    if (this.staged === null) {
+      this.staged = this.state.values.slice();
+      this.written = new Array<boolean>(this.specs.length).fill(false);
+    }
+    this.staged[i] = v;
+    this.written![i] = true;
+  }
+
+  send(to: Address, message: Message): void {
+    this.checkOpen();
+    if (typeof to?.typename !== 'string' || typeof to.id !== 'string') checkAddress(to, `${this.where()}: ctx.send target`);
+    if (!(message instanceof Message)) message = checkMessage(message, `${this.where()}: ctx.send message`);
+    (this.sends ??= []).push(to, message);
+  }
+
+  sendAfter(delayMs: number, to: Address, message: Message, cancellationToken?: string): void {
+    this.checkOpen();
+    const where = this.where();
+    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
+      throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${where}: ctx.sendAfter delay must be a non-negative number of ms, got ${String(delayMs)}`);
+    }
+    checkAddress(to, `${where}: ctx.sendAfter target`);
+    message = checkMessage(message, `${where}: ctx.sendAfter message`);
+    if (cancellationToken !== undefined && (typeof cancellationToken !== 'string' || cancellationToken.length === 0)) {
+      throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${where}: cancellation token must be a non-empty string`);
+    }
+    (this.delayed ??= []).push({ delayMs, to, message, token: cancellationToken ?? null });
+  }
+
+  cancelDelayedMessage(cancellationToken: string): void {
+    this.checkOpen();
+    if (typeof cancellationToken !== 'string' || cancellationToken.length === 0) {
+      throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${this.where()}: cancellation token must be a non-empty string`);
+    }
+    (this.cancels ??= []).push(cancellationToken);
+  }
+
+  egress(egressId: string, message: Message): void {
+    this.checkOpen();
+    if (typeof egressId !== 'string') throw new StatefnError(ErrorCode.UNKNOWN_EGRESS, `${this.where()}: egress id must be a string`);
+    if (!(message instanceof Message)) message = checkMessage(message, `${this.where()}: ctx.egress message`);
+    (this.egresses ??= []).push(egressId, message);
+  }
+
+  private where(): string {
+    return `${this.self.typename}/${this.self.id}`;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) {
+      throw new StatefnError(
+        ErrorCode.HANDLER_FAILED,
+        `${this.where()}: the context was used after its handler returned (await every promise inside the handler)`,
+      );
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * A worker's LMDB environment: the only place its durable state lives. One environment per
+ * worker (the worker is its only writer), named databases for state, timers, cancellation
+ * tokens and in-flight messages saved at a clean stop. No fsync per write: durability of the
+ * running engine comes from flushes at epochs (and checkpoints); a clean stop syncs.
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { existsSync } from 'node:fs';
+import { kgBounds, kgOfKey } from './state_keys.js';
+
+export type Bytes = Buffer | Uint8Array;
+
+export interface WriteOp {
+  db: 'state' | 'timers' | 'tokens' | 'inflight';
+  key: Buffer;
+  /** undefined = delete */
+  value: Bytes | undefined;
+}
+
+const DB_NAMES = ['state', 'timers', 'tokens', 'inflight'] as const;
+type DbName = (typeof DB_NAMES)[number];
+
+export class StateStore {
+  private readonly env: RootDatabase;
+  private readonly dbs: Record<DbName, Database<Buffer, Buffer>>;
+
+  constructor(readonly dir: string, readOnly = false) {
+    this.env = open({ path: dir, noSync: true, compression: false, maxDbs: 8, readOnly });
+    const dbs = {} as Record<DbName, Database<Buffer, Buffer>>;
+    for (const name of DB_NAMES) {
+      dbs[name] = this.env.openDB({ name, keyEncoding: 'binary', encoding: 'binary' }) as unknown as Database<Buffer, Buffer>;
+    }
+    this.dbs = dbs;
+  }
+
+  static exists(dir: string): boolean {
+    return existsSync(dir);
+  }
+
+  /** A copy of the state record at `key`, or undefined. */
+  getState(key: Buffer): Buffer | undefined {
+    return this.dbs.state.getBinary(key) ?? undefined;
+  }
+
+  get(db: DbName, key: Buffer): Buffer | undefined {
+    return this.dbs[db].getBinary(key) ?? undefined;
+  }
+
+  /**
+   * Apply writes in one transaction, in key order per database (LMDB's B-tree is much faster with
+   * sorted keys). Runs on lmdb-js's write thread; the returned promise resolves when committed.
+   */
+  write(ops: WriteOp[]): Promise<boolean> {
+    ops.sort((a, b) => (a.db === b.db ? Buffer.compare(a.key, b.key) : a.db < b.db ? -1 : 1));
+    const dbs = this.dbs;
+    return this.env.transaction(() => {
+      for (const op of ops) {
+        if (op.value === undefined) dbs[op.db].removeSync(op.key);
+        else dbs[op.db].putSync(op.key, op.value as Buffer);
+      }
+      return true;
+    });
+  }
+
+  /** Entries of `db` in key groups [kgStart, kgEnd), optionally bounded within each key group. */
+  *scan(db: DbName, kgStart: number, kgEnd: number): Generator<{ key: Buffer; value: Buffer }> {
+    if (kgStart >= kgEnd) return;
+    const start = kgBounds(kgStart).start;
+    const end = kgBounds(kgEnd - 1).end;
+    for (const { key, value } of this.dbs[db].getRange({ start, end })) yield { key: key as Buffer, value: value as Buffer };
+  }
+
+  /** Entries of `db` with start <= key < end. */
+  *range(db: DbName, start: Buffer, end: Buffer): Generator<{ key: Buffer; value: Buffer }> {
+    for (const { key, value } of this.dbs[db].getRange({ start, end })) yield { key: key as Buffer, value: value as Buffer };
+  }
+
+  /** Count the entries per database (for tests and stats). */
+  count(db: DbName): number {
+    return this.dbs[db].getCount();
+  }
+
+  /**
+   * Copy every entry of key groups [kgStart, kgEnd) from another environment (rescaling: the
+   * other environment belonged to a previous worker layout).
+   */
+  async copyFrom(other: StateStore, kgStart: number, kgEnd: number): Promise<number> {
+    let n = 0;
+    let ops: WriteOp[] = [];
+    for (const db of DB_NAMES) {
+      for (const { key, value } of other.scan(db, kgStart, kgEnd)) {
+        const kg = kgOfKey(key);
+        if (kg < kgStart || kg >= kgEnd) continue;
+        ops.push({ db, key: Buffer.from(key), value: Buffer.from(value) });
+        n++;
+        if (ops.length >= 10_000) {
+          await this.write(ops);
+          ops = [];
+        }
+      }
+    }
+    if (ops.length > 0) await this.write(ops);
+    return n;
+  }
+
+  /** Wait for all writes, sync to disk, and close. */
+  async close(): Promise<void> {
+    await this.env.flushed;
+    await this.env.close();
+  }
+}

@@ -1,0 +1,22 @@
+/** What the main thread hands a worker at spawn (structured-clone safe). */
+import type { EngineLimits } from '../engine/shared/limits.js';
+import type { AppModuleRef } from '../engine/shared/load_app.js';
+
+
+export interface WorkerInit {
+  index: number;
+  workers: number;
+  keyGroups: number;
+  limits: EngineLimits;
+  /** rings[from][to] for from != to; thread `workers` is the main thread. */
+  rings: (SharedArrayBuffer | null)[][];
+  doorbells: SharedArrayBuffer;
+  stats: SharedArrayBuffer;
+  app: AppModuleRef;
+  /** This worker's LMDB environment directory. */
+  stateDir: string;
+  /** Environments of a previous layout to copy this worker's key groups from (rescaling). */
+  migrateFrom: string[];
+  /** The manual clock's buffer, or null for the system clock. */
+  clock: SharedArrayBuffer | null;
+}

@@ -1,0 +1,48 @@
+/**
+ * Worker thread entry point: open this worker's LMDB environment (migrating key groups from a
+ * previous layout when the worker count changed), load the application, run the runtime.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { rmSync } from 'node:fs';
+import { ManualClock, systemClock, type Clock } from '../engine/shared/clock.js';
+import { keyGroupRange } from '../engine/shared/key_group.js';
+import { loadApp } from '../engine/shared/load_app.js';
+import { StateStore } from './state_store.js';
+import type { WorkerInit } from './worker_init.js';
+import { WorkerRuntime } from './worker_runtime.js';
+
+const init = workerData as WorkerInit;
+
+async function main(): Promise<void> {
+  const app = await loadApp(init.app);
+  const clock: Clock = init.clock === null ? systemClock : new ManualClock(init.clock);
+  if (init.migrateFrom.length > 0) {
+    // Start from an empty environment and copy our key groups from every old one.
+    rmSync(init.stateDir, { recursive: true, force: true });
+  }
+  const store = new StateStore(init.stateDir);
+  if (init.migrateFrom.length > 0) {
+    const { start, end } = keyGroupRange(init.index, init.workers, init.keyGroups);
+    for (const dir of init.migrateFrom) {
+      const old = new StateStore(dir, true);
+      await store.copyFrom(old, start, end);
+      await old.close();
+    }
+  }
+  const runtime = new WorkerRuntime(init, app, store, clock, (code) => {
+    parentPort?.postMessage({ type: 'exit', code });
+  });
+  // Atomics.waitAsync does not keep a thread's event loop alive: without a referenced handle the
+  // worker would exit while it waits on its doorbell. The runtime ends the thread explicitly.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  void keepAlive;
+  parentPort?.postMessage({ type: 'ready' });
+  runtime.start();
+}
+
+main().catch((e: unknown) => {
+  // Surface startup failures through the 'error' event with the original message.
+  setImmediate(() => {
+    throw e;
+  });
+});

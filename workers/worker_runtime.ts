@@ -1,0 +1,710 @@
+/**
+ * The worker runtime: owns a range of key groups, their state (LMDB + cache), their timers, and
+ * the invocation of every function instance in them.
+ *
+ * The loop, one step at a time (never blocking; the event loop stays free for async handlers,
+ * LMDB commits and timers):
+ *   1. read frames from the input rings into the `pending` queue (ingress from the main ring
+ *      only while this worker is not back-pressured; worker rings always, so cycles can't wedge);
+ *   2. handle up to `batchMessagesMax` pending messages, each on its address: synchronously when
+ *      the handler is sync, else the address is busy until its promise settles and later
+ *      messages for it wait in its mailbox, in arrival order;
+ *   3. fire due timers;
+ *   4. flush outgoing batches into the rings (parking what does not fit);
+ *   5. sleep on the doorbell when there is nothing to do.
+ */
+import type { Packr } from 'msgpackr';
+import type { Address } from '../engine/shared/address.js';
+import type { App } from '../engine/shared/app.js';
+import { DEAD_LETTER_EGRESS } from '../engine/shared/app.js';
+import type { Clock } from '../engine/shared/clock.js';
+import { Doorbells } from '../engine/shared/doorbell.js';
+import { ErrorCode, StatefnError, assert, errorInfo } from '../engine/shared/errors.js';
+import { ControlOp, FrameKind, MESSAGE_FIELDS, createCodec } from '../engine/shared/frames.js';
+import type { FunctionSpec, ValueSpec } from '../engine/shared/function_api.js';
+import { keyGroupOf, keyGroupRange, ownerTable } from '../engine/shared/key_group.js';
+import { InLink, OutLink } from '../engine/shared/link.js';
+import { Message } from '../engine/shared/message.js';
+import { Stat, StatsBlock } from '../engine/shared/stats_block.js';
+import type { Payload } from '../engine/shared/types.js';
+import { decodeState, encodeState, isEmptyState, type AddressState } from './address_state.js';
+import { Invocation, storageClass } from './invocation.js';
+import { inflightKey, stateKey } from './state_keys.js';
+import type { StateStore, WriteOp } from './state_store.js';
+import { TimerService, type Timer } from './timer_service.js';
+import type { WorkerInit } from './worker_init.js';
+
+interface FnRuntime {
+  spec: FunctionSpec;
+  specs: readonly ValueSpec[];
+  specIndex: Map<string, number>;
+  Storage: new (inv: Invocation) => object;
+  hasCallTtl: boolean;
+  cache: Map<string, AddressState>;
+}
+
+/** A message waiting for a busy address, or being retried. */
+interface Envelope {
+  targetType: string;
+  targetId: string;
+  callerType: string | null;
+  callerId: string | null;
+  typename: string;
+  payload: Payload;
+  attempt: number;
+}
+
+export class WorkerRuntime {
+  private readonly self: number;
+  private readonly main: number;
+  private readonly codec: Packr;
+  private readonly doorbells: Doorbells;
+  private readonly stats: StatsBlock;
+  private readonly owner: Uint16Array;
+  private readonly kgStart: number;
+  private readonly kgEnd: number;
+  private readonly inputs: InLink[] = [];
+  private readonly outs: (OutLink | null)[] = [];
+  private readonly fns = new Map<string, FnRuntime>();
+  private readonly egressIds: Set<string>;
+  readonly timers: TimerService;
+
+  /** Decoded messages waiting to be handled: flat, MESSAGE_FIELDS per message, from `head`. */
+  private pending: unknown[] = [];
+  private pendingHead = 0;
+  /** Addresses with an invocation in progress (async or retrying), with their waiting messages. */
+  private readonly busy = new Map<string, Envelope[]>();
+  private mailboxed = 0;
+  private asyncInFlight = 0;
+  private cacheEntries = 0;
+  private dirty: AddressState[] = [];
+
+  private scheduled = false;
+  private sleeping = false;
+  private pressured = false;
+  private quiescing = false;
+  private quiesceMarks = 0;
+  private quiescedSent = false;
+  private marksSent = false;
+  private stopped = false;
+  private flushing: Promise<void> | null = null;
+  private flushQueue: number[] = [];
+  private readonly badFrame = (err: StatefnError): void => this.fatal(err);
+  private readonly loopFn = (): void => this.loop();
+
+  constructor(
+    private readonly init: WorkerInit,
+    app: App,
+    private readonly store: StateStore,
+    private readonly clock: Clock,
+    private readonly onExit: (code: number) => void,
+  ) {
+    this.self = init.index;
+    this.main = init.workers;
+    this.codec = createCodec();
+    this.doorbells = new Doorbells(init.doorbells);
+    this.stats = new StatsBlock(init.stats, init.workers + 1);
+    this.owner = ownerTable(init.workers, init.keyGroups);
+    const r = keyGroupRange(init.index, init.workers, init.keyGroups);
+    this.kgStart = r.start;
+    this.kgEnd = r.end;
+    const L = init.limits;
+    const threads = init.workers + 1;
+    for (let t = 0; t < threads; t++) {
+      if (t === this.self) {
+        this.outs.push(null);
+        continue;
+      }
+      const inBuf = init.rings[t]![this.self]!;
+      this.inputs.push(new InLink(inBuf, this.codec, t, t === this.main ? 'main' : `worker ${t}`));
+      const outBuf = init.rings[this.self]![t]!;
+      this.outs.push(new OutLink(outBuf, this.codec, this.doorbells, t, L.frameBytesMax, L.batchMessagesMax, (f, n) => this.oversize(f, n)));
+    }
+    // Read the main thread's ring last so internal traffic is preferred under load.
+    this.inputs.sort((a, b) => (a.source === this.main ? 1 : 0) - (b.source === this.main ? 1 : 0));
+    for (const spec of app.functions.values()) {
+      const specs = spec.specs ?? [];
+      this.fns.set(spec.typename, {
+        spec,
+        specs,
+        specIndex: new Map(specs.map((s, i) => [s.name, i])),
+        Storage: storageClass(specs),
+        hasCallTtl: specs.some((s) => s.expireAfterCall !== undefined),
+        cache: new Map(),
+      });
+    }
+    this.egressIds = new Set([...app.egresses.keys(), DEAD_LETTER_EGRESS]);
+    this.timers = new TimerService(store, this.codec, this.kgStart, this.kgEnd, L.timerHorizonMs, clock.now());
+  }
+
+  /** Restore messages saved at the last clean stop, then run. */
+  start(): void {
+    const ops: WriteOp[] = [];
+    for (const { key, value } of this.store.scan('inflight', this.kgStart, this.kgEnd)) {
+      const f = this.codec.unpack(value) as unknown[];
+      for (let i = 0; i < MESSAGE_FIELDS; i++) this.pending.push(f[i]);
+      ops.push({ db: 'inflight', key: Buffer.from(key), value: undefined });
+    }
+    // The restored messages are deleted at the first flush, together with the state they lead
+    // to; a crash before it redelivers them (the next issue makes this exactly-once).
+    this.restoredInflightOps = ops;
+    this.kick();
+  }
+
+  private restoredInflightOps: WriteOp[] = [];
+
+  /** Schedule a loop step soon (idempotent). */
+  kick(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(this.loopFn);
+  }
+
+  private loop(): void {
+    this.scheduled = false;
+    if (this.stopped) return;
+    if (this.sleeping) {
+      this.sleeping = false;
+      this.doorbells.awake(this.self);
+    }
+    const L = this.init.limits;
+    try {
+      // 1. inputs
+      for (const link of this.inputs) {
+        if (link.source === this.main && this.pressured) continue;
+        const frames = link.read(64, this.badFrame);
+        for (const f of frames) this.onFrame(f, link.source);
+      }
+      // 2. pending messages
+      if (!this.quiescing) this.handlePending(L.batchMessagesMax);
+      // 3. timers
+      if (!this.quiescing) this.fireTimers();
+      // 4. outputs
+      let parked = 0;
+      for (const o of this.outs) {
+        if (o === null) continue;
+        o.flush();
+        parked += o.parkedBytes;
+      }
+      this.updatePressure(parked);
+      if (this.quiescing) this.checkQuiesced();
+      // 5. next step
+      const more = (!this.quiescing && this.pendingCount() > 0) || this.inputs.some((l) => !l.isEmpty() && !(l.source === this.main && this.pressured));
+      if (more) {
+        this.kick();
+      } else if (parked > 0) {
+        // Waiting for a consumer to make room: poll gently (consumers do not ring producers).
+        this.scheduled = true;
+        setTimeout(this.loopFn, 1);
+      } else {
+        this.sleep();
+      }
+    } catch (e) {
+      this.fatal(e);
+    }
+  }
+
+  private sleep(): void {
+    const seq = this.doorbells.prepareWait(this.self);
+    // Re-check after announcing sleep: a producer that published before it saw the flag is caught here.
+    if (this.inputs.some((l) => !l.isEmpty() && !(l.source === this.main && this.pressured))) {
+      this.doorbells.awake(this.self);
+      this.kick();
+      return;
+    }
+    this.sleeping = true;
+    const due = this.quiescing ? Infinity : this.timers.nextDue();
+    const now = this.clock.now();
+    // With a manual clock, time moves only by CLOCK control frames, which ring the doorbell.
+    const timeout = due === Infinity ? 1000 : Math.max(0, Math.min(1000, due - now));
+    this.scheduled = true;
+    const p = this.doorbells.waitAsync(this.self, seq, timeout);
+    if (p === undefined) setImmediate(this.loopFn);
+    else void p.then(this.loopFn);
+  }
+
+  // ---- frames ----
+
+  private onFrame(f: unknown[], source: number): void {
+    switch (f[0]) {
+      case FrameKind.MESSAGES: {
+        const p = this.pending;
+        for (let i = 1; i < f.length; i++) p.push(f[i]);
+        return;
+      }
+      case FrameKind.CONTROL:
+        this.onControl(f[1] as number, f.slice(2), source);
+        return;
+      default:
+        throw new StatefnError(ErrorCode.FRAME_MALFORMED, `worker ${this.self}: unexpected frame kind ${String(f[0])} from thread ${source}`);
+    }
+  }
+
+  private onControl(op: number, args: unknown[], source: number): void {
+    switch (op) {
+      case ControlOp.FLUSH:
+        this.requestFlush(args[0] as number);
+        return;
+      case ControlOp.CLOCK:
+        this.timers.scan(this.clock.now());
+        return;
+      case ControlOp.QUIESCE:
+        // Stop invoking handlers. Once running async invocations have settled (their effects
+        // may still send), every other worker gets a mark after everything we sent it.
+        this.quiescing = true;
+        return;
+      case ControlOp.QUIESCE_MARK:
+        this.quiesceMarks++;
+        return;
+      case ControlOp.SHUTDOWN:
+        void this.shutdown();
+        return;
+      default:
+        throw new StatefnError(ErrorCode.FRAME_MALFORMED, `worker ${this.self}: unknown control op ${op} from thread ${source}`);
+    }
+  }
+
+  /** Quiesced once every other worker's mark arrived and no async invocation is running. */
+  private checkQuiesced(): void {
+    if (this.asyncInFlight > 0) return;
+    if (!this.marksSent) {
+      this.marksSent = true;
+      for (const o of this.outs) {
+        if (o !== null && o.dest !== this.main) {
+          o.control(ControlOp.QUIESCE_MARK);
+          o.flush();
+        }
+      }
+    }
+    if (this.quiescedSent || this.quiesceMarks < this.init.workers - 1) return;
+    this.quiescedSent = true;
+    this.outs[this.main]!.control(ControlOp.QUIESCED, this.pendingCount() + this.mailboxed);
+    this.outs[this.main]!.flush();
+  }
+
+  // ---- handling messages ----
+
+  private pendingCount(): number {
+    return (this.pending.length - this.pendingHead) / MESSAGE_FIELDS;
+  }
+
+  private handlePending(max: number): void {
+    const p = this.pending;
+    let h = this.pendingHead;
+    let n = 0;
+    while (h < p.length && n < max) {
+      const targetType = p[h] as string;
+      const targetId = p[h + 1] as string;
+      const callerType = p[h + 2] as string | null;
+      const callerId = p[h + 3] as string | null;
+      const typename = p[h + 4] as string;
+      const payload = p[h + 5] as Payload;
+      h += MESSAGE_FIELDS;
+      n++;
+      this.deliver(targetType, targetId, callerType, callerId, typename, payload, 1);
+    }
+    if (h >= p.length) {
+      this.pending = [];
+      this.pendingHead = 0;
+    } else if (h > 65536 && h * 2 > p.length) {
+      this.pending = p.slice(h);
+      this.pendingHead = 0;
+    } else {
+      this.pendingHead = h;
+    }
+    this.stats.set(this.self, Stat.pending, this.pendingCount());
+  }
+
+  private deliver(
+    targetType: string, targetId: string, callerType: string | null, callerId: string | null,
+    typename: string, payload: Payload, attempt: number,
+  ): void {
+    const fn = this.fns.get(targetType);
+    if (fn === undefined) {
+      this.deadLetter({ targetType, targetId, callerType, callerId, typename, payload, attempt },
+        new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `no function type '${targetType}' is registered`));
+      return;
+    }
+    if (this.busy.size > 0) {
+      const q = this.busy.get(targetType + '\0' + targetId);
+      if (q !== undefined) {
+        q.push({ targetType, targetId, callerType, callerId, typename, payload, attempt });
+        this.mailboxed++;
+        return;
+      }
+    }
+    this.invoke(fn, { targetType, targetId, callerType, callerId, typename, payload, attempt });
+  }
+
+  private loadState(fn: FnRuntime, fnType: string, id: string): AddressState {
+    let st = fn.cache.get(id);
+    if (st !== undefined) return st;
+    const kg = keyGroupOf(id, this.init.keyGroups);
+    assert(this.owner[kg] === this.self, () => `message for ${fnType}/${id} (key group ${kg}) reached worker ${this.self}`);
+    const bytes = this.store.getState(stateKey(kg, fnType, id));
+    st = decodeState(this.codec, bytes, fn.specs, fn.specIndex, fnType, id, kg);
+    fn.cache.set(id, st);
+    this.cacheEntries++;
+    if (this.cacheEntries > this.init.limits.stateCacheEntriesMax) this.evict();
+    return st;
+  }
+
+  private invoke(fn: FnRuntime, env: Envelope): void {
+    let st: AddressState;
+    try {
+      st = this.loadState(fn, env.targetType, env.targetId);
+    } catch (e) {
+      this.deadLetter(env, e);
+      return;
+    }
+    const now = this.clock.now();
+    const inv = new Invocation(
+      { typename: env.targetType, id: env.targetId },
+      env.callerType === null ? undefined : { typename: env.callerType, id: env.callerId! },
+      st, fn.specs, fn.Storage, () => this.clock.now(), now,
+    );
+    let result: void | Promise<void>;
+    try {
+      result = fn.spec.handler(inv, new Message(env.typename, env.payload));
+    } catch (e) {
+      inv.closed = true;
+      this.failed(fn, env, e);
+      return;
+    }
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      const key = env.targetType + '\0' + env.targetId;
+      if (!this.busy.has(key)) this.busy.set(key, []);
+      this.asyncInFlight++;
+      (result as Promise<void>).then(
+        () => {
+          this.asyncInFlight--;
+          inv.closed = true;
+          this.commitOrFail(fn, env, inv, now);
+          this.kick();
+        },
+        (e: unknown) => {
+          this.asyncInFlight--;
+          inv.closed = true;
+          this.failed(fn, env, e);
+          this.kick();
+        },
+      );
+      return;
+    }
+    inv.closed = true;
+    this.commitOrFail(fn, env, inv, now);
+  }
+
+  private commitOrFail(fn: FnRuntime, env: Envelope, inv: Invocation, now: number): void {
+    try {
+      this.commit(fn, inv, now);
+    } catch (e) {
+      this.failed(fn, env, e);
+      return;
+    }
+    this.stats.add(this.self, Stat.processed, 1);
+    this.release(fn, env);
+  }
+
+  /** Apply a successful invocation's state and effects. Validates everything before applying. */
+  private commit(fn: FnRuntime, inv: Invocation, now: number): void {
+    const self = inv.self;
+    // Validate effects first so a bad one fails the whole invocation (nothing half-applied).
+    if (inv.egresses !== null) {
+      for (let i = 0; i < inv.egresses.length; i += 2) {
+        const id = inv.egresses[i] as string;
+        if (!this.egressIds.has(id)) {
+          throw new StatefnError(ErrorCode.UNKNOWN_EGRESS, `${self.typename}/${self.id}: no egress '${id}' is registered (known: ${[...this.egressIds].join(', ')})`);
+        }
+      }
+    }
+    const st = inv.state;
+    if (inv.staged !== null) {
+      const w = inv.written!;
+      for (let i = 0; i < fn.specs.length; i++) {
+        if (!w[i]) continue;
+        const v = inv.staged[i];
+        st.values[i] = v;
+        const spec = fn.specs[i]!;
+        st.expires[i] = v === undefined ? 0 : spec.expireAfterWrite !== undefined ? now + spec.expireAfterWrite : spec.expireAfterCall !== undefined ? now + spec.expireAfterCall : 0;
+      }
+      this.markDirty(st);
+    }
+    if (fn.hasCallTtl) {
+      for (let i = 0; i < fn.specs.length; i++) {
+        const spec = fn.specs[i]!;
+        if (spec.expireAfterCall === undefined || st.values[i] === undefined) continue;
+        if (st.expires[i] !== 0 && st.expires[i]! <= now && !inv.written?.[i]) {
+          st.values[i] = undefined; // expired before this call
+          st.expires[i] = 0;
+        } else {
+          st.expires[i] = now + spec.expireAfterCall;
+        }
+      }
+      this.markDirty(st);
+    }
+    if (inv.cancels !== null) {
+      const kg = st.kg;
+      for (const token of inv.cancels) this.timers.cancel(kg, self.typename, self.id, token);
+    }
+    if (inv.delayed !== null) {
+      for (const d of inv.delayed) {
+        this.timers.add({
+          fireAt: now + d.delayMs, targetType: d.to.typename, targetId: d.to.id, senderType: self.typename, senderId: self.id,
+          typename: d.message.typename, payload: d.message.payload, token: d.token, senderKg: st.kg,
+        });
+      }
+    }
+    if (inv.sends !== null) {
+      const s = inv.sends;
+      for (let i = 0; i < s.length; i += 2) {
+        const to = s[i] as Address;
+        const m = s[i + 1] as Message;
+        this.route(to.typename, to.id, self.typename, self.id, m.typename, m.payload);
+      }
+    }
+    if (inv.egresses !== null) {
+      const out = this.outs[this.main]!;
+      const e = inv.egresses;
+      for (let i = 0; i < e.length; i += 2) {
+        const m = e[i + 1] as Message;
+        out.egressRecord(e[i] as string, m.typename, m.payload);
+      }
+      this.stats.add(this.self, Stat.egressed, e.length / 2);
+    }
+  }
+
+  private markDirty(st: AddressState): void {
+    if (st.dirty) return;
+    st.dirty = true;
+    this.dirty.push(st);
+    if (this.dirty.length >= this.init.limits.dirtyEntriesMax && this.flushing === null) this.requestFlush(-1);
+  }
+
+  /** Send a message to its owner: locally into `pending`, or into the owner's ring. */
+  private route(targetType: string, targetId: string, callerType: string | null, callerId: string | null, typename: string, payload: Payload): void {
+    const kg = keyGroupOf(targetId, this.init.keyGroups);
+    const w = this.owner[kg]!;
+    this.stats.add(this.self, Stat.sent, 1);
+    if (w === this.self) {
+      this.pending.push(targetType, targetId, callerType, callerId, typename, payload);
+      return;
+    }
+    this.outs[w]!.message(targetType, targetId, callerType, callerId, typename, payload);
+  }
+
+  /** The invocation for env's address is over: run the next waiting message, if any. */
+  private release(fn: FnRuntime, env: Envelope): void {
+    if (this.busy.size === 0) return;
+    const key = env.targetType + '\0' + env.targetId;
+    const q = this.busy.get(key);
+    if (q === undefined) return;
+    if (this.quiescing) return; // keep the mailbox; it is saved at shutdown
+    // Run waiting messages synchronously until one goes async (which re-marks the address busy).
+    while (q.length > 0) {
+      const next = q.shift()!;
+      this.mailboxed--;
+      this.busy.delete(key);
+      this.invoke(fn, next);
+      if (this.busy.get(key) !== undefined) {
+        const q2 = this.busy.get(key)!;
+        if (q2 !== q) q2.push(...q);
+        return;
+      }
+    }
+    this.busy.delete(key);
+  }
+
+  private failed(fn: FnRuntime, env: Envelope, e: unknown): void {
+    this.stats.add(this.self, Stat.failures, 1);
+    const L = this.init.limits;
+    const key = env.targetType + '\0' + env.targetId;
+    if (env.attempt < L.handlerAttemptsMax && !(e instanceof StatefnError && !e.retriable && e.code !== ErrorCode.HANDLER_FAILED)) {
+      // Retry later; the address stays busy so later messages keep their order behind it.
+      if (!this.busy.has(key)) this.busy.set(key, []);
+      const delay = L.handlerRetryBackoffMs * 2 ** (env.attempt - 1);
+      this.asyncInFlight++;
+      setTimeout(() => {
+        this.asyncInFlight--;
+        if (this.stopped) return;
+        if (this.quiescing) {
+          // Not retried now: it waits at the head of its mailbox and is saved at shutdown.
+          this.busy.get(key)?.unshift({ ...env, attempt: env.attempt + 1 });
+          this.mailboxed++;
+          this.kick();
+          return;
+        }
+        this.invoke(fn, { ...env, attempt: env.attempt + 1 });
+        this.kick();
+      }, delay);
+      return;
+    }
+    this.deadLetter(env, e);
+    this.release(fn, env);
+  }
+
+  private deadLetter(env: Envelope, e: unknown): void {
+    const info = errorInfo(e);
+    this.stats.add(this.self, Stat.dead, 1);
+    const p = env.payload;
+    this.outs[this.main]!.dead([{
+      code: info.code,
+      error: info.message,
+      target: { typename: env.targetType, id: env.targetId },
+      caller: env.callerType === null ? null : { typename: env.callerType, id: env.callerId },
+      typename: env.typename,
+      value: p instanceof Uint8Array ? { base64: Buffer.from(p).toString('base64') } : p,
+      attempts: env.attempt,
+      worker: this.self,
+      at: new Date(this.clock.now()).toISOString(),
+    }]);
+  }
+
+  private oversize(fields: unknown[], bytes: number): void {
+    const [targetType, targetId, callerType, callerId, typename, payload] = fields as [string, string, string | null, string | null, string, Payload];
+    if (typeof targetType === 'string' && typeof targetId === 'string' && fields.length === MESSAGE_FIELDS) {
+      this.deadLetter({ targetType, targetId, callerType, callerId, typename, payload, attempt: 1 },
+        new StatefnError(ErrorCode.PAYLOAD_TOO_LARGE, `message of ${bytes} bytes exceeds frameBytesMax ${this.init.limits.frameBytesMax}`));
+    } else {
+      // An egress record too large for a frame.
+      this.deadLetter({ targetType: String(fields[0]), targetId: '(egress)', callerType: null, callerId: null, typename: String(fields[1]), payload: new Uint8Array(0), attempt: 1 },
+        new StatefnError(ErrorCode.PAYLOAD_TOO_LARGE, `egress record of ${bytes} bytes exceeds frameBytesMax ${this.init.limits.frameBytesMax}`));
+    }
+  }
+
+  private readonly dueBuf: Timer[] = [];
+
+  private fireTimers(): void {
+    const due = this.dueBuf;
+    due.length = 0;
+    this.timers.due(this.clock.now(), this.init.limits.batchMessagesMax, due);
+    for (const t of due) this.route(t.targetType, t.targetId, t.senderType, t.senderId, t.typename, t.payload);
+    this.stats.set(this.self, Stat.timers, this.timers.inMemory);
+  }
+
+  private updatePressure(parked: number): void {
+    const L = this.init.limits;
+    const pending = this.pendingCount();
+    const on = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax;
+    const off = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax;
+    if (!this.pressured && on) {
+      this.pressured = true;
+      this.stats.setPressure(this.self, true);
+    } else if (this.pressured && off) {
+      this.pressured = false;
+      this.stats.setPressure(this.self, false);
+    }
+    const s = this.stats;
+    s.set(this.self, Stat.parkedBytes, parked);
+    s.set(this.self, Stat.mailboxed, this.mailboxed);
+    s.set(this.self, Stat.asyncInFlight, this.asyncInFlight);
+    s.set(this.self, Stat.cacheEntries, this.cacheEntries);
+    s.set(this.self, Stat.dirty, this.dirty.length);
+  }
+
+  /** Drop clean entries, oldest first, until the cache is back under 90% of its bound. */
+  private evict(): void {
+    const target = Math.floor(this.init.limits.stateCacheEntriesMax * 0.9);
+    for (const fn of this.fns.values()) {
+      for (const [id, st] of fn.cache) {
+        if (this.cacheEntries <= target) return;
+        if (st.dirty || this.busy.has(st.fnType + '\0' + id)) continue;
+        fn.cache.delete(id);
+        this.cacheEntries--;
+      }
+    }
+  }
+
+  // ---- flushing ----
+
+  private requestFlush(epoch: number): void {
+    if (this.flushing !== null) {
+      if (epoch >= 0) this.flushQueue.push(epoch);
+      return;
+    }
+    this.flushing = this.flush(epoch).finally(() => {
+      this.flushing = null;
+      const next = this.flushQueue.shift();
+      if (next !== undefined) this.requestFlush(next);
+    });
+  }
+
+  /** Write all dirty state and timer changes in one LMDB transaction, then report the epoch. */
+  private async flush(epoch: number): Promise<void> {
+    const started = Date.now();
+    const ops = this.collectWrites();
+    try {
+      if (ops.length > 0) await this.store.write(ops);
+    } catch (e) {
+      this.fatal(e);
+      return;
+    }
+    this.timers.afterFlush(this.clock.now());
+    if (epoch >= 0) {
+      this.stats.set(this.self, Stat.flushedEpoch, epoch);
+      this.outs[this.main]!.control(ControlOp.FLUSHED, epoch, ops.length, Date.now() - started);
+      this.kick();
+    }
+  }
+
+  private collectWrites(): WriteOp[] {
+    const now = this.clock.now();
+    const ops: WriteOp[] = this.restoredInflightOps;
+    this.restoredInflightOps = [];
+    const dirty = this.dirty;
+    this.dirty = [];
+    for (const st of dirty) {
+      st.dirty = false;
+      const fn = this.fns.get(st.fnType)!;
+      const value = encodeState(this.codec, st, fn.specs, now);
+      ops.push({ db: 'state', key: stateKey(st.kg, st.fnType, st.id), value });
+      if (value === undefined && isEmptyState(st) && !this.busy.has(st.fnType + '\0' + st.id)) {
+        if (fn.cache.delete(st.id)) this.cacheEntries--;
+      }
+    }
+    for (const op of this.timers.takeOps()) ops.push(op);
+    return ops;
+  }
+
+  // ---- shutdown ----
+
+  /**
+   * Clean stop (after QUIESCE): save every message not yet handled (pending and mailboxes) under
+   * its target's key group, flush state and timers, close LMDB.
+   */
+  private async shutdown(): Promise<void> {
+    while (this.flushing !== null) await this.flushing;
+    const ops = this.collectWrites();
+    let seq = 0;
+    const save = (f: unknown[]): void => {
+      const kg = keyGroupOf(f[1] as string, this.init.keyGroups);
+      ops.push({ db: 'inflight', key: inflightKey(kg, seq++), value: Buffer.from(this.codec.pack(f)) });
+    };
+    // Mailboxes first: they hold older messages for their addresses than anything pending.
+    for (const q of this.busy.values()) {
+      for (const e of q) save([e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload]);
+    }
+    const p = this.pending;
+    for (let h = this.pendingHead; h < p.length; h += MESSAGE_FIELDS) save(p.slice(h, h + MESSAGE_FIELDS));
+    try {
+      await this.store.write(ops);
+      await this.store.close();
+    } catch (e) {
+      this.fatal(e);
+      return;
+    }
+    this.outs[this.main]!.control(ControlOp.SHUTDOWN_DONE, seq);
+    this.outs[this.main]!.flush();
+    this.stopped = true;
+    this.onExit(0);
+  }
+
+  private fatal(e: unknown): void {
+    this.stopped = true;
+    const err = e instanceof Error ? e : new Error(String(e));
+    // Let the main thread's supervisor see the error through the worker's 'error' event.
+    setImmediate(() => {
+      throw err;
+    });
+  }
+}
