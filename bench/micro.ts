@@ -54,7 +54,7 @@ interface Timing {
 function timing(quick: boolean): Timing {
   return quick
     ? { benchTimeMs: 100, warmupTimeMs: 20, crossThreadMs: 200, lmdbKeys: 20_000 }
-    : { benchTimeMs: 1000, warmupTimeMs: 250, crossThreadMs: 1500, lmdbKeys: 200_000 };
+    : { benchTimeMs: 1000, warmupTimeMs: 250, crossThreadMs: 1500, lmdbKeys: 1_000_000 };
 }
 
 /** Rate of one tinybench task where each iteration did `opsPerIteration` ops. */

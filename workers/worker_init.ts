@@ -13,6 +13,8 @@ export interface WorkerInit {
   doorbells: SharedArrayBuffer;
   stats: SharedArrayBuffer;
   app: AppModuleRef;
+  /** Every egress id of the application (including ones module.yaml adds on the main thread). */
+  egressIds: string[];
   /** This worker's LMDB environment directory. */
   stateDir: string;
   /** Environments of a previous layout to copy this worker's key groups from (rescaling). */

@@ -133,7 +133,7 @@ export class WorkerRuntime {
         cache: new Map(),
       });
     }
-    this.egressIds = new Set([...app.egresses.keys(), DEAD_LETTER_EGRESS]);
+    this.egressIds = new Set([...app.egresses.keys(), ...init.egressIds, DEAD_LETTER_EGRESS]);
     this.timers = new TimerService(store, this.codec, this.kgStart, this.kgEnd, L.timerHorizonMs, clock.now());
   }
 

@@ -111,6 +111,7 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   private ctx: IngressContext<RoutedMessage> | undefined;
   private bound: { host: string; port: number } | undefined;
   private stopping = false;
+  private stopped: Promise<void> | undefined;
   private readonly stopController = new AbortController();
   /** Closed (a promise) while the engine is back-pressured; undefined when open. */
   private gate: Promise<void> | undefined;
@@ -200,17 +201,22 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
    * or still sending their body get 503; requests already handed to the engine get their 202;
    * then every connection, including idle keep-alive ones, is closed.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
     this.stopping = true;
     this.stopController.abort();
+    this.stopped ??= this.closeServer();
+    return this.stopped;
+  }
+
+  private async closeServer(): Promise<void> {
     const server = this.server;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    // Every handler finishes promptly now: waits end on the stop signal, body reads end with 503.
     await Promise.all([...this.handling]);
     server.closeAllConnections();
     await closed;
-    this.server = undefined;
   }
 
   // ---- request handling ----

@@ -218,6 +218,8 @@ const TRANSPORT_OKHTTP = 'io.statefun.transports.v1/okhttp';
 export const MODULE_FILE_BYTES_MAX = 8 * 1024 * 1024;
 const DOCUMENTS_MAX = 10_000;
 const NESTING_DEPTH_MAX = 64;
+/** Nodes per document after alias expansion: stops alias bombs ("billion laughs"). */
+const DOCUMENT_NODES_MAX = 250_000;
 const INT32_MAX = 2_147_483_647;
 const MAX_NUM_BATCH_REQUESTS_MAX = 1 << 20;
 const TIMEOUT_MS_MAX = 7 * 86_400_000;
@@ -347,6 +349,8 @@ type YNode = YMap | YSeq | YScalar;
 /** One document being read: knows how to word an error about any place in it. */
 class DocContext {
   kind: string | undefined;
+  /** Nodes built so far, aliases expanded (see DOCUMENT_NODES_MAX). */
+  nodes = 0;
   constructor(
     readonly file: string,
     readonly index: number,
@@ -451,6 +455,9 @@ function toTree(
 ): YNode {
   const pos = posOf(node, lc, fallback);
   if (depth > NESTING_DEPTH_MAX) ctx.fail(path, pos, `nesting deeper than ${NESTING_DEPTH_MAX} levels (a recursive alias?)`);
+  if (++ctx.nodes > DOCUMENT_NODES_MAX) {
+    ctx.fail(path, pos, `more than ${DOCUMENT_NODES_MAX} values once aliases are expanded; expected a module configuration (an alias bomb?)`);
+  }
   if (node === null || node === undefined) return { t: 'scalar', pos, value: null };
   if (isAlias(node)) {
     const target = node.resolve(doc);

@@ -7,6 +7,7 @@
  * doorbell, and parks frames a full ring cannot take (back-pressure then pauses the ingresses).
  */
 import { Worker } from 'node:worker_threads';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { Packr } from 'msgpackr';
@@ -26,6 +27,8 @@ import type { EgressConnector, IngressContext, Logger, RoutedMessage } from '../
 import type { WorkerInit } from '../../workers/worker_init.js';
 import { FileEgress } from '../../connectors/file/file_egress.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
+import { applyModuleDocuments } from '../module/module_app.js';
+import { loadModuleYaml } from '../module/module_yaml.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from './engine_options.js';
 import { envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from './state_layout.js';
 
@@ -142,12 +145,14 @@ export class Engine {
    * is an App or a function returning one; `params` are passed to that function in every thread).
    */
   static async start(app: string | AppModuleRef, options: EngineOptions & Record<string, unknown> = {}): Promise<Engine> {
-    const ref: AppModuleRef = typeof app === 'string' ? { module: moduleUrl(app) } : { ...app, module: moduleUrl(app.module) };
-    if (isTsModule(ref.module) && !import.meta.url.endsWith('.ts')) {
+    const ref: AppModuleRef = typeof app === 'string' ? { module: moduleUrl(app) } : { ...app };
+    if (ref.module !== undefined) ref.module = moduleUrl(ref.module);
+    if (ref.module !== undefined && isTsModule(ref.module) && !import.meta.url.endsWith('.ts')) {
       const { register } = await import('tsx/esm/api');
       register();
     }
     const loaded = await loadApp(ref);
+    if (ref.moduleYaml !== undefined) applyModuleDocuments(loaded, await loadModuleYaml(ref.moduleYaml));
     const opts = resolveOptions(loaded.options, options);
     const releaseLock = lockStateDir(opts.stateDir);
     try {
@@ -194,11 +199,11 @@ export class Engine {
     for (let w = 0; w < n; w++) {
       const init: WorkerInit = {
         index: w, workers: n, keyGroups: this.layout.keyGroups, limits: this.options.limits, rings,
-        doorbells: this.doorbells.buffer, stats: this.statsBlock.buffer, app: this.appRef,
+        doorbells: this.doorbells.buffer, stats: this.statsBlock.buffer, app: this.appRef, egressIds: [...this.app.egresses.keys()],
         stateDir: envDir(this.options.stateDir, this.layout.generation, w), migrateFrom,
         clock: this.options.clock?.buffer ?? null,
       };
-      const worker = spawnWorker(init, `statefn-worker-${w}`, isTsModule(this.appRef.module));
+      const worker = spawnWorker(init, `statefn-worker-${w}`, this.appRef.module !== undefined && isTsModule(this.appRef.module));
       this.workers.push(worker);
       ready.push(new Promise<void>((resolve, reject) => {
         worker.once('message', (m: { type?: string }) => (m?.type === 'ready' ? resolve() : reject(new Error(`worker ${w}: unexpected first message`))));
@@ -222,7 +227,13 @@ export class Engine {
     // on the doorbell does not).
     this.flushTimer = setInterval(() => this.startFlush(), L.flushIntervalMs);
     this.pumpLoop();
+    const positions = readIngressPositions(this.options.stateDir);
     for (const reg of this.app.ingresses) {
+      const pos = positions[reg.connector.id];
+      if (pos !== undefined && reg.connector.seek !== undefined) {
+        reg.connector.seek(pos);
+        this.logger.info(`ingress ${reg.connector.id} resumes from its saved position`, { position: pos });
+      }
       const ctx = this.ingressContext(reg.connector.id, reg.router);
       await reg.connector.start(ctx);
     }
@@ -488,6 +499,11 @@ export class Engine {
     };
   }
 
+  /** Records written by the egress `id` so far. */
+  egressWritten(id: string): number {
+    return this.egress.written(id);
+  }
+
   // ---- failure and stop ----
 
   private workerFailed(w: number, e: Error): void {
@@ -546,6 +562,9 @@ export class Engine {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.ingressControllers.abort();
     await Promise.all(this.app.ingresses.map((r) => Promise.resolve(r.connector.stop())));
+    // Every record submitted so far is routed and will be saved with the workers' state below.
+    const positions = readIngressPositions(this.options.stateDir);
+    for (const r of this.app.ingresses) if (r.connector.position !== undefined) positions[r.connector.id] = r.connector.position();
     for (const f of this.writableWaiters) f();
     this.writableWaiters = [];
     // Everything the main thread routed must reach the workers before they quiesce.
@@ -559,6 +578,7 @@ export class Engine {
     for (const o of this.outs) o.control(ControlOp.SHUTDOWN);
     this.schedulePump();
     await this.waitControl(() => this.shutdownDone === this.options.workers, 'workers to save state');
+    writeIngressPositions(this.options.stateDir, positions);
     // Frames sent before SHUTDOWN_DONE (egress, dead letters) were read by the pump already.
     await this.egress.drain();
     for (const c of this.egress.connectors()) {
@@ -572,3 +592,19 @@ export class Engine {
 }
 
 export { assert };
+
+function readIngressPositions(stateDir: string): Record<string, unknown> {
+  const file = join(stateDir, 'ingress-positions.json');
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not valid JSON (${(e as Error).message}); delete it to restart every ingress from its beginning`);
+  }
+}
+
+function writeIngressPositions(stateDir: string, positions: Record<string, unknown>): void {
+  const file = join(stateDir, 'ingress-positions.json');
+  writeFileSync(`${file}.tmp`, JSON.stringify(positions, null, 2));
+  renameSync(`${file}.tmp`, file);
+}

@@ -47,6 +47,14 @@ export interface IngressConnector<R = RoutedMessage> {
   start(ctx: IngressContext<R>): void | Promise<void>;
   /** Stop producing; resolve once no more `submit` calls will come. */
   stop(): void | Promise<void>;
+  /**
+   * A replayable ingress reports how far it got (JSON-serializable), so a restart continues
+   * after the last record submitted before a clean stop (and, with checkpoints, before the last
+   * complete checkpoint).
+   */
+  position?(): unknown;
+  /** Continue from a position `position()` returned; called before `start`. */
+  seek?(position: unknown): void;
 }
 
 /** A message a function sent to an egress. */

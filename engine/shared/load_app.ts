@@ -3,8 +3,13 @@ import { App } from './app.js';
 import { ErrorCode, StatefnError } from './errors.js';
 
 export interface AppModuleRef {
-  /** file: URL (or path) of a module whose default export (or `export`) is an App or `(params) => App`. */
-  module: string;
+  /**
+   * file: URL of a module whose default export (or `export`) is an App or `(params) => App`;
+   * absent for an application made of a module.yaml only.
+   */
+  module?: string;
+  /** module.yaml file whose documents the main thread adds to the app (connectors, options). */
+  moduleYaml?: string;
   export?: string;
   params?: unknown;
 }
@@ -14,6 +19,7 @@ function isApp(x: unknown): x is App {
 }
 
 export async function loadApp(ref: AppModuleRef): Promise<App> {
+  if (ref.module === undefined) return new App();
   let mod: Record<string, unknown>;
   try {
     mod = (await import(ref.module)) as Record<string, unknown>;

@@ -1,7 +1,10 @@
 /**
- * Entry point for `statefn start examples/fraud_detection`: the fraud-detection app with its
- * defaults (2,000 transactions/s and 50 confirmed frauds/s, unbounded; see app.ts).
+ * Entry point for `statefn start examples/fraud_detection` (and the default of `statefn start`):
+ * the fraud-detection app. Its default export is a factory so the CLI can pass options
+ * (`--params '{"transactionsPerSec": 5000}'`); see app.ts for them and their defaults.
  */
-import { createFraudApp } from './app.js';
+import { createFraudApp, type FraudAppOptions } from './app.js';
 
-export default createFraudApp({});
+export default function fraudApp(params?: FraudAppOptions) {
+  return createFraudApp(params ?? {});
+}

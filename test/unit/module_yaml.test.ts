@@ -443,6 +443,12 @@ spec:
     ['a spec that is not a mapping', 'kind: io.statefn.file.v1/egress\nspec: out.txt\n', ['app/module.yaml:2:7', 'at spec', 'expected a mapping', 'got "out.txt"']],
     ['an extra top-level key', 'kind: io.statefn.file.v1/egress\nspec: {id: a/b, path: x}\nmeta: {}\n', ["unknown key 'meta'", 'allowed keys here are: kind, spec']],
     ['invalid YAML', 'kind: io.statefn.file.v1/egress\nspec:\n  id: [a/b\n', ['app/module.yaml:', 'invalid YAML']],
+    [
+      'an alias bomb',
+      'kind: io.statefn.file.v1/egress\nspec:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n  g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n',
+      ['once aliases are expanded'],
+    ],
+    ['a recursive alias', 'kind: io.statefn.file.v1/egress\nspec: &s\n  id: a/b\n  path: x\n  self: *s\n', ['nesting deeper than 64 levels']],
     ['a key written twice', 'kind: io.statefn.file.v1/egress\nspec:\n  id: a/b\n  id: a/c\n  path: x\n', ['app/module.yaml:4:3', 'invalid YAML (DUPLICATE_KEY)']],
   ];
   it.each(cases)('rejects %s', (_name, text, fragments) => {

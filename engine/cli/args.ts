@@ -1,0 +1,105 @@
+/** Command-line parsing for `statefn`: small, strict, with errors that name the flag and the fix. */
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { parseDurationMs } from '../module/units.js';
+
+export interface StartArgs {
+  command: 'start';
+  app: string | undefined;
+  workers: number | undefined;
+  stateDir: string | undefined;
+  params: unknown;
+  limits: Record<string, string>;
+  stopAfterMs: number | undefined;
+  progress: boolean;
+}
+
+export type Args = StartArgs | { command: 'help' } | { command: 'version' };
+
+export const USAGE = `Usage: statefn <command> [options]
+
+Commands:
+  start [app]            Run an application. [app] is a directory (module.yaml and/or
+                         index.ts|index.js|app.ts|app.js), a module.yaml file, or a .ts/.js module
+                         whose default export is an App or a function returning one.
+                         Without [app]: the embedded fraud-detection example.
+  help                   Show this help.
+  version                Print the version.
+
+Options of start:
+  --workers <n>          Worker threads (default: the number of cores).
+  --state-dir <dir>      State directory (default: ./statefn-data).
+  --params <json>        JSON passed to the app's factory function.
+  --set <limit>=<value>  Override an engine limit (repeatable), e.g. --set ringBytes=4194304.
+  --stop-after <dur>     Stop cleanly after a duration (e.g. 30s, 5min).
+  --no-progress          No live progress (plain log lines only at start and stop).
+
+Ctrl-C stops cleanly (state flushed, in-flight messages saved); a second Ctrl-C exits at once.
+`;
+
+function fail(msg: string): never {
+  throw new StatefnError(ErrorCode.CONFIG_INVALID, `${msg}\n\n${USAGE}`);
+}
+
+export function parseArgs(argv: readonly string[]): Args {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return { command: 'help' };
+  if (cmd === 'version' || cmd === '--version' || cmd === '-v') return { command: 'version' };
+  if (cmd !== 'start') fail(`unknown command '${cmd}'`);
+  const out: StartArgs = { command: 'start', app: undefined, workers: undefined, stateDir: undefined, params: undefined, limits: {}, stopAfterMs: undefined, progress: true };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    const [flag, inline] = a.startsWith('--') && a.includes('=') && !a.startsWith('--set=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = rest[++i];
+      if (v === undefined) fail(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--workers': {
+        const v = value();
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) fail(`--workers: expected a positive integer, got '${v}'`);
+        out.workers = n;
+        break;
+      }
+      case '--state-dir':
+        out.stateDir = value();
+        break;
+      case '--params': {
+        const v = value();
+        try {
+          out.params = JSON.parse(v);
+        } catch (e) {
+          fail(`--params: expected JSON, got '${v}' (${(e as Error).message})`);
+        }
+        break;
+      }
+      case '--set':
+      case '--set=': {
+        const v = a.startsWith('--set=') ? a.slice(6) : value();
+        const eq = v.indexOf('=');
+        if (eq <= 0) fail(`--set: expected <limit>=<value>, got '${v}'`);
+        out.limits[v.slice(0, eq)] = v.slice(eq + 1);
+        break;
+      }
+      case '--stop-after': {
+        const v = value();
+        try {
+          out.stopAfterMs = parseDurationMs(v);
+        } catch (e) {
+          fail(`--stop-after: ${(e as Error).message}`);
+        }
+        break;
+      }
+      case '--no-progress':
+        out.progress = false;
+        break;
+      default:
+        if (a.startsWith('-')) fail(`unknown option '${a}'`);
+        if (out.app !== undefined) fail(`unexpected argument '${a}' (the app is already '${out.app}')`);
+        out.app = a;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,122 @@
+/**
+ * `statefn` command line: `statefn start [app]` runs an application until Ctrl-C (or
+ * --stop-after), showing live progress on a terminal and plain log lines otherwise.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Engine } from '../runtime/engine.js';
+import { consoleLogger } from '../runtime/engine_options.js';
+import { StatefnError } from '../shared/errors.js';
+import { USAGE, parseArgs, type StartArgs } from './args.js';
+import { resolveApp } from './app_resolver.js';
+import { createProgress } from './progress.js';
+
+function packageVersion(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string }).version;
+    } catch {
+      // try the next location (source vs. compiled layout)
+    }
+  }
+  return 'unknown';
+}
+
+async function start(args: StartArgs): Promise<number> {
+  const stateDir = args.stateDir ?? './statefn-data';
+  let params = args.params;
+  const app = resolveApp(args.app, params);
+  if (app.isDefault && params === undefined) {
+    params = { alertsPath: join(stateDir, 'alerts.jsonl') };
+    app.ref.params = params;
+  }
+  const log = consoleLogger;
+  log.info(`statefn ${packageVersion()} starting ${app.description}`, { stateDir });
+  const options: Record<string, unknown> = { stateDir, limits: args.limits };
+  if (args.workers !== undefined) options.workers = args.workers;
+  const engine = await Engine.start(app.ref, options);
+  log.info(`running with ${engine.options.workers} workers`, { keyGroups: engine.options.limits.keyGroups, stateDir: engine.options.stateDir });
+
+  const stderr = process.stderr;
+  const progress = args.progress ? createProgress({ stream: stderr, isTTY: stderr.isTTY === true }) : undefined;
+  const tick = setInterval(() => {
+    const s = engine.stats();
+    progress?.update({
+      uptimeMs: s.uptimeMs, ingested: s.ingested, processed: s.processed, egressed: s.egressed,
+      deadLetters: s.deadLetters, workers: s.workers, backPressured: s.backPressured,
+      ...(app.isDefault ? { alerts: engine.egressWritten('fraud/alerts') } : {}),
+      ...(s.lastFlush ? { lastFlush: s.lastFlush } : {}),
+    });
+  }, 250);
+
+  let stopping: Promise<number> | undefined;
+  const stop = (why: string): Promise<number> => {
+    if (stopping) return stopping;
+    clearInterval(tick);
+    progress?.stop();
+    log.info(`stopping (${why}): flushing state and saving in-flight messages`);
+    stopping = engine.stop().then(
+      () => {
+        const s = engine.stats();
+        log.info('stopped cleanly', { processed: s.processed, ingested: s.ingested, egressed: s.egressed, deadLetters: s.deadLetters });
+        return 0;
+      },
+      (e: unknown) => {
+        log.error(`stop failed: ${(e as Error).message}`);
+        return 1;
+      },
+    );
+    return stopping;
+  };
+  let signals = 0;
+  const onSignal = (sig: string): void => {
+    signals++;
+    if (signals > 1) {
+      log.error(`second ${sig}: exiting without a clean stop (the next start restores the last flushed state)`);
+      process.exit(130);
+    }
+    void stop(sig);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  const stopAfter = args.stopAfterMs === undefined ? undefined : setTimeout(() => void stop(`--stop-after ${args.stopAfterMs} ms`), args.stopAfterMs);
+
+  const failed = engine.failed().then(
+    () => 1,
+    (e: unknown) => {
+      clearInterval(tick);
+      progress?.stop();
+      log.error(`engine failed: ${(e as Error).message}`);
+      return 1;
+    },
+  );
+  const done = await Promise.race([failed, new Promise<number>((r) => { const wait = (): void => { if (stopping) void stopping.then(r); else setTimeout(wait, 50); }; wait(); })]);
+  if (stopAfter) clearTimeout(stopAfter);
+  return done;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    process.stderr.write(`statefn: ${(e as Error).message}\n`);
+    return 2;
+  }
+  switch (args.command) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version':
+      process.stdout.write(`${packageVersion()}\n`);
+      return 0;
+    case 'start':
+      try {
+        return await start(args);
+      } catch (e) {
+        const code = e instanceof StatefnError ? ` [${e.code}]` : '';
+        process.stderr.write(`statefn: ${(e as Error).message}${code}\n`);
+        return 1;
+      }
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Turns module.yaml descriptors into connectors on an App. Runs on the main thread only; workers
+ * learn the egress ids it adds through their init data.
+ */
+import { App } from '../shared/app.js';
+import type { RoutedMessage } from '../shared/connector_api.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { Message } from '../shared/message.js';
+import { Types } from '../shared/types.js';
+import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
+import type { Rng } from '../../connectors/generator/rng.js';
+import { HttpIngress } from '../../connectors/http/http_ingress.js';
+import { FileEgress, StdoutEgress } from '../../connectors/file/file_egress.js';
+import type { GeneratorIngressDocument, ModuleDocument } from './module_yaml.js';
+
+function where(d: ModuleDocument): string {
+  const s = d.source;
+  return `${s.file}:${s.line}: document ${s.document} (${d.kind})`;
+}
+
+function generator(d: GeneratorIngressDocument): GeneratorIngress<RoutedMessage[]> {
+  const keyOf = (rng: Rng): string =>
+    String(d.keyDistribution === 'uniform' ? rng.int(d.keySpace) : rng.zipf(d.keySpace, d.keyDistribution.exponent));
+  const value = (i: number, key: string): Message => {
+    if (d.valueType === Types.long.typename) return Message.of(Types.long, i);
+    if (d.valueType === Types.string.typename) return Message.of(Types.string, String(i));
+    return Message.of(Types.json(d.valueType), { seq: i, key });
+  };
+  const opts: ConstructorParameters<typeof GeneratorIngress<RoutedMessage[]>>[0] = {
+    id: d.id,
+    ratePerSec: d.ratePerSec,
+    batchSize: d.batchSize,
+    seed: d.seed,
+    make: (i, rng) => {
+      const key = keyOf(rng);
+      const m = value(i, key);
+      return d.targets.map((t) => ({ to: { typename: t, id: key }, message: m }));
+    },
+  };
+  if (d.count !== undefined) opts.count = d.count;
+  return new GeneratorIngress<RoutedMessage[]>(opts);
+}
+
+/** Add the connectors and options the documents describe to `app`. */
+export function applyModuleDocuments(app: App, docs: readonly ModuleDocument[]): App {
+  for (const d of docs) {
+    switch (d.kind) {
+      case 'generator-ingress':
+        // Each record is an array of routed messages (one per target): the router flattens it.
+        app.ingress(generator(d), (r: RoutedMessage[]) => r);
+        break;
+      case 'http-ingress':
+        app.ingress(new HttpIngress({ id: d.id, host: d.host, port: d.port, bodyBytesMax: d.bodyBytesMax, requestsInFlightMax: d.requestsInFlightMax }));
+        break;
+      case 'file-egress':
+        app.egress(d.path === '-' ? new StdoutEgress({ id: d.id }) : new FileEgress({ id: d.id, path: d.path }));
+        break;
+      case 'engine-config':
+        app.configure({ ...d.options });
+        break;
+      case 'endpoint':
+      case 'kafka-ingress':
+      case 'kafka-egress':
+        throw new StatefnError(
+          ErrorCode.MODULE_KIND_UNSUPPORTED,
+          `${where(d)}: this kind is parsed and validated, but not supported by this version of statefn yet ` +
+            '(remote HTTP functions and Kafka connectors come in the next releases); remove the document to start without it',
+        );
+      default: {
+        const never: never = d;
+        throw new StatefnError(ErrorCode.INVARIANT, `unhandled module document ${JSON.stringify(never)}`);
+      }
+    }
+  }
+  return app;
+}
+
+export function emptyApp(): App {
+  return new App();
+}
