@@ -123,7 +123,7 @@ describe('ping-pong', () => {
       pairs: 10_000, hops: 99, selfEvery: 5, pad: 120,
       limits: { ringBytes: 65536, frameBytesMax: 16384, batchMessagesMax: 64 },
     });
-    console.log(peaks);
-    expect(peaks.parkedBytes).toBeGreaterThan(0);
+    // Worker threads (not only the main thread's ingress burst) had to park frames.
+    expect(peaks.workerParkedBytes).toBeGreaterThan(0);
   });
 });
