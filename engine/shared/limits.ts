@@ -4,6 +4,7 @@
  * between limits, so a bad value fails at startup with a message naming the key and the fix.
  */
 import { ErrorCode, StatefnError } from './errors.js';
+import { frameFootprint } from './ring_buffer.js';
 
 interface LimitSpec {
   default: number;
@@ -92,6 +93,16 @@ export function defaultLimits(): EngineLimits {
   return out as EngineLimits;
 }
 
+/** Render any value for an error message (JSON.stringify throws on BigInt and cycles). */
+function describeValue(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
+
 function invalid(path: string, message: string): StatefnError {
   return new StatefnError(ErrorCode.CONFIG_INVALID, `${path}: ${message}`);
 }
@@ -103,7 +114,7 @@ function invalid(path: string, message: string): StatefnError {
 export function resolveEngineLimits(overrides: Partial<Record<string, unknown>> = {}, where = 'options'): EngineLimits {
   const out: Record<string, number> = {};
   for (const key of Object.keys(overrides)) {
-    if (!(key in LIMIT_SPECS)) {
+    if (!Object.hasOwn(LIMIT_SPECS, key)) {
       throw invalid(`${where}.${key}`, `unknown limit; known limits are: ${Object.keys(LIMIT_SPECS).join(', ')}`);
     }
   }
@@ -115,7 +126,7 @@ export function resolveEngineLimits(overrides: Partial<Record<string, unknown>> 
     }
     const v = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
     if (typeof v !== 'number' || !Number.isInteger(v)) {
-      throw invalid(`${where}.${key}`, `expected an integer (${spec.description}), got ${JSON.stringify(raw)}`);
+      throw invalid(`${where}.${key}`, `expected an integer (${spec.description}), got ${describeValue(raw)}`);
     }
     if (v < spec.min || v > spec.max) {
       throw invalid(`${where}.${key}`, `expected a value in [${spec.min}, ${spec.max}] (${spec.description}), got ${v}`);
@@ -128,8 +139,9 @@ export function resolveEngineLimits(overrides: Partial<Record<string, unknown>> 
   const l = out as EngineLimits;
   // Relationships. A frame must fit in half a ring so a producer can always make progress after
   // the consumer frees what it has read, whatever the wrap-around position.
-  if (l.frameBytesMax > l.ringBytes / 2) {
-    throw invalid(`${where}.frameBytesMax`, `must be at most ringBytes/2 (${l.ringBytes / 2}), got ${l.frameBytesMax}`);
+  // The ring's 4-byte length word counts against that half too (ring_buffer.ts: maxPayload).
+  if (frameFootprint(l.frameBytesMax) > l.ringBytes / 2) {
+    throw invalid(`${where}.frameBytesMax`, `must be at most ringBytes/2 - 4 (${l.ringBytes / 2 - 4}), got ${l.frameBytesMax}`);
   }
   if (l.outboxBytesLowWater > l.outboxBytesHighWater) {
     throw invalid(`${where}.outboxBytesLowWater`, `must be at most outboxBytesHighWater (${l.outboxBytesHighWater})`);

@@ -3,7 +3,7 @@
  * payload (native for built-in types, bytes otherwise), read through a `Type`.
  */
 import { ErrorCode, StatefnError } from './errors.js';
-import { Types, fromPayload, payloadBytes, toPayload, type Payload, type Type } from './types.js';
+import { Types, checkPayload, fromPayload, payloadBytes, toPayload, type Payload, type Type } from './types.js';
 
 export class Message {
   constructor(
@@ -66,7 +66,12 @@ export class Message {
 export function checkMessage(m: unknown, where: string): Message {
   if (m instanceof Message) return m;
   if (typeof m === 'object' && m !== null && typeof (m as Message).typename === 'string' && 'payload' in m) {
-    return new Message((m as Message).typename, (m as Message).payload);
+    const { typename, payload } = m as Message;
+    try {
+      return new Message(typename, checkPayload(typename, payload));
+    } catch (e) {
+      throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${where}: ${(e as Error).message}`, { cause: e });
+    }
   }
   throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${where}: expected a Message (use Message.of(type, value)), got ${String(m)}`);
 }

@@ -107,7 +107,7 @@ const boolType = builtin<boolean>({
     const f = findField1(b, 'io.statefun.types/bool');
     if (!f) return false;
     expectWire('io.statefun.types/bool', f, 0);
-    return b[f.at] !== 0;
+    return readVarint(b, { i: f.at }) !== 0;
   },
   check: (v) => {
     if (typeof v !== 'boolean') throw mismatch('io.statefun.types/bool', `expected a boolean, got ${typeof v}`);
@@ -284,18 +284,31 @@ export function builtinType(typename: string): Type<unknown> | undefined {
  */
 export type Payload = string | number | boolean | Uint8Array;
 
-/** Convert a payload to bytes (for state at rest, remote functions, egress). */
-export function payloadBytes(typename: string, payload: Payload): Uint8Array {
+/**
+ * Check that `payload` can travel under `typename`: bytes always can; a native value only under
+ * a built-in type name, and only if it passes that type's check (an int is a 32-bit integer...).
+ */
+export function checkPayload(typename: string, payload: unknown): Payload {
   if (payload instanceof Uint8Array) return payload;
   const t = BUILTINS.get(typename);
   if (!t) throw mismatch(typename, `a native value (${typeof payload}) can only carry a built-in type`);
-  return t.serialize(payload);
+  t.check!(payload);
+  return payload as Payload;
+}
+
+/** Convert a payload to bytes (for state at rest, remote functions, egress). */
+export function payloadBytes(typename: string, payload: Payload): Uint8Array {
+  if (payload instanceof Uint8Array) return payload;
+  checkPayload(typename, payload);
+  return BUILTINS.get(typename)!.serialize(payload);
 }
 
 /** Make the payload for a value of `type`: native for built-ins, bytes otherwise. */
 export function toPayload<T>(type: Type<T>, value: T): Payload {
   if (type.native) {
     type.check?.(value);
+    // A float travels natively but must read back as it would after its 32-bit wire format.
+    if (type.typename === 'io.statefun.types/float') return Math.fround(value as unknown as number);
     return value as unknown as Payload;
   }
   const bytes = type.serialize(value);

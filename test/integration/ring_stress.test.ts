@@ -16,6 +16,8 @@ import {
 const SEED = Number(process.env.RING_STRESS_SEED ?? 0x5eed1234) >>> 0;
 /** Liveness guard: a lost wake-up hangs both sides; this turns the hang into a failure with a diagnosis. */
 const LIVENESS_MS = 90_000;
+/** Each test's own timeout: above the liveness guard so the guard's diagnosis is what fails. */
+const TEST_TIMEOUT_MS = LIVENESS_MS + 20_000;
 const MAIN = 0;
 const WORKER_A = 1;
 const WORKER_B = 2;
@@ -198,23 +200,23 @@ describe('ring stress across real threads', () => {
     expectIntact(r, frames);
     // The stream must have wrapped the ring many times over.
     expect(r.producer.bytes).toBeGreaterThan(100 * 64 * 1024);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('main -> worker: 1,000,000 frames over a 64 KiB ring (main waits with waitAsync)', async () => {
     const frames = 1_000_000;
     const r = await stress({ producer: 'main', consumer: 'worker', ringBytes: 64 * 1024, frames, batchFrames: 256 });
     expectIntact(r, frames);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('worker -> main: 1,000,000 frames over a 64 KiB ring (main drains in batches)', async () => {
     const frames = 1_000_000;
     const r = await stress({ producer: 'worker', consumer: 'main', ringBytes: 64 * 1024, frames, batchFrames: 256 });
     expectIntact(r, frames);
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('worker -> worker: 300,000 frames over a 4 KiB ring, sleeping and waking constantly', async () => {
     const frames = 300_000;
     const r = await stress({ producer: 'worker', consumer: 'worker', ringBytes: 4096, frames, batchFrames: 3 });
     expectIntact(r, frames);
-  });
+  }, TEST_TIMEOUT_MS);
 });
