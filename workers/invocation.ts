@@ -20,10 +20,22 @@ export const INVOCATION = Symbol('invocation');
 
 /** Build the storage class of a function type: one accessor property per declared value. */
 export function storageClass(specs: readonly ValueSpec[]): new (inv: Invocation) => object {
+  const index = new Map(specs.map((spec, i) => [spec.name, i]));
+  // `delete ctx.storage.x` clears x like assigning undefined (the declared values are accessors
+  // on the prototype, so a plain delete of the instance's property would silently do nothing).
+  const traps: ProxyHandler<Storage> = {
+    deleteProperty(target, key) {
+      const i = typeof key === 'string' ? index.get(key) : undefined;
+      if (i === undefined) return Reflect.deleteProperty(target, key);
+      target[INVOCATION].write(i, undefined);
+      return true;
+    },
+  };
   class Storage {
     [INVOCATION]: Invocation;
     constructor(inv: Invocation) {
       this[INVOCATION] = inv;
+      return new Proxy(this, traps);
     }
   }
   specs.forEach((spec, i) => {

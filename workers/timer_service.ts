@@ -45,6 +45,12 @@ export class TimerService {
    */
   private beyond = new Map<string, Timer>();
   private flushingBeyond = new Map<string, Timer>();
+  /**
+   * Keys of timers removed (cancelled or fired) whose deletion is not committed yet, since the
+   * last flush and in the flush under way: a scan of LMDB must not load them again.
+   */
+  private removed = new Set<string>();
+  private flushingRemoved = new Set<string>();
   private scannedUntil: number;
   private uniqPrefix = randomBytes(6);
   private uniqCounter = 0;
@@ -57,7 +63,9 @@ export class TimerService {
     private readonly horizonMs: number,
     now: number,
   ) {
-    this.scannedUntil = now - 1;
+    // Scan from the beginning of time: timers that became due while the engine was stopped
+    // must fire now, not be skipped.
+    this.scannedUntil = -1;
     this.scan(now);
   }
 
@@ -71,15 +79,14 @@ export class TimerService {
     return this.heap.length > 0 ? this.heap[0]!.fireAt : Infinity;
   }
 
+  /** True when `token` of this sender names a pending delayed message. */
+  tokenInUse(senderKg: number, senderType: string, senderId: string, token: string): boolean {
+    return this.tokenTimer(tokenKey(senderKg, senderType, senderId, token)) !== undefined;
+  }
+
   add(t: Omit<Timer, 'key' | 'ks'>): void {
-    if (t.token !== null) {
-      const tk = tokenKey(t.senderKg, t.senderType, t.senderId, t.token);
-      if (this.tokenTimer(tk) !== undefined) {
-        throw new StatefnError(
-          ErrorCode.TOKEN_IN_USE,
-          `cancellation token '${t.token}' of ${t.senderType}/${t.senderId} is already used by a pending delayed message`,
-        );
-      }
+    if (t.token !== null && this.tokenInUse(t.senderKg, t.senderType, t.senderId, t.token)) {
+      throw tokenInUseError(t.token, t.senderType, t.senderId);
     }
     const uniq = Buffer.allocUnsafe(12);
     this.uniqPrefix.copy(uniq, 0);
@@ -122,6 +129,8 @@ export class TimerService {
     this.beyond.clear();
     for (const [k, v] of this.tokenOverlay) this.flushingTokens.set(k, v);
     this.tokenOverlay = new Map();
+    for (const ks of this.removed) this.flushingRemoved.add(ks);
+    this.removed.clear();
     return ops;
   }
 
@@ -129,6 +138,7 @@ export class TimerService {
   afterFlush(now: number): void {
     this.flushingTokens.clear();
     this.flushingBeyond.clear();
+    this.flushingRemoved.clear();
     this.scan(now);
   }
 
@@ -150,7 +160,7 @@ export class TimerService {
       const end = timerKey(kg, until + 1, Buffer.alloc(0));
       for (const { key, value } of this.store.range('timers', start, end)) {
         const ks = key.toString('latin1');
-        if (this.live.has(ks)) continue;
+        if (this.live.has(ks) || this.removed.has(ks) || this.flushingRemoved.has(ks)) continue;
         this.push(this.decode(Buffer.from(key), value));
       }
     }
@@ -162,6 +172,7 @@ export class TimerService {
     this.live.delete(ks);
     this.beyond.delete(ks);
     this.flushingBeyond.delete(ks);
+    this.removed.add(ks);
     this.ops.push({ db: 'timers', key, value: undefined });
     if (tk !== undefined) {
       this.tokenOverlay.set(tk.toString('latin1'), null);
@@ -239,6 +250,13 @@ export class TimerService {
   private prune(): void {
     while (this.heap.length > 0 && this.live.get(this.heap[0]!.ks) !== this.heap[0]) this.pop();
   }
+}
+
+export function tokenInUseError(token: string, senderType: string, senderId: string): StatefnError {
+  return new StatefnError(
+    ErrorCode.TOKEN_IN_USE,
+    `cancellation token '${token}' of ${senderType}/${senderId} is already used by a pending delayed message`,
+  );
 }
 
 function less(a: Timer, b: Timer): boolean {

@@ -31,7 +31,7 @@ import { decodeState, encodeState, isEmptyState, type AddressState } from './add
 import { Invocation, storageClass } from './invocation.js';
 import { inflightKey, stateKey } from './state_keys.js';
 import type { StateStore, WriteOp } from './state_store.js';
-import { TimerService, type Timer } from './timer_service.js';
+import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
 import type { WorkerInit } from './worker_init.js';
 
 interface FnRuntime {
@@ -171,8 +171,12 @@ export class WorkerRuntime {
     try {
       // 1. inputs
       for (const link of this.inputs) {
-        if (link.source === this.main && this.pressured) continue;
-        const frames = link.read(64, this.badFrame);
+        if (this.gated(link)) continue;
+        // Ingress (the main ring) is admitted a few frames per step and only while few messages
+        // are pending, so fan-out of admitted work, not ingress, bounds the pending queue.
+        const isMain = link.source === this.main;
+        if (isMain && !this.quiescing && this.pendingCount() >= this.init.limits.pendingMessagesMax) continue;
+        const frames = link.read(isMain ? 4 : 64, this.badFrame);
         for (const f of frames) this.onFrame(f, link.source);
       }
       // 2. pending messages
@@ -189,7 +193,7 @@ export class WorkerRuntime {
       this.updatePressure(parked);
       if (this.quiescing) this.checkQuiesced();
       // 5. next step
-      const more = (!this.quiescing && this.pendingCount() > 0) || this.inputs.some((l) => !l.isEmpty() && !(l.source === this.main && this.pressured));
+      const more = (!this.quiescing && this.pendingCount() > 0) || this.inputs.some((l) => !l.isEmpty() && !this.gated(l));
       if (more) {
         this.kick();
       } else if (parked > 0) {
@@ -204,10 +208,20 @@ export class WorkerRuntime {
     }
   }
 
+  /**
+   * True when `link` is not read now: the main thread's ring while this worker is back-pressured.
+   * Once quiescing it is always read: no ingress follows QUIESCE on it, only control frames
+   * (SHUTDOWN), and a quiescing worker no longer handles its pending messages, so its pressure
+   * would never clear and a clean stop under load would wait for SHUTDOWN forever.
+   */
+  private gated(link: InLink): boolean {
+    return link.source === this.main && this.pressured && !this.quiescing;
+  }
+
   private sleep(): void {
     const seq = this.doorbells.prepareWait(this.self);
     // Re-check after announcing sleep: a producer that published before it saw the flag is caught here.
-    if (this.inputs.some((l) => !l.isEmpty() && !(l.source === this.main && this.pressured))) {
+    if (this.inputs.some((l) => !l.isEmpty() && !this.gated(l))) {
       this.doorbells.awake(this.self);
       this.kick();
       return;
@@ -419,6 +433,20 @@ export class WorkerRuntime {
       }
     }
     const st = inv.state;
+    if (inv.delayed !== null) {
+      // A token of a pending delayed message (or used twice here) fails the invocation; check
+      // before anything is applied. Tokens this invocation cancels are free again.
+      let used: Set<string> | undefined;
+      for (const d of inv.delayed) {
+        if (d.token === null) continue;
+        used ??= new Set();
+        const freed = inv.cancels !== null && inv.cancels.includes(d.token);
+        if (used.has(d.token) || (!freed && this.timers.tokenInUse(st.kg, self.typename, self.id, d.token))) {
+          throw tokenInUseError(d.token, self.typename, self.id);
+        }
+        used.add(d.token);
+      }
+    }
     if (inv.staged !== null) {
       const w = inv.written!;
       for (let i = 0; i < fn.specs.length; i++) {
@@ -487,6 +515,16 @@ export class WorkerRuntime {
     const w = this.owner[kg]!;
     this.stats.add(this.self, Stat.sent, 1);
     if (w === this.self) {
+      // The frame limit applies to local messages too, so whether a message is accepted never
+      // depends on where its target's key group lives (which changes with rescaling). Only big
+      // payloads pay for measuring (a string's UTF-8 may take up to 3 bytes per unit).
+      if (typeof payload !== 'number' && typeof payload !== 'boolean' && payload.length > this.init.limits.frameBytesMax >> 2) {
+        const bytes = this.codec.pack([FrameKind.MESSAGES, targetType, targetId, callerType, callerId, typename, payload]).length;
+        if (bytes > this.init.limits.frameBytesMax) {
+          this.oversize([targetType, targetId, callerType, callerId, typename, payload], bytes);
+          return;
+        }
+      }
       this.pending.push(targetType, targetId, callerType, callerId, typename, payload);
       return;
     }
@@ -547,7 +585,7 @@ export class WorkerRuntime {
     const info = errorInfo(e);
     this.stats.add(this.self, Stat.dead, 1);
     const p = env.payload;
-    this.outs[this.main]!.dead([{
+    const rec: Record<string, unknown> = {
       code: info.code,
       error: info.message,
       target: { typename: env.targetType, id: env.targetId },
@@ -557,7 +595,16 @@ export class WorkerRuntime {
       attempts: env.attempt,
       worker: this.self,
       at: new Date(this.clock.now()).toISOString(),
-    }]);
+    };
+    // The record travels to the main thread in one frame, so it must fit in frameBytesMax (the
+    // message may be the oversized one, or just big once in base64, or the error text huge):
+    // drop the value (keeping its size), then shorten the error, rather than fail the worker.
+    const fits = (): boolean => this.codec.pack([FrameKind.DEAD, rec]).length <= this.init.limits.frameBytesMax;
+    if (!fits()) {
+      rec.value = { omitted: true, bytes: p instanceof Uint8Array ? p.length : Buffer.byteLength(String(p)) };
+      if (!fits()) rec.error = `${info.message.slice(0, this.init.limits.frameBytesMax >> 3)}... (truncated)`;
+    }
+    this.outs[this.main]!.dead([rec]);
   }
 
   private oversize(fields: unknown[], bytes: number): void {

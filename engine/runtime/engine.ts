@@ -114,6 +114,8 @@ export class Engine {
   private failure: Error | undefined;
   private readonly failedWaiters: ((e: Error) => void)[] = [];
   private ingested = 0;
+  /** Ingresses may submit: from start until their stop() resolved (or the engine failed). */
+  private ingressOpen = true;
   private mainDead = 0;
   private releaseLock: () => void = () => {};
   private readonly deadLetterOwned: EgressConnector | undefined;
@@ -244,7 +246,9 @@ export class Engine {
   private ingressContext(id: string, router: ((r: unknown) => RoutedMessage | readonly RoutedMessage[] | undefined) | undefined): IngressContext<unknown> {
     return {
       submit: (records) => {
-        if (this.state !== 'running') return false;
+        if (!this.ingressOpen) {
+          throw new StatefnError(ErrorCode.ENGINE_STOPPED, `ingress ${id}: submit after the ingress was stopped (engine ${this.state}); stop producing when stop() is called or ctx.signal is aborted`);
+        }
         for (const r of records) {
           if (router === undefined) {
             this.routeIngress(id, r as RoutedMessage, r);
@@ -514,6 +518,7 @@ export class Engine {
   private fail(e: Error): void {
     if (this.state === 'failed' || this.state === 'stopped') return;
     this.state = 'failed';
+    this.ingressOpen = false;
     this.failure = e;
     this.logger.error(e.message, { code: (e as StatefnError).code, stack: e.stack });
     this.ingressControllers.abort();
@@ -537,7 +542,11 @@ export class Engine {
     while (!cond()) {
       if (this.state === 'failed') throw this.failure!;
       const left = deadline - Date.now();
-      if (left <= 0) throw new StatefnError(ErrorCode.ENGINE_STOPPED, `clean stop timed out waiting for ${what} after ${this.options.limits.stopTimeoutMs} ms`);
+      if (left <= 0) {
+        const e = new StatefnError(ErrorCode.ENGINE_STOPPED, `clean stop timed out waiting for ${what} after ${this.options.limits.stopTimeoutMs} ms; the next start resumes from the last flush`);
+        this.fail(e);
+        throw e;
+      }
       await new Promise<void>((r) => {
         const t = setTimeout(r, Math.min(left, 100));
         this.controlWaiter = () => {
@@ -562,6 +571,7 @@ export class Engine {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.ingressControllers.abort();
     await Promise.all(this.app.ingresses.map((r) => Promise.resolve(r.connector.stop())));
+    this.ingressOpen = false;
     // Every record submitted so far is routed and will be saved with the workers' state below.
     const positions = readIngressPositions(this.options.stateDir);
     for (const r of this.app.ingresses) if (r.connector.position !== undefined) positions[r.connector.id] = r.connector.position();
