@@ -18,9 +18,11 @@
  *
  * Standalone (e.g. for profiling one scenario):
  *   node --import tsx bench/macro.ts [--quick] [--scenario counter|latency|pingpong|all]
- *        [--workers n] [--rate r] [--chains c] [--ms runMs]
+ *        [--workers n] [--rate r] [--chains c] [--ms runMs] [--limit name=value ...]
+ * (`--limit` overrides an engine limit for experiments, e.g. `--limit flushIntervalMs=3600000`
+ * shows latency without the periodic state flush; the figures of `runMacro` use the defaults.)
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -98,11 +100,58 @@ interface Mark {
   ingested: number;
   cpu: NodeJS.CpuUsage;
   elu: ReturnType<typeof performance.eventLoopUtilization>;
+  threads: Map<number, number>;
+}
+
+/**
+ * CPU ticks (user + system, in clock ticks of 10 ms) per thread of this process, from Linux's
+ * /proc/self/task/<tid>/stat; empty elsewhere. Node does not name its threads, so the main thread
+ * is the one whose tid is the pid and the statefn workers are the busiest of the others (the rest
+ * are V8's GC helpers, libuv's pool, lmdb's write thread and tsx's loader threads).
+ */
+function threadTicks(): Map<number, number> {
+  const out = new Map<number, number>();
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), Number(f[11]) + Number(f[12]));
+    }
+  } catch {
+    // Not Linux (or /proc hidden): no per-thread figures.
+  }
+  return out;
 }
 
 function mark(engine: Engine): Mark {
   const s = engine.stats();
-  return { t: performance.now(), processed: s.processed, ingested: s.ingested, cpu: process.cpuUsage(), elu: performance.eventLoopUtilization() };
+  return {
+    t: performance.now(), processed: s.processed, ingested: s.ingested, cpu: process.cpuUsage(),
+    elu: performance.eventLoopUtilization(), threads: threadTicks(),
+  };
+}
+
+/** Cores used per thread between two marks: the main thread, the `workers` busiest others, the rest. */
+function threadCores(a: Mark, b: Mark, workers: number, processed: number): Record<string, unknown> | undefined {
+  if (a.threads.size === 0) return undefined;
+  const secs = (b.t - a.t) / 1000;
+  const tick = 0.01; // USER_HZ is 100 on Linux
+  let main = 0;
+  const others: number[] = [];
+  for (const [tid, t1] of b.threads) {
+    const d = (t1 - (a.threads.get(tid) ?? 0)) * tick / secs;
+    if (tid === process.pid) main = d;
+    else others.push(d);
+  }
+  others.sort((x, y) => y - x);
+  const top = others.slice(0, workers);
+  const rest = others.slice(workers).reduce((s, x) => s + x, 0);
+  const perMsgUs = (cores: number): number | null => (processed > 0 ? round((cores * secs * 1e6) / processed, 3) : null);
+  return {
+    main: round(main), busiestOthers: top.map((x) => round(x)), rest: round(rest),
+    mainUsPerMessage: perMsgUs(main), workersUsPerMessage: perMsgUs(top.reduce((s, x) => s + x, 0)), restUsPerMessage: perMsgUs(rest),
+  };
 }
 
 interface Window {
@@ -114,7 +163,7 @@ interface Window {
 }
 
 /** Rates and CPU between two marks, plus what the samples in between saw. */
-function window(a: Mark, b: Mark, samples: { backPressured: number; n: number; pendingMax: number; parkedMax: number }): Window {
+function window(a: Mark, b: Mark, workers: number, samples: { backPressured: number; n: number; pendingMax: number; parkedMax: number }): Window {
   const elapsedMs = b.t - a.t;
   const processed = b.processed - a.processed;
   const ingested = b.ingested - a.ingested;
@@ -134,6 +183,7 @@ function window(a: Mark, b: Mark, samples: { backPressured: number; n: number; p
       processCpuSystemMs: round((b.cpu.system - a.cpu.system) / 1000, 0),
       cpuUsPerMessage: processed > 0 ? round((cpuMs * 1000) / processed, 3) : null,
       mainEventLoopUtilization: round(elu.utilization, 2),
+      threadCores: threadCores(a, b, workers, processed),
       backPressuredFraction: samples.n > 0 ? round(samples.backPressured / samples.n, 2) : null,
       pendingMax: samples.pendingMax,
       parkedBytesMax: samples.parkedMax,
@@ -150,6 +200,13 @@ interface RunSpec {
   /** Ingress id of the generator, to know when a count-limited run is done early. */
   egressId: string;
   latency: boolean;
+  /**
+   * End the run early once the count-limited generator is done and everything it ingested was
+   * handled (only where one ingress record leads to one handled message, as in the counter).
+   */
+  endWhenDrained: boolean;
+  /** Engine limit overrides (experiments only: the reported figures use the defaults). */
+  limits?: Record<string, number>;
 }
 
 interface RunOutcome {
@@ -158,7 +215,7 @@ interface RunOutcome {
   egressRecords: number;
   startMs: number;
   stopMs: number;
-  flushes: number;
+  flushes: { count: number; durationMsMax: number; writesMax: number };
 }
 
 /** One engine run: start, warm up, measure, stop, clean up. */
@@ -170,7 +227,7 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
   try {
     engine = await Engine.start(
       { module: spec.app, params: spec.params },
-      { stateDir, workers: spec.workers, logger, limits: { keyGroups: KEY_GROUPS } },
+      { stateDir, workers: spec.workers, logger, limits: { ...spec.limits, keyGroups: KEY_GROUPS } },
     );
     const startMs = performance.now() - t0;
     let failure: Error | undefined;
@@ -197,7 +254,7 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
       samples.pendingMax = Math.max(samples.pendingMax, s.pending);
       samples.parkedMax = Math.max(samples.parkedMax, s.parkedBytes);
       // A count-limited run that finished early ends when everything ingested was handled.
-      if (genDone && s.processed >= s.ingested) break;
+      if (spec.endWhenDrained && genDone && s.processed >= s.ingested) break;
     }
     if (failure !== undefined) throw failure;
     const b = mark(engine);
@@ -207,12 +264,13 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
     if (st.failures !== 0 || st.deadLetters !== 0 || egress.malformed !== 0) {
       throw new Error(`${spec.name}: the run had ${st.failures} handler failures, ${st.deadLetters} dead letters, ${egress.malformed} malformed egress records`);
     }
-    const flushes = engine.flushes.length;
+    const fl = engine.flushes;
+    const flushes = { count: fl.length, durationMsMax: Math.max(0, ...fl.map((f) => f.durationMs)), writesMax: Math.max(0, ...fl.map((f) => f.writes)) };
     const s0 = performance.now();
     await engine.stop();
     const stopMs = performance.now() - s0;
     engine = undefined;
-    return { win: window(a, b, samples), latency, egressRecords: egress.records, startMs, stopMs, flushes };
+    return { win: window(a, b, spec.workers, samples), latency, egressRecords: egress.records, startMs, stopMs, flushes };
   } finally {
     if (engine !== undefined) await engine.stop().catch(() => {});
     rmSync(stateDir, { recursive: true, force: true });
@@ -264,7 +322,8 @@ function report(r: MacroResult): void {
     `  ${r.name.padEnd(26)} ${(r.messagesPerSec / 1e6).toFixed(3)} M msg/s${lat}  ` +
       `(${((d.ratioToRawRing as number) * 100).toFixed(2)}% of raw ring ${((d.rawRing64BFramesPerSec as number) / 1e6).toFixed(1)} M frames/s; ` +
       `${((d.ratioToCodecRingLimit as number) * 100).toFixed(0)}% of the 2.0 M msg/s codec+ring limit; ` +
-      `cpu ${String(d.processCpuCores)} cores, ${String(d.cpuUsPerMessage)} µs/msg, main ELU ${String(d.mainEventLoopUtilization)})`,
+      `cpu ${String(d.processCpuCores)} cores, ${String(d.cpuUsPerMessage)} µs/msg, main ELU ${String(d.mainEventLoopUtilization)}` +
+      `${d.threadCores === undefined ? '' : `, threads ${JSON.stringify(d.threadCores)}`})`,
   );
 }
 
@@ -272,6 +331,7 @@ export interface CounterRunOptions {
   workers: number;
   timing: Timing;
   ratePerSec?: number;
+  limits?: Record<string, number>;
 }
 
 export async function counterRun(o: CounterRunOptions): Promise<RunOutcome> {
@@ -285,6 +345,8 @@ export async function counterRun(o: CounterRunOptions): Promise<RunOutcome> {
     egressId: 'bench/latency',
     // The max-rate runs record latency too (it shows queueing at saturation).
     latency: true,
+    endWhenDrained: true,
+    ...(o.limits === undefined ? {} : { limits: o.limits }),
   });
 }
 
@@ -297,6 +359,8 @@ export async function pingPongRun(workers: number, chains: number, t: Timing): P
     timing: t,
     egressId: 'bench/done',
     latency: false,
+    // The chains never end within a run; every hop counts as processed.
+    endWhenDrained: false,
   });
 }
 
@@ -338,8 +402,8 @@ export async function runMacro(opts: MacroOptions = {}): Promise<MacroResult[]> 
 
 // ---- standalone ----
 
-function parseCli(argv: string[]): { quick: boolean; scenario: string; workers: number; rate: number; chains: number; ms: number | undefined } {
-  const out = { quick: false, scenario: 'all', workers: availableParallelism(), rate: 0, chains: 256, ms: undefined as number | undefined };
+function parseCli(argv: string[]): { quick: boolean; scenario: string; workers: number; rate: number; chains: number; ms: number | undefined; limits: Record<string, number> } {
+  const out = { quick: false, scenario: 'all', workers: availableParallelism(), rate: 0, chains: 256, ms: undefined as number | undefined, limits: {} as Record<string, number> };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = (): string => {
@@ -353,6 +417,10 @@ function parseCli(argv: string[]): { quick: boolean; scenario: string; workers: 
     else if (a === '--rate') out.rate = Number(v());
     else if (a === '--chains') out.chains = Number(v());
     else if (a === '--ms') out.ms = Number(v());
+    else if (a === '--limit') {
+      const [k, x] = v().split('=');
+      out.limits[k!] = Number(x);
+    }
     else throw new Error(`unknown argument ${a}`);
   }
   return out;
@@ -367,7 +435,10 @@ async function main(): Promise<void> {
     const rs = await runMacro({ quick: c.quick });
     console.log(JSON.stringify(rs, null, 2));
   } else if (c.scenario === 'counter' || c.scenario === 'latency') {
-    const o = await counterRun({ workers: c.workers, timing: t, ...(c.rate > 0 ? { ratePerSec: c.rate } : {}) });
+    const o = await counterRun({
+      workers: c.workers, timing: t, ...(c.rate > 0 ? { ratePerSec: c.rate } : {}),
+      ...(Object.keys(c.limits).length === 0 ? {} : { limits: c.limits }),
+    });
     const r = result(`counter.${c.rate > 0 ? 'latency' : 'max'}.${c.workers}w`, o, limits, { workers: c.workers, targetRatePerSec: c.rate || undefined });
     report(r);
     console.log(JSON.stringify(r.detail));

@@ -8,6 +8,7 @@ import type { Context, ValueSpec } from '../engine/shared/function_api.js';
 import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
 import { Message, checkMessage } from '../engine/shared/message.js';
 import type { AddressState } from './address_state.js';
+import type { Clock } from '../engine/shared/clock.js';
 
 export interface Delayed {
   delayMs: number;
@@ -23,7 +24,20 @@ export function storageClass(specs: readonly ValueSpec[]): new (inv: Invocation)
   const index = new Map(specs.map((spec, i) => [spec.name, i]));
   // `delete ctx.storage.x` clears x like assigning undefined (the declared values are accessors
   // on the prototype, so a plain delete of the instance's property would silently do nothing).
+  // The get/set traps send declared names straight to the invocation: without them every access
+  // went proxy -> prototype accessor -> `this[INVOCATION]` through the proxy again, two slow
+  // proxy lookups per access (~0.25 us per counter invocation, measured; ~0.1 us with them).
   const traps: ProxyHandler<Storage> = {
+    get(target, key, receiver) {
+      const i = typeof key === 'string' ? index.get(key) : undefined;
+      return i === undefined ? Reflect.get(target, key, receiver) : target[INVOCATION].read(i);
+    },
+    set(target, key, value, receiver) {
+      const i = typeof key === 'string' ? index.get(key) : undefined;
+      if (i === undefined) return Reflect.set(target, key, value, receiver);
+      target[INVOCATION].write(i, value);
+      return true;
+    },
     deleteProperty(target, key) {
       const i = typeof key === 'string' ? index.get(key) : undefined;
       if (i === undefined) return Reflect.deleteProperty(target, key);
@@ -70,14 +84,15 @@ export class Invocation implements Context {
     readonly state: AddressState,
     private readonly specs: readonly ValueSpec[],
     Storage: new (inv: Invocation) => object,
-    private readonly clockNow: () => number,
+    /** The engine clock (an object, not a closure: one allocation less per invocation). */
+    private readonly clock: Clock,
     readonly startedAt: number,
   ) {
     this.storage = new Storage(this) as Record<string, unknown>;
   }
 
   now(): number {
-    return this.clockNow();
+    return this.clock.now();
   }
 
   read(i: number): unknown {

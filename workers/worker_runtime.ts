@@ -34,6 +34,9 @@ import type { StateStore, WriteOp } from './state_store.js';
 import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
 import type { WorkerInit } from './worker_init.js';
 
+/** Messages handled between pushes of what is queued for other workers (a power of two, minus 1). */
+const PEER_FLUSH_EVERY_MASK = 63;
+
 interface FnRuntime {
   spec: FunctionSpec;
   specs: readonly ValueSpec[];
@@ -172,10 +175,12 @@ export class WorkerRuntime {
       // 1. inputs
       for (const link of this.inputs) {
         if (this.gated(link)) continue;
-        // Ingress (the main ring) is admitted a few frames per step and only while few messages
-        // are pending, so fan-out of admitted work, not ingress, bounds the pending queue.
+        // Ingress (the main ring) is admitted a few frames per step and only while less than a
+        // batch is pending, so fan-out of admitted work, not ingress, bounds the pending queue.
+        // The backlog then waits in the ring as bytes, where it costs nothing, instead of as
+        // decoded objects that every young-generation GC would copy while they wait.
         const isMain = link.source === this.main;
-        if (isMain && !this.quiescing && this.pendingCount() >= this.init.limits.pendingMessagesMax) continue;
+        if (isMain && !this.quiescing && this.pendingCount() >= this.init.limits.batchMessagesMax) continue;
         const frames = link.read(isMain ? 4 : 64, this.badFrame);
         for (const f of frames) this.onFrame(f, link.source);
       }
@@ -316,6 +321,7 @@ export class WorkerRuntime {
       h += MESSAGE_FIELDS;
       n++;
       this.deliver(targetType, targetId, callerType, callerId, typename, payload, 1);
+      if ((n & PEER_FLUSH_EVERY_MASK) === 0) this.flushPeers();
     }
     if (h >= p.length) {
       this.pending = [];
@@ -327,6 +333,17 @@ export class WorkerRuntime {
       this.pendingHead = h;
     }
     this.stats.set(this.self, Stat.pending, this.pendingCount());
+  }
+
+  /**
+   * Push what is queued for other workers now, mid-batch, so they start on it while this worker
+   * goes on (pipelining): otherwise a batch of chained messages moves between two workers as one
+   * frame and each waits while the other works.
+   */
+  private flushPeers(): void {
+    for (const o of this.outs) {
+      if (o !== null && o.dest !== this.main && o.queuedMessages() > 0) o.flush();
+    }
   }
 
   private deliver(
@@ -375,7 +392,7 @@ export class WorkerRuntime {
     const inv = new Invocation(
       { typename: env.targetType, id: env.targetId },
       env.callerType === null ? undefined : { typename: env.callerType, id: env.callerId! },
-      st, fn.specs, fn.Storage, () => this.clock.now(), now,
+      st, fn.specs, fn.Storage, this.clock, now,
     );
     let result: void | Promise<void>;
     try {
@@ -651,6 +668,10 @@ export class WorkerRuntime {
 
   /** Drop clean entries, oldest first, until the cache is back under 90% of its bound. */
   private evict(): void {
+    // Not while a flush is being written: its states are clean already but their records are not
+    // in LMDB yet, so reloading an evicted one would read an older value. The cache may exceed its
+    // bound by what is loaded during one write; the first load after it evicts.
+    if (this.flushing !== null) return;
     const target = Math.floor(this.init.limits.stateCacheEntriesMax * 0.9);
     for (const fn of this.fns.values()) {
       for (const [id, st] of fn.cache) {
@@ -679,13 +700,15 @@ export class WorkerRuntime {
   /** Write all dirty state and timer changes in one LMDB transaction, then report the epoch. */
   private async flush(epoch: number): Promise<void> {
     const started = Date.now();
-    const ops = this.collectWrites();
+    const emptied: AddressState[] = [];
+    const ops = this.collectWrites(emptied);
     try {
       if (ops.length > 0) await this.store.write(ops);
     } catch (e) {
       this.fatal(e);
       return;
     }
+    this.dropEmptied(emptied);
     this.timers.afterFlush(this.clock.now());
     if (epoch >= 0) {
       this.stats.set(this.self, Stat.flushedEpoch, epoch);
@@ -694,7 +717,12 @@ export class WorkerRuntime {
     }
   }
 
-  private collectWrites(): WriteOp[] {
+  /**
+   * Encode all dirty state (and take the timers' changes) as writes. States left empty are added
+   * to `emptied`: they may leave the cache only once the write deleting them has committed
+   * (`dropEmptied`), else a message handled meanwhile would read the old record from LMDB.
+   */
+  private collectWrites(emptied: AddressState[]): WriteOp[] {
     const now = this.clock.now();
     const ops: WriteOp[] = this.restoredInflightOps;
     this.restoredInflightOps = [];
@@ -705,12 +733,22 @@ export class WorkerRuntime {
       const fn = this.fns.get(st.fnType)!;
       const value = encodeState(this.codec, st, fn.specs, now);
       ops.push({ db: 'state', key: stateKey(st.kg, st.fnType, st.id), value });
-      if (value === undefined && isEmptyState(st) && !this.busy.has(st.fnType + '\0' + st.id)) {
-        if (fn.cache.delete(st.id)) this.cacheEntries--;
-      }
+      if (value === undefined && isEmptyState(st)) emptied.push(st);
     }
     for (const op of this.timers.takeOps()) ops.push(op);
     return ops;
+  }
+
+  /** After a flush committed: drop from the cache the states it deleted that are still empty and idle. */
+  private dropEmptied(emptied: AddressState[]): void {
+    for (const st of emptied) {
+      if (st.dirty || !isEmptyState(st) || this.busy.has(st.fnType + '\0' + st.id)) continue;
+      const fn = this.fns.get(st.fnType)!;
+      if (fn.cache.get(st.id) === st) {
+        fn.cache.delete(st.id);
+        this.cacheEntries--;
+      }
+    }
   }
 
   // ---- shutdown ----
@@ -721,7 +759,7 @@ export class WorkerRuntime {
    */
   private async shutdown(): Promise<void> {
     while (this.flushing !== null) await this.flushing;
-    const ops = this.collectWrites();
+    const ops = this.collectWrites([]);
     let seq = 0;
     const save = (f: unknown[]): void => {
       const kg = keyGroupOf(f[1] as string, this.init.keyGroups);

@@ -39,9 +39,6 @@ const DOUBLE = Types.double.typename;
 export default function counterBench(params: CounterBenchParams = {}) {
   const keys = params.keys ?? 100_000;
   const every = params.egressEvery ?? 64;
-  // Ids are made once so the generator does not build a string per record.
-  const ids = Array.from({ length: keys }, (_, i) => `k${i}`);
-  const targets = ids.map((id) => ({ typename: COUNTER_TYPE, id }));
   // Per thread (each worker imports its own copy of this module): messages handled here.
   let handled = 0;
   return createApp()
@@ -61,7 +58,10 @@ export default function counterBench(params: CounterBenchParams = {}) {
         batchSize: params.batchSize ?? 256,
         seed: params.seed ?? 1,
         // The record is already a routed message (no router): the payload is the ingest time.
-        make: (_i, rng) => ({ to: targets[rng.int(keys)]!, message: new Message(DOUBLE, nowMs()) }),
+        // A fresh id string per record, as a real ingress decodes one: it is also cheaper than
+        // picking from 100,000 prebuilt addresses (each pick a cache miss: 0.55 vs 0.75 us per
+        // message of main-thread time, measured).
+        make: (_i, rng) => ({ to: { typename: COUNTER_TYPE, id: `k${rng.int(keys)}` }, message: new Message(DOUBLE, nowMs()) }),
       }),
     )
     .egress(new LatencyEgress(LATENCY_EGRESS_ID));

@@ -9,6 +9,15 @@
  *   CONTROL   [4, op, ...args]                                                 any direction
  *
  * A payload is a native value (number/string/boolean) for built-in types, else bytes.
+ *
+ * Type names repeat from one message to the next (a batch usually targets one function type with
+ * one message type), so on the wire a MESSAGES frame sends `targetType`, a non-null `callerType`
+ * and `typename` as `REPEAT` (the integer 0, one byte) when they equal the same field of the
+ * previous message in the frame. That halves the bytes per message (~57 -> ~20 for an ingress
+ * message with a double payload) and, more to the point, leaves one string per message to decode
+ * instead of three; the decoder hands the same string instance on, so the runtime's map lookups
+ * by type name hit a cached hash. Those fields are never numbers otherwise, so the marker is
+ * unambiguous. `OutLink` compresses, `InLink` expands: everything else sees full frames.
  */
 import { Packr } from 'msgpackr';
 import { ErrorCode, StatefnError } from './errors.js';
@@ -23,6 +32,60 @@ export const FrameKind = {
 
 export const MESSAGE_FIELDS = 6;
 export const EGRESS_FIELDS = 3;
+/** In a MESSAGES frame on the wire: "same as this field of the previous message". */
+export const REPEAT = 0;
+
+/**
+ * Replace repeated type names of a MESSAGES frame by `REPEAT`, in place (the first message of a
+ * frame always carries them in full). Returns the frame.
+ */
+export function compressMessages(frame: unknown[]): unknown[] {
+  let target: unknown;
+  let caller: unknown = null;
+  let type: unknown;
+  for (let i = 1; i < frame.length; i += MESSAGE_FIELDS) {
+    const t = frame[i];
+    if (t === target) frame[i] = REPEAT;
+    else target = t;
+    const c = frame[i + 2];
+    if (c !== null) {
+      if (c === caller) frame[i + 2] = REPEAT;
+      else caller = c;
+    }
+    const y = frame[i + 4];
+    if (y === type) frame[i + 4] = REPEAT;
+    else type = y;
+  }
+  return frame;
+}
+
+/**
+ * Undo `compressMessages`, in place, checking the frame's shape: a whole number of messages, and
+ * no `REPEAT` without a previous value. Throws FRAME_MALFORMED naming `from` otherwise.
+ */
+export function expandMessages(frame: unknown[], from: string): unknown[] {
+  if ((frame.length - 1) % MESSAGE_FIELDS !== 0) {
+    throw new StatefnError(ErrorCode.FRAME_MALFORMED, `MESSAGES frame from ${from} has ${frame.length - 1} fields, not a multiple of ${MESSAGE_FIELDS}`);
+  }
+  let target: unknown;
+  let caller: unknown;
+  let type: unknown;
+  for (let i = 1; i < frame.length; i += MESSAGE_FIELDS) {
+    const t = frame[i];
+    if (t === REPEAT) frame[i] = target;
+    else target = t;
+    const c = frame[i + 2];
+    if (c === REPEAT) frame[i + 2] = caller;
+    else if (c !== null) caller = c;
+    const y = frame[i + 4];
+    if (y === REPEAT) frame[i + 4] = type;
+    else type = y;
+    if (typeof frame[i] !== 'string' || typeof frame[i + 4] !== 'string' || frame[i + 2] === undefined) {
+      throw new StatefnError(ErrorCode.FRAME_MALFORMED, `MESSAGES frame from ${from}: message ${(i - 1) / MESSAGE_FIELDS} has no target or message type`);
+    }
+  }
+  return frame;
+}
 
 /** Control operations (second element of a CONTROL frame). */
 export const ControlOp = {

@@ -10,7 +10,7 @@
 import type { Packr } from 'msgpackr';
 import type { Doorbells } from './doorbell.js';
 import { ErrorCode, StatefnError, assert } from './errors.js';
-import { ControlOp, FrameKind, MESSAGE_FIELDS, EGRESS_FIELDS, decodeFrame } from './frames.js';
+import { ControlOp, FrameKind, MESSAGE_FIELDS, EGRESS_FIELDS, compressMessages, decodeFrame, expandMessages } from './frames.js';
 import { RingConsumer, RingProducer } from './ring_buffer.js';
 import type { Payload } from './types.js';
 
@@ -83,6 +83,11 @@ export class OutLink {
     }
   }
 
+  /** Messages queued for the next MESSAGES frame. */
+  queuedMessages(): number {
+    return (this.msgs.length - 1) / MESSAGE_FIELDS;
+  }
+
   /** True when nothing is queued, parked, or unread in the ring. */
   isIdle(): boolean {
     return this.msgs.length === 1 && this.egress.length === 1 && this.parkedBytes === 0 && this.ring.isEmpty();
@@ -96,7 +101,7 @@ export class OutLink {
     if (this.msgs.length === 1) return;
     const frame = this.msgs;
     this.msgs = [FrameKind.MESSAGES];
-    this.pushFrame(frame, MESSAGE_FIELDS);
+    this.pushFrame(compressMessages(frame), MESSAGE_FIELDS);
   }
 
   private sealEgress(): void {
@@ -115,9 +120,13 @@ export class OutLink {
     if (bytes.length > this.frameBytesMax) {
       const records = fields === 0 ? 0 : (frame.length - 1) / fields;
       if (records > 1) {
+        // The second half must not refer back to messages of the first: expand, split, compress.
+        if (frame[0] === FrameKind.MESSAGES) expandMessages(frame, 'self');
         const half = Math.ceil(records / 2) * fields + 1;
-        this.pushFrame(frame.slice(0, half), fields);
-        this.pushFrame([frame[0], ...frame.slice(half)], fields);
+        const first = frame.slice(0, half);
+        const second = [frame[0], ...frame.slice(half)];
+        this.pushFrame(frame[0] === FrameKind.MESSAGES ? compressMessages(first) : first, fields);
+        this.pushFrame(frame[0] === FrameKind.MESSAGES ? compressMessages(second) : second, fields);
         return;
       }
       if (records === 1) {
@@ -182,7 +191,8 @@ export class InLink {
     const name = this.sourceName;
     this.ring.drain((bytes) => {
       try {
-        out.push(decodeFrame(codec, bytes, name));
+        const f = decodeFrame(codec, bytes, name);
+        out.push(f[0] === FrameKind.MESSAGES ? expandMessages(f, name) : f);
       } catch (e) {
         onBad(e as StatefnError);
       }
