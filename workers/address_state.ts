@@ -18,6 +18,10 @@ export interface AddressState {
   /** Entries for names the function no longer declares: kept as is, never lost silently. */
   orphans: unknown[][] | undefined;
   dirty: boolean;
+  /** Captured by the flush under way and not written yet (see WorkerRuntime.flush). */
+  capture: boolean;
+  /** Values as they were when the flush under way captured this state, if changed since. */
+  snap: { values: unknown[]; expires: number[] } | null;
 }
 
 type Rec = [string, string, Uint8Array, number];
@@ -32,7 +36,7 @@ export function decodeState(
   kg: number,
 ): AddressState {
   const n = specs.length;
-  const st: AddressState = { fnType, id, kg, values: new Array<unknown>(n), expires: new Array<number>(n).fill(0), orphans: undefined, dirty: false };
+  const st: AddressState = { fnType, id, kg, values: new Array<unknown>(n), expires: new Array<number>(n).fill(0), orphans: undefined, dirty: false, capture: false, snap: null };
   if (bytes === undefined) return st;
   let recs: Rec[];
   try {

@@ -37,6 +37,9 @@ import type { WorkerInit } from './worker_init.js';
 /** Messages handled between pushes of what is queued for other workers (a power of two, minus 1). */
 const PEER_FLUSH_EVERY_MASK = 63;
 
+/** States encoded and queued per loop step during a flush. */
+const FLUSH_SLICE_STATES = 500;
+
 interface FnRuntime {
   spec: FunctionSpec;
   specs: readonly ValueSpec[];
@@ -450,6 +453,7 @@ export class WorkerRuntime {
       }
     }
     const st = inv.state;
+    if (st.capture && (inv.staged !== null || fn.hasCallTtl)) this.snapshotCaptured(st);
     if (inv.delayed !== null) {
       // A token of a pending delayed message (or used twice here) fails the invocation; check
       // before anything is applied. Tokens this invocation cancels are free again.
@@ -697,13 +701,43 @@ export class WorkerRuntime {
     });
   }
 
-  /** Write all dirty state and timer changes in one LMDB transaction, then report the epoch. */
+  /**
+   * Write the state made dirty since the last flush, and the timers' changes, to LMDB; then report
+   * the epoch. The dirty set is captured at once, but encoded and queued in slices between loop
+   * steps, so message handling never stops for a whole flush: a captured state that a handler is
+   * about to change is copied first (`snapshotCaptured`), so the flush still writes each state as
+   * it was when the flush began. The B-tree work runs on lmdb-js's write thread.
+   */
   private async flush(epoch: number): Promise<void> {
     const started = Date.now();
     const emptied: AddressState[] = [];
-    const ops = this.collectWrites(emptied);
+    const captured = this.dirty;
+    this.dirty = [];
+    for (const st of captured) {
+      st.dirty = false;
+      st.capture = true;
+    }
+    let last: Promise<unknown> = Promise.resolve();
+    let writes = 0;
     try {
-      if (ops.length > 0) await this.store.write(ops);
+      const first = this.restoredInflightOps;
+      this.restoredInflightOps = [];
+      for (const op of this.timers.takeOps()) first.push(op);
+      writes += first.length;
+      if (first.length > 0) last = this.store.write(first);
+      for (let i = 0; i < captured.length; ) {
+        const end = Math.min(captured.length, i + FLUSH_SLICE_STATES);
+        const ops: WriteOp[] = [];
+        const now = this.clock.now();
+        for (; i < end; i++) {
+          const st = captured[i]!;
+          if (st.capture || st.snap !== null) this.encodeCaptured(st, ops, emptied, now);
+        }
+        writes += ops.length;
+        if (ops.length > 0) last = this.store.write(ops);
+        if (i < captured.length) await new Promise<void>((r) => setImmediate(r));
+      }
+      await last;
     } catch (e) {
       this.fatal(e);
       return;
@@ -712,15 +746,35 @@ export class WorkerRuntime {
     this.timers.afterFlush(this.clock.now());
     if (epoch >= 0) {
       this.stats.set(this.self, Stat.flushedEpoch, epoch);
-      this.outs[this.main]!.control(ControlOp.FLUSHED, epoch, ops.length, Date.now() - started);
+      this.outs[this.main]!.control(ControlOp.FLUSHED, epoch, writes, Date.now() - started);
       this.kick();
     }
   }
 
+  private encodeCaptured(st: AddressState, ops: WriteOp[], emptied: AddressState[], now: number): void {
+    st.capture = false;
+    const fn = this.fns.get(st.fnType)!;
+    const snap = st.snap;
+    st.snap = null;
+    const value = encodeState(this.codec, snap === null ? st : { ...st, values: snap.values, expires: snap.expires }, fn.specs, now);
+    ops.push({ db: 'state', key: stateKey(st.kg, st.fnType, st.id), value });
+    if (value === undefined && isEmptyState(st)) emptied.push(st);
+  }
+
   /**
-   * Encode all dirty state (and take the timers' changes) as writes. States left empty are added
-   * to `emptied`: they may leave the cache only once the write deleting them has committed
-   * (`dropEmptied`), else a message handled meanwhile would read the old record from LMDB.
+   * A handler is about to change a state the flush under way has not encoded yet: keep a copy of
+   * its values as they were (copy-on-write; the flush encodes the copy).
+   */
+  private snapshotCaptured(st: AddressState): void {
+    st.capture = false;
+    st.snap = { values: st.values.slice(), expires: st.expires.slice() };
+  }
+
+  /**
+   * Encode all dirty state (and take the timers' changes) as writes, at once (the clean stop).
+   * States left empty are added to `emptied`: they may leave the cache only once the write
+   * deleting them has committed (`dropEmptied`), else a message handled meanwhile would read the
+   * old record from LMDB.
    */
   private collectWrites(emptied: AddressState[]): WriteOp[] {
     const now = this.clock.now();
@@ -730,10 +784,7 @@ export class WorkerRuntime {
     this.dirty = [];
     for (const st of dirty) {
       st.dirty = false;
-      const fn = this.fns.get(st.fnType)!;
-      const value = encodeState(this.codec, st, fn.specs, now);
-      ops.push({ db: 'state', key: stateKey(st.kg, st.fnType, st.id), value });
-      if (value === undefined && isEmptyState(st)) emptied.push(st);
+      this.encodeCaptured(st, ops, emptied, now);
     }
     for (const op of this.timers.takeOps()) ops.push(op);
     return ops;

@@ -323,12 +323,14 @@ export class Engine {
   /** True when the engine can take more ingress now. */
   writable(): boolean {
     if (this.state !== 'running') return false;
-    const hw = this.options.limits.outboxBytesHighWater;
     if (this.statsBlock.anyPressure()) return false;
     let parked = 0;
     for (const o of this.outs) parked += o.parkedBytes;
-    if (parked > hw) return false;
-    return this.egress.queued() <= this.options.limits.pendingMessagesMax;
+    // Ingress parked behind a full ring only adds queueing delay (the ring already holds tens of
+    // thousands of messages of work per worker): bound it by one ring's worth.
+    const L = this.options.limits;
+    if (parked > Math.min(L.outboxBytesHighWater, L.ringBytes)) return false;
+    return this.egress.queued() <= L.pendingMessagesMax;
   }
 
   whenWritable(): Promise<void> {
