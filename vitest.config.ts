@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // One real S3-compatible server (moto) for the whole run; see the file for STATEFN_S3_ENDPOINT.
+    globalSetup: ['test/setup/s3_server.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

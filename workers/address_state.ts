@@ -18,6 +18,8 @@ export interface AddressState {
   /** Entries for names the function no longer declares: kept as is, never lost silently. */
   orphans: unknown[][] | undefined;
   dirty: boolean;
+  /** The record as LMDB holds it (the undo value when this state is next written). */
+  persisted: Buffer | undefined;
   /** Captured by the flush under way and not written yet (see WorkerRuntime.flush). */
   capture: boolean;
   /** Values as they were when the flush under way captured this state, if changed since. */
@@ -36,7 +38,7 @@ export function decodeState(
   kg: number,
 ): AddressState {
   const n = specs.length;
-  const st: AddressState = { fnType, id, kg, values: new Array<unknown>(n), expires: new Array<number>(n).fill(0), orphans: undefined, dirty: false, capture: false, snap: null };
+  const st: AddressState = { fnType, id, kg, values: new Array<unknown>(n), expires: new Array<number>(n).fill(0), orphans: undefined, dirty: false, capture: false, snap: null, persisted: bytes === undefined ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
   if (bytes === undefined) return st;
   let recs: Rec[];
   try {

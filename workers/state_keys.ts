@@ -5,7 +5,8 @@
  *   state    kg | fnType utf8 | 0x00 | id utf8                        -> state record
  *   timers   kg | fireAt u64be | uniq (12 bytes)                      -> timer record
  *   tokens   kg | senderType utf8 | 0x00 | senderId utf8 | 0x00 | token -> timer key
- *   inflight kg | seq u64be                                            -> envelope (saved at a clean stop)
+ *   ckpt     kg | epoch u32be | seq u32be                              -> message recorded in a checkpoint
+ *   undo     kg | epoch u32be | db u8 | key                            -> value before that epoch
  *
  * Type names never contain NUL (validated), and the id is the last component of a state key, so
  * keys are unambiguous.
@@ -47,13 +48,6 @@ export function tokenKey(kg: number, senderType: string, senderId: string, token
   return Buffer.concat([kgPrefix(kg), Buffer.from(senderType), ZERO, Buffer.from(senderId), ZERO, Buffer.from(token)]);
 }
 
-export function inflightKey(kg: number, seq: number): Buffer {
-  const b = Buffer.allocUnsafe(10);
-  b.writeUInt16BE(kg, 0);
-  b.writeBigUInt64BE(BigInt(seq), 2);
-  return b;
-}
-
 export function kgPrefix(kg: number): Buffer {
   const b = Buffer.allocUnsafe(2);
   b.writeUInt16BE(kg, 0);
@@ -67,4 +61,44 @@ export function kgBounds(kg: number): { start: Buffer; end: Buffer } {
 
 export function kgOfKey(key: Uint8Array): number {
   return (key[0]! << 8) | key[1]!;
+}
+
+/** Database index in undo keys. */
+export const UNDO_DB = ['state', 'timers', 'tokens'] as const;
+export type UndoDb = (typeof UNDO_DB)[number];
+
+/**
+ * Undo record of epoch `epoch` for `key` of database `db`: kg | epoch u32 BE | db u8 | key. The
+ * value is 0x00 (the key was absent before the epoch) or 0x01 followed by its previous value.
+ * Key-group-prefixed, so undo records move with their key group when workers are rescaled.
+ */
+export function undoKey(kg: number, epoch: number, db: UndoDb, key: Buffer): Buffer {
+  const b = Buffer.allocUnsafe(7 + key.length);
+  b.writeUInt16BE(kg, 0);
+  b.writeUInt32BE(epoch >>> 0, 2);
+  b[6] = UNDO_DB.indexOf(db);
+  key.copy(b, 7);
+  return b;
+}
+
+export function parseUndoKey(k: Uint8Array): { kg: number; epoch: number; db: UndoDb; key: Buffer } {
+  const b = Buffer.isBuffer(k) ? k : Buffer.from(k.buffer, k.byteOffset, k.byteLength);
+  return { kg: b.readUInt16BE(0), epoch: b.readUInt32BE(2), db: UNDO_DB[b[6]!]!, key: Buffer.from(b.subarray(7)) };
+}
+
+/** A message recorded in checkpoint `epoch`, stored under its target's key group: kg | epoch | seq. */
+export function ckptKey(kg: number, epoch: number, seq: number): Buffer {
+  const b = Buffer.allocUnsafe(10);
+  b.writeUInt16BE(kg, 0);
+  b.writeUInt32BE(epoch >>> 0, 2);
+  b.writeUInt32BE(seq >>> 0, 6);
+  return b;
+}
+
+/** The first key of key group `kg` at `epoch` in the undo and ckpt databases. */
+export function kgEpochBound(kg: number, epoch: number): Buffer {
+  const b = Buffer.allocUnsafe(6);
+  b.writeUInt16BE(kg, 0);
+  b.writeUInt32BE(Math.min(epoch, 0xffffffff) >>> 0, 2);
+  return b;
 }

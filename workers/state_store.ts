@@ -11,13 +11,13 @@ import { kgBounds, kgOfKey } from './state_keys.js';
 export type Bytes = Buffer | Uint8Array;
 
 export interface WriteOp {
-  db: 'state' | 'timers' | 'tokens' | 'inflight';
+  db: 'state' | 'timers' | 'tokens' | 'ckpt' | 'undo';
   key: Buffer;
   /** undefined = delete */
   value: Bytes | undefined;
 }
 
-const DB_NAMES = ['state', 'timers', 'tokens', 'inflight'] as const;
+const DB_NAMES = ['state', 'timers', 'tokens', 'ckpt', 'undo'] as const;
 type DbName = (typeof DB_NAMES)[number];
 
 /**

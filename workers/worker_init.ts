@@ -19,6 +19,8 @@ export interface WorkerInit {
   stateDir: string;
   /** Environments of a previous layout to copy this worker's key groups from (rescaling). */
   migrateFrom: string[];
+  /** The last complete checkpoint: local epochs after it are rolled back, its recorded messages re-enqueued (0 = none). */
+  recoverEpoch: number;
   /** The manual clock's buffer, or null for the system clock. */
   clock: SharedArrayBuffer | null;
 }

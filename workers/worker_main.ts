@@ -8,6 +8,7 @@ import { ManualClock, systemClock, type Clock } from '../engine/shared/clock.js'
 import { keyGroupRange } from '../engine/shared/key_group.js';
 import { loadApp } from '../engine/shared/load_app.js';
 import { StateStore } from './state_store.js';
+import { rollbackTo } from './recovery.js';
 import type { WorkerInit } from './worker_init.js';
 import { WorkerRuntime } from './worker_runtime.js';
 
@@ -23,12 +24,16 @@ async function main(): Promise<void> {
   const store = new StateStore(init.stateDir);
   if (init.migrateFrom.length > 0) {
     const { start, end } = keyGroupRange(init.index, init.workers, init.keyGroups);
+    // Copies every database by key group, undo records and recorded messages included, so the
+    // rollback below works on the new layout as it would have on the old one.
     for (const dir of init.migrateFrom) {
       const old = new StateStore(dir, true);
       await store.copyFrom(old, start, end);
       await old.close();
     }
   }
+  const { start, end } = keyGroupRange(init.index, init.workers, init.keyGroups);
+  const rolledBack = await rollbackTo(store, start, end, init.recoverEpoch);
   const runtime = new WorkerRuntime(init, app, store, clock, (code) => {
     parentPort?.postMessage({ type: 'exit', code });
   });
@@ -36,8 +41,8 @@ async function main(): Promise<void> {
   // worker would exit while it waits on its doorbell. The runtime ends the thread explicitly.
   const keepAlive = setInterval(() => {}, 1 << 30);
   void keepAlive;
-  parentPort?.postMessage({ type: 'ready' });
-  runtime.start();
+  parentPort?.postMessage({ type: 'ready', rolledBack });
+  runtime.start(init.recoverEpoch);
 }
 
 main().catch((e: unknown) => {

@@ -29,7 +29,8 @@ import { Stat, StatsBlock } from '../engine/shared/stats_block.js';
 import type { Payload } from '../engine/shared/types.js';
 import { decodeState, encodeState, isEmptyState, type AddressState } from './address_state.js';
 import { Invocation, storageClass } from './invocation.js';
-import { inflightKey, stateKey } from './state_keys.js';
+import { UNDO_DB, ckptKey, kgEpochBound, kgOfKey, stateKey, undoKey, type UndoDb } from './state_keys.js';
+import { pruneCommitted } from './recovery.js';
 import type { StateStore, WriteOp } from './state_store.js';
 import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
 import type { WorkerInit } from './worker_init.js';
@@ -39,6 +40,19 @@ const PEER_FLUSH_EVERY_MASK = 63;
 
 /** States encoded and queued per loop step during a flush. */
 const FLUSH_SLICE_STATES = 500;
+const UNDO_ABSENT = Buffer.from([0]);
+const UNDO_PRESENT = Buffer.from([1]);
+
+/** A worker's part of a checkpoint while its barriers arrive. */
+interface Cut {
+  epoch: number;
+  /** Input threads whose barrier has not arrived yet: what they send meanwhile is recorded. */
+  waiting: Set<number>;
+  /** Messages of the cut (flat, MESSAGE_FIELDS each): unhandled at capture, then recorded. */
+  recorded: unknown[];
+  captured: AddressState[];
+  timerOps: WriteOp[];
+}
 
 interface FnRuntime {
   spec: FunctionSpec;
@@ -93,8 +107,12 @@ export class WorkerRuntime {
   private quiescedSent = false;
   private marksSent = false;
   private stopped = false;
+  /** The checkpoint cut in progress (between the first and the last barrier of its epoch). */
+  private cut: Cut | null = null;
+  /** The write of the last cut, until it has committed. */
   private flushing: Promise<void> | null = null;
-  private flushQueue: number[] = [];
+  /** Inputs of async invocations running now and of messages waiting to be retried, by address. */
+  private readonly running = new Map<string, Envelope>();
   private readonly badFrame = (err: StatefnError): void => this.fatal(err);
   private readonly loopFn = (): void => this.loop();
 
@@ -143,21 +161,20 @@ export class WorkerRuntime {
     this.timers = new TimerService(store, this.codec, this.kgStart, this.kgEnd, L.timerHorizonMs, clock.now());
   }
 
-  /** Restore messages saved at the last clean stop, then run. */
-  start(): void {
-    const ops: WriteOp[] = [];
-    for (const { key, value } of this.store.scan('inflight', this.kgStart, this.kgEnd)) {
-      const f = this.codec.unpack(value) as unknown[];
-      for (let i = 0; i < MESSAGE_FIELDS; i++) this.pending.push(f[i]);
-      ops.push({ db: 'inflight', key: Buffer.from(key), value: undefined });
+  /**
+   * Re-enqueue the messages checkpoint `epoch` recorded (in flight across its cut, or waiting at
+   * a clean stop), in their recorded order, then run. The environment was rolled back to that
+   * checkpoint before (recovery.ts).
+   */
+  start(epoch: number): void {
+    for (let kg = this.kgStart; kg < this.kgEnd; kg++) {
+      for (const { value } of this.store.range('ckpt', kgEpochBound(kg, epoch), kgEpochBound(kg, epoch + 1))) {
+        const f = this.codec.unpack(value) as unknown[];
+        for (let i = 0; i < MESSAGE_FIELDS; i++) this.pending.push(f[i]);
+      }
     }
-    // The restored messages are deleted at the first flush, together with the state they lead
-    // to; a crash before it redelivers them (the next issue makes this exactly-once).
-    this.restoredInflightOps = ops;
     this.kick();
   }
-
-  private restoredInflightOps: WriteOp[] = [];
 
   /** Schedule a loop step soon (idempotent). */
   kick(): void {
@@ -252,6 +269,9 @@ export class WorkerRuntime {
       case FrameKind.MESSAGES: {
         const p = this.pending;
         for (let i = 1; i < f.length; i++) p.push(f[i]);
+        // In flight across the cut: sent before the sender's barrier, arriving after our capture.
+        const cut = this.cut;
+        if (cut !== null && cut.waiting.has(source)) for (let i = 1; i < f.length; i++) cut.recorded.push(f[i]);
         return;
       }
       case FrameKind.CONTROL:
@@ -264,8 +284,11 @@ export class WorkerRuntime {
 
   private onControl(op: number, args: unknown[], source: number): void {
     switch (op) {
-      case ControlOp.FLUSH:
-        this.requestFlush(args[0] as number);
+      case ControlOp.BARRIER:
+        this.onBarrier(args[0] as number, source);
+        return;
+      case ControlOp.COMMIT:
+        void pruneCommitted(this.store, this.kgStart, this.kgEnd, args[0] as number).catch((e: unknown) => this.fatal(e));
         return;
       case ControlOp.CLOCK:
         this.timers.scan(this.clock.now());
@@ -279,7 +302,7 @@ export class WorkerRuntime {
         this.quiesceMarks++;
         return;
       case ControlOp.SHUTDOWN:
-        void this.shutdown();
+        void this.shutdown(args[0] as number);
         return;
       default:
         throw new StatefnError(ErrorCode.FRAME_MALFORMED, `worker ${this.self}: unknown control op ${op} from thread ${source}`);
@@ -409,15 +432,18 @@ export class WorkerRuntime {
       const key = env.targetType + '\0' + env.targetId;
       if (!this.busy.has(key)) this.busy.set(key, []);
       this.asyncInFlight++;
+      this.running.set(key, env);
       (result as Promise<void>).then(
         () => {
           this.asyncInFlight--;
+          this.running.delete(key);
           inv.closed = true;
           this.commitOrFail(fn, env, inv, now);
           this.kick();
         },
         (e: unknown) => {
           this.asyncInFlight--;
+          this.running.delete(key);
           inv.closed = true;
           this.failed(fn, env, e);
           this.kick();
@@ -527,7 +553,6 @@ export class WorkerRuntime {
     if (st.dirty) return;
     st.dirty = true;
     this.dirty.push(st);
-    if (this.dirty.length >= this.init.limits.dirtyEntriesMax && this.flushing === null) this.requestFlush(-1);
   }
 
   /** Send a message to its owner: locally into `pending`, or into the owner's ring. */
@@ -583,8 +608,10 @@ export class WorkerRuntime {
       if (!this.busy.has(key)) this.busy.set(key, []);
       const delay = L.handlerRetryBackoffMs * 2 ** (env.attempt - 1);
       this.asyncInFlight++;
+      this.running.set(key, env);
       setTimeout(() => {
         this.asyncInFlight--;
+        if (this.running.get(key) === env) this.running.delete(key);
         if (this.stopped) return;
         if (this.quiescing) {
           // Not retried now: it waits at the head of its mailbox and is saved at shutdown.
@@ -687,108 +714,135 @@ export class WorkerRuntime {
     }
   }
 
-  // ---- flushing ----
+  // ---- checkpoints ----
 
-  private requestFlush(epoch: number): void {
-    if (this.flushing !== null) {
-      if (epoch >= 0) this.flushQueue.push(epoch);
-      return;
+  private onBarrier(epoch: number, source: number): void {
+    if (this.cut === null) {
+      this.startCut(epoch, source);
+    } else {
+      assert(this.cut.epoch === epoch, () => `worker ${this.self}: barrier ${epoch} from thread ${source} during cut ${this.cut!.epoch}`);
+      this.cut.waiting.delete(source);
     }
-    this.flushing = this.flush(epoch).finally(() => {
-      this.flushing = null;
-      const next = this.flushQueue.shift();
-      if (next !== undefined) this.requestFlush(next);
-    });
+    if (this.cut!.waiting.size === 0) this.completeCut();
   }
 
   /**
-   * Write the state made dirty since the last flush, and the timers' changes, to LMDB; then report
-   * the epoch. The dirty set is captured at once, but encoded and queued in slices between loop
-   * steps, so message handling never stops for a whole flush: a captured state that a handler is
-   * about to change is copied first (`snapshotCaptured`), so the flush still writes each state as
-   * it was when the flush began. The B-tree work runs on lmdb-js's write thread.
+   * The first barrier of an epoch: capture the dirty set and every message not handled yet, then
+   * forward the barrier behind everything already sent, and mark where this epoch's egress ends.
    */
-  private async flush(epoch: number): Promise<void> {
-    const started = Date.now();
-    const emptied: AddressState[] = [];
+  private startCut(epoch: number, firstSource: number): void {
+    assert(this.flushing === null, () => `worker ${this.self}: barrier ${epoch} while the previous epoch is still being written`);
+    const recorded: unknown[] = [];
+    // Per address, oldest first: the running (or retrying) input, its mailbox, then pending.
+    for (const e of this.running.values()) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
+    for (const q of this.busy.values()) for (const e of q) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
+    const p = this.pending;
+    for (let h = this.pendingHead; h < p.length; h++) recorded.push(p[h]);
+    const waiting = new Set(this.inputs.map((l) => l.source));
+    waiting.delete(firstSource);
+    this.cut = { epoch, waiting, recorded, captured: this.captureDirty(), timerOps: this.timers.takeOps() };
+    for (const o of this.outs) {
+      if (o === null) continue;
+      o.control(o.dest === this.main ? ControlOp.EPOCH_MARK : ControlOp.BARRIER, epoch);
+      o.flush();
+    }
+  }
+
+  private captureDirty(): AddressState[] {
     const captured = this.dirty;
     this.dirty = [];
     for (const st of captured) {
       st.dirty = false;
       st.capture = true;
     }
-    let writes = 0;
+    return captured;
+  }
+
+  private completeCut(): void {
+    const cut = this.cut!;
+    this.cut = null;
+    const started = Date.now();
+    this.flushing = this.writeEpoch(cut).then((writes) => {
+      // Clear before acknowledging: the next barrier may arrive as soon as the ACK is out.
+      this.flushing = null;
+      if (writes < 0) return;
+      this.outs[this.main]!.control(ControlOp.ACK, cut.epoch, writes, Date.now() - started);
+      this.kick();
+    });
+  }
+
+  /**
+   * Write this worker's part of a checkpoint: the captured states (encoded in slices between loop
+   * steps; a captured state a handler is about to change is copied first, `snapshotCaptured`),
+   * the timers' changes, undo records for all of them, and the recorded messages, as one sorted
+   * lmdb-js transaction on its write thread. Then acknowledge the epoch.
+   */
+  private async writeEpoch(cut: Cut): Promise<number> {
+    const emptied: AddressState[] = [];
+    const ops: WriteOp[] = [];
     try {
-      // Encode in slices between loop steps; then queue every write at once, sorted, so lmdb-js
-      // commits them as one transaction with the B-tree touched in key order (several times
-      // cheaper than scattered writes, and done on its write thread, not this one).
-      const all = this.restoredInflightOps;
-      this.restoredInflightOps = [];
-      for (const op of this.timers.takeOps()) all.push(op);
-      for (let i = 0; i < captured.length; ) {
-        const end = Math.min(captured.length, i + FLUSH_SLICE_STATES);
+      for (const op of cut.timerOps) {
+        ops.push(this.undoOf(cut.epoch, op.db as UndoDb, op.key, this.store.get(op.db, op.key)));
+        ops.push(op);
+      }
+      for (let i = 0; i < cut.captured.length; ) {
+        const end = Math.min(cut.captured.length, i + FLUSH_SLICE_STATES);
         const now = this.clock.now();
         for (; i < end; i++) {
-          const st = captured[i]!;
-          if (st.capture || st.snap !== null) this.encodeCaptured(st, all, emptied, now);
+          const st = cut.captured[i]!;
+          if (st.capture || st.snap !== null) this.encodeCaptured(st, ops, emptied, now, cut.epoch);
         }
-        if (i < captured.length) await new Promise<void>((r) => setImmediate(r));
+        if (i < cut.captured.length) await new Promise<void>((r) => setImmediate(r));
       }
-      writes = all.length;
-      if (all.length > 0) await this.store.write(all);
+      this.recordMessages(cut.epoch, cut.recorded, ops);
+      await this.store.write(ops);
     } catch (e) {
       this.fatal(e);
-      return;
+      return -1;
     }
     this.dropEmptied(emptied);
     this.timers.afterFlush(this.clock.now());
-    if (epoch >= 0) {
-      this.stats.set(this.self, Stat.flushedEpoch, epoch);
-      this.outs[this.main]!.control(ControlOp.FLUSHED, epoch, writes, Date.now() - started);
-      this.kick();
+    this.stats.set(this.self, Stat.flushedEpoch, cut.epoch);
+    return ops.length;
+  }
+
+  private undoOf(epoch: number, db: UndoDb, key: Buffer, old: Buffer | undefined): WriteOp {
+    const value = old === undefined ? UNDO_ABSENT : Buffer.concat([UNDO_PRESENT, old]);
+    return { db: 'undo', key: undoKey(kgOfKey(key), epoch, db, key), value };
+  }
+
+  private recordMessages(epoch: number, fields: unknown[], ops: WriteOp[]): void {
+    let seq = 0;
+    for (let h = 0; h + MESSAGE_FIELDS <= fields.length; h += MESSAGE_FIELDS) {
+      const f = fields.slice(h, h + MESSAGE_FIELDS);
+      const kg = keyGroupOf(f[1] as string, this.init.keyGroups);
+      ops.push({ db: 'ckpt', key: ckptKey(kg, epoch, seq++), value: Buffer.from(this.codec.pack(f)) });
     }
   }
 
-  private encodeCaptured(st: AddressState, ops: WriteOp[], emptied: AddressState[], now: number): void {
+  private encodeCaptured(st: AddressState, ops: WriteOp[], emptied: AddressState[], now: number, epoch: number): void {
     st.capture = false;
     const fn = this.fns.get(st.fnType)!;
     const snap = st.snap;
     st.snap = null;
     const value = encodeState(this.codec, snap === null ? st : { ...st, values: snap.values, expires: snap.expires }, fn.specs, now);
-    ops.push({ db: 'state', key: stateKey(st.kg, st.fnType, st.id), value });
+    const key = stateKey(st.kg, st.fnType, st.id);
+    ops.push(this.undoOf(epoch, 'state', key, st.persisted));
+    ops.push({ db: 'state', key, value });
+    st.persisted = value;
     if (value === undefined && isEmptyState(st)) emptied.push(st);
   }
 
   /**
-   * A handler is about to change a state the flush under way has not encoded yet: keep a copy of
-   * its values as they were (copy-on-write; the flush encodes the copy).
+   * A handler is about to change a state the epoch being written has not encoded yet: keep a copy
+   * of its values as they were (copy-on-write; the epoch encodes the copy).
    */
   private snapshotCaptured(st: AddressState): void {
     st.capture = false;
     st.snap = { values: st.values.slice(), expires: st.expires.slice() };
   }
 
-  /**
-   * Encode all dirty state (and take the timers' changes) as writes, at once (the clean stop).
-   * States left empty are added to `emptied`: they may leave the cache only once the write
-   * deleting them has committed (`dropEmptied`), else a message handled meanwhile would read the
-   * old record from LMDB.
-   */
-  private collectWrites(emptied: AddressState[]): WriteOp[] {
-    const now = this.clock.now();
-    const ops: WriteOp[] = this.restoredInflightOps;
-    this.restoredInflightOps = [];
-    const dirty = this.dirty;
-    this.dirty = [];
-    for (const st of dirty) {
-      st.dirty = false;
-      this.encodeCaptured(st, ops, emptied, now);
-    }
-    for (const op of this.timers.takeOps()) ops.push(op);
-    return ops;
-  }
-
-  /** After a flush committed: drop from the cache the states it deleted that are still empty and idle. */
+  /** After an epoch committed: drop from the cache the states it deleted that are still empty and idle. */
   private dropEmptied(emptied: AddressState[]): void {
     for (const st of emptied) {
       if (st.dirty || !isEmptyState(st) || this.busy.has(st.fnType + '\0' + st.id)) continue;
@@ -803,31 +857,29 @@ export class WorkerRuntime {
   // ---- shutdown ----
 
   /**
-   * Clean stop (after QUIESCE): save every message not yet handled (pending and mailboxes) under
-   * its target's key group, flush state and timers, close LMDB.
+   * Clean stop (after QUIESCE, so every message addressed to this worker is here): the final
+   * epoch records every message not handled yet (mailboxes and pending), writes state and timers,
+   * then LMDB closes. The main thread completes the checkpoint once every worker is done.
    */
-  private async shutdown(): Promise<void> {
+  private async shutdown(epoch: number): Promise<void> {
     while (this.flushing !== null) await this.flushing;
-    const ops = this.collectWrites([]);
-    let seq = 0;
-    const save = (f: unknown[]): void => {
-      const kg = keyGroupOf(f[1] as string, this.init.keyGroups);
-      ops.push({ db: 'inflight', key: inflightKey(kg, seq++), value: Buffer.from(this.codec.pack(f)) });
-    };
-    // Mailboxes first: they hold older messages for their addresses than anything pending.
-    for (const q of this.busy.values()) {
-      for (const e of q) save([e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload]);
-    }
+    assert(this.cut === null, () => `worker ${this.self}: shutdown during cut ${this.cut!.epoch}`);
+    const recorded: unknown[] = [];
+    for (const e of this.running.values()) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
+    for (const q of this.busy.values()) for (const e of q) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
     const p = this.pending;
-    for (let h = this.pendingHead; h < p.length; h += MESSAGE_FIELDS) save(p.slice(h, h + MESSAGE_FIELDS));
+    for (let h = this.pendingHead; h < p.length; h++) recorded.push(p[h]);
+    this.outs[this.main]!.control(ControlOp.EPOCH_MARK, epoch);
+    this.cut = { epoch, waiting: new Set(), recorded, captured: this.captureDirty(), timerOps: this.timers.takeOps() };
+    this.completeCut();
+    await this.flushing;
     try {
-      await this.store.write(ops);
       await this.store.close();
     } catch (e) {
       this.fatal(e);
       return;
     }
-    this.outs[this.main]!.control(ControlOp.SHUTDOWN_DONE, seq);
+    this.outs[this.main]!.control(ControlOp.SHUTDOWN_DONE, recorded.length / MESSAGE_FIELDS);
     this.outs[this.main]!.flush();
     this.stopped = true;
     this.onExit(0);

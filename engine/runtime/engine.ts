@@ -7,7 +7,6 @@
  * doorbell, and parks frames a full ring cannot take (back-pressure then pauses the ingresses).
  */
 import { Worker } from 'node:worker_threads';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { Packr } from 'msgpackr';
@@ -23,10 +22,11 @@ import { Message } from '../shared/message.js';
 import { allocateRing } from '../shared/ring_buffer.js';
 import { Stat, StatsBlock } from '../shared/stats_block.js';
 import { Types, type Payload } from '../shared/types.js';
-import type { EgressConnector, IngressContext, Logger, RoutedMessage } from '../shared/connector_api.js';
+import type { EgressConnector, EgressRecord, IngressContext, Logger, RoutedMessage } from '../shared/connector_api.js';
 import type { WorkerInit } from '../../workers/worker_init.js';
 import { FileEgress } from '../../connectors/file/file_egress.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
+import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './checkpoint_record.js';
 import { applyModuleDocuments } from '../module/module_app.js';
 import { loadModuleYaml } from '../module/module_yaml.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from './engine_options.js';
@@ -104,7 +104,12 @@ export class Engine {
   private pumpTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private epoch = 0;
-  private flushInFlight: { epoch: number; started: number; acks: number; writes: number } | undefined;
+  private flushInFlight: { epoch: number; started: number; acks: number; writes: number; positions: Record<string, unknown> } | undefined;
+  /** Egress records per worker since its last EPOCH_MARK, then per epoch until the epoch's checkpoint completes. */
+  private egressOpen: EgressRecord[][] = [];
+  private egressByEpoch = new Map<number, EgressRecord[]>();
+  private recordWrite: Promise<void> = Promise.resolve();
+  private recovered: CheckpointRecord | undefined;
   private flushWaiters = new Map<number, (() => void)[]>();
   readonly flushes: FlushInfo[] = [];
   private quiesced = 0;
@@ -172,6 +177,8 @@ export class Engine {
         : prev.workers === opts.workers ? prev : { version: 1, keyGroups, workers: opts.workers, generation: prev.generation + 1 };
       const engine = new Engine(loaded, ref, { ...opts, limits }, layout);
       engine.releaseLock = releaseLock;
+      engine.recovered = readCheckpointRecord(opts.stateDir);
+      engine.epoch = engine.recovered?.epoch ?? 0;
       await engine.boot(prev);
       return engine;
     } catch (e) {
@@ -198,17 +205,25 @@ export class Engine {
     const migrateFrom = migrating ? Array.from({ length: prev.workers }, (_, i) => envDir(this.options.stateDir, prev.generation, i)) : [];
     if (migrating) this.logger.info(`rescaling state from ${prev.workers} to ${n} workers`, { keyGroups: this.layout.keyGroups });
     const ready: Promise<void>[] = [];
+    for (let w = 0; w < n; w++) this.egressOpen.push([]);
     for (let w = 0; w < n; w++) {
       const init: WorkerInit = {
         index: w, workers: n, keyGroups: this.layout.keyGroups, limits: this.options.limits, rings,
         doorbells: this.doorbells.buffer, stats: this.statsBlock.buffer, app: this.appRef, egressIds: [...this.app.egresses.keys()],
         stateDir: envDir(this.options.stateDir, this.layout.generation, w), migrateFrom,
         clock: this.options.clock?.buffer ?? null,
+        recoverEpoch: this.epoch,
       };
       const worker = spawnWorker(init, `statefn-worker-${w}`, this.appRef.module !== undefined && isTsModule(this.appRef.module));
       this.workers.push(worker);
       ready.push(new Promise<void>((resolve, reject) => {
-        worker.once('message', (m: { type?: string }) => (m?.type === 'ready' ? resolve() : reject(new Error(`worker ${w}: unexpected first message`))));
+        worker.once('message', (m: { type?: string; rolledBack?: { undone: number; epochs: number[] } }) => {
+          if (m?.type !== 'ready') return reject(new Error(`worker ${w}: unexpected first message`));
+          if (m.rolledBack !== undefined && m.rolledBack.undone > 0) {
+            this.logger.warn(`worker ${w} rolled back ${m.rolledBack.undone} writes of epochs ${m.rolledBack.epochs.join(', ')} (after the last complete checkpoint ${this.epoch})`);
+          }
+          resolve();
+        });
         worker.once('error', reject);
       }));
       worker.on('error', (e) => this.workerFailed(w, e));
@@ -229,7 +244,10 @@ export class Engine {
     // on the doorbell does not).
     this.flushTimer = setInterval(() => this.startFlush(), L.flushIntervalMs);
     this.pumpLoop();
-    const positions = readIngressPositions(this.options.stateDir);
+    const positions = this.recovered?.positions ?? {};
+    if (this.recovered !== undefined) {
+      this.logger.info(`recovered checkpoint ${this.recovered.epoch}${this.recovered.clean ? ' (clean stop)' : ''}`, { completedAt: this.recovered.completedAt });
+    }
     for (const reg of this.app.ingresses) {
       const pos = positions[reg.connector.id];
       if (pos !== undefined && reg.connector.seek !== undefined) {
@@ -399,7 +417,12 @@ export class Engine {
         for (let i = 1; i < f.length; i += EGRESS_FIELDS) {
           const egressId = f[i] as string;
           const message = new Message(f[i + 1] as string, f[i + 2] as Payload);
-          if (!this.egress.push({ egressId, message })) {
+          if (!this.egress.has(egressId)) {
+            this.writeDeadLetter({ code: ErrorCode.UNKNOWN_EGRESS, error: `no egress '${egressId}' is registered`, typename: message.typename, at: new Date().toISOString() });
+          } else if (this.options.checkpointing) {
+            // Visible only once the checkpoint of its epoch is complete.
+            this.egressOpen[source]!.push({ egressId, message });
+          } else if (!this.egress.push({ egressId, message })) {
             this.writeDeadLetter({ code: ErrorCode.UNKNOWN_EGRESS, error: `no egress '${egressId}' is registered`, typename: message.typename, at: new Date().toISOString() });
           }
         }
@@ -417,12 +440,23 @@ export class Engine {
 
   private onControl(op: number, args: unknown[], source: number): void {
     switch (op) {
-      case ControlOp.FLUSHED: {
+      case ControlOp.ACK: {
         const fl = this.flushInFlight;
         if (fl === undefined || fl.epoch !== args[0]) return;
         fl.acks++;
         fl.writes += args[1] as number;
         if (fl.acks === this.options.workers) this.finishFlush(fl);
+        return;
+      }
+      case ControlOp.EPOCH_MARK: {
+        const epoch = args[0] as number;
+        const open = this.egressOpen[source]!;
+        if (open.length > 0) {
+          const bucket = this.egressByEpoch.get(epoch);
+          if (bucket === undefined) this.egressByEpoch.set(epoch, open);
+          else for (const r of open) bucket.push(r);
+          this.egressOpen[source] = [];
+        }
         return;
       }
       case ControlOp.QUIESCED:
@@ -440,16 +474,49 @@ export class Engine {
 
   // ---- flushes (epochs) ----
 
+  /**
+   * Start checkpoint `epoch`: note how far every ingress got (all it submitted so far is ahead of
+   * the barrier in the rings) and send the barrier to every worker (docs/checkpoints.md).
+   */
   private startFlush(): void {
     if (this.flushInFlight !== undefined || this.state !== 'running') return;
     const epoch = ++this.epoch;
-    this.flushInFlight = { epoch, started: Date.now(), acks: 0, writes: 0 };
-    for (const o of this.outs) o.control(ControlOp.FLUSH, epoch);
+    this.flushInFlight = { epoch, started: Date.now(), acks: 0, writes: 0, positions: this.ingressPositions() };
+    for (const o of this.outs) o.control(ControlOp.BARRIER, epoch);
     this.schedulePump();
   }
 
-  private finishFlush(fl: { epoch: number; started: number; writes: number }): void {
+  private ingressPositions(): Record<string, unknown> {
+    const positions: Record<string, unknown> = {};
+    for (const r of this.app.ingresses) if (r.connector.position !== undefined) positions[r.connector.id] = r.connector.position();
+    return positions;
+  }
+
+  /** Every worker's part is durable: record the checkpoint, then release its egress and let workers drop undo records. */
+  private completeCheckpoint(epoch: number, positions: Record<string, unknown>, clean: boolean): Promise<void> {
+    const record: CheckpointRecord = { version: 1, epoch, positions, completedAt: new Date().toISOString(), clean };
+    this.recordWrite = this.recordWrite.then(async () => {
+      await writeCheckpointRecord(this.options.stateDir, record);
+      this.releaseEgress(epoch);
+      if (!clean) for (const o of this.outs) o.control(ControlOp.COMMIT, epoch);
+      this.schedulePump();
+    });
+    this.recordWrite.catch((e: unknown) => this.fail(new StatefnError(ErrorCode.STATE_DIR_INVALID, `cannot write the checkpoint record: ${(e as Error).message}`, { cause: e })));
+    return this.recordWrite;
+  }
+
+  private releaseEgress(upTo: number): void {
+    const epochs = [...this.egressByEpoch.keys()].filter((e) => e <= upTo).sort((a, b) => a - b);
+    for (const e of epochs) {
+      for (const r of this.egressByEpoch.get(e)!) this.egress.push(r);
+      this.egressByEpoch.delete(e);
+    }
+    this.egress.pump();
+  }
+
+  private finishFlush(fl: { epoch: number; started: number; writes: number; positions: Record<string, unknown> }): void {
     this.flushInFlight = undefined;
+    void this.completeCheckpoint(fl.epoch, fl.positions, false);
     const info: FlushInfo = { epoch: fl.epoch, atMs: Date.now(), durationMs: Date.now() - fl.started, writes: fl.writes, ok: true };
     this.flushes.push(info);
     if (this.flushes.length > FLUSH_HISTORY) this.flushes.shift();
@@ -575,8 +642,7 @@ export class Engine {
     await Promise.all(this.app.ingresses.map((r) => Promise.resolve(r.connector.stop())));
     this.ingressOpen = false;
     // Every record submitted so far is routed and will be saved with the workers' state below.
-    const positions = readIngressPositions(this.options.stateDir);
-    for (const r of this.app.ingresses) if (r.connector.position !== undefined) positions[r.connector.id] = r.connector.position();
+    const positions = this.ingressPositions();
     for (const f of this.writableWaiters) f();
     this.writableWaiters = [];
     // Everything the main thread routed must reach the workers before they quiesce.
@@ -587,10 +653,14 @@ export class Engine {
     for (const o of this.outs) o.control(ControlOp.QUIESCE);
     this.schedulePump();
     await this.waitControl(() => this.quiesced === this.options.workers, 'workers to quiesce');
-    for (const o of this.outs) o.control(ControlOp.SHUTDOWN);
+    // A checkpoint under way completes first (its barriers were ahead of the quiesce marks).
+    await this.waitControl(() => this.flushInFlight === undefined, 'the checkpoint under way');
+    await this.recordWrite;
+    const finalEpoch = ++this.epoch;
+    for (const o of this.outs) o.control(ControlOp.SHUTDOWN, finalEpoch);
     this.schedulePump();
     await this.waitControl(() => this.shutdownDone === this.options.workers, 'workers to save state');
-    writeIngressPositions(this.options.stateDir, positions);
+    await this.completeCheckpoint(finalEpoch, positions, true);
     // Frames sent before SHUTDOWN_DONE (egress, dead letters) were read by the pump already.
     await this.egress.drain();
     for (const c of this.egress.connectors()) {
@@ -604,19 +674,3 @@ export class Engine {
 }
 
 export { assert };
-
-function readIngressPositions(stateDir: string): Record<string, unknown> {
-  const file = join(stateDir, 'ingress-positions.json');
-  if (!existsSync(file)) return {};
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not valid JSON (${(e as Error).message}); delete it to restart every ingress from its beginning`);
-  }
-}
-
-function writeIngressPositions(stateDir: string, positions: Record<string, unknown>): void {
-  const file = join(stateDir, 'ingress-positions.json');
-  writeFileSync(`${file}.tmp`, JSON.stringify(positions, null, 2));
-  renameSync(`${file}.tmp`, file);
-}

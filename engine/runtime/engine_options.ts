@@ -18,6 +18,12 @@ export interface EngineOptions {
   logger?: Logger;
   /** Write dead letters to `<stateDir>/dead-letters.jsonl` unless the app registers the dead-letter egress. Default true. */
   deadLetterFile?: boolean;
+  /**
+   * Exactly-once egress: records become visible only when the checkpoint of their epoch is
+   * complete (default true). False releases them at once (lower latency, at-least-once after a
+   * crash); state and messages are checkpointed either way.
+   */
+  checkpointing?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -27,6 +33,7 @@ export interface ResolvedOptions {
   clock: ManualClock | undefined;
   logger: Logger;
   deadLetterFile: boolean;
+  checkpointing: boolean;
 }
 
 export const consoleLogger: Logger = {
@@ -35,7 +42,7 @@ export const consoleLogger: Logger = {
   error: (m, f) => console.error(`${new Date().toISOString()} ERROR ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
 };
 
-const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', ...Object.keys(LIMIT_SPECS)]);
+const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'checkpointing', ...Object.keys(LIMIT_SPECS)]);
 
 /**
  * Merge app options, then user options; limits may be given flat (`ringBytes: ...`) or under
@@ -62,5 +69,6 @@ export function resolveOptions(appOptions: Record<string, unknown>, options: Eng
     clock: merged.clock as ManualClock | undefined,
     logger: (merged.logger as Logger | undefined) ?? consoleLogger,
     deadLetterFile: merged.deadLetterFile !== false,
+    checkpointing: merged.checkpointing !== false,
   };
 }

@@ -89,10 +89,14 @@ export function expandMessages(frame: unknown[], from: string): unknown[] {
 
 /** Control operations (second element of a CONTROL frame). */
 export const ControlOp = {
-  /** main -> worker: write dirty state of epoch `args[0]` to LMDB, then answer FLUSHED. */
-  FLUSH: 1,
-  /** worker -> main: epoch `args[0]` is flushed; args[1] = stats object. */
-  FLUSHED: 2,
+  /**
+   * main -> worker and worker -> worker: checkpoint barrier of epoch `args[0]`. A worker captures
+   * its cut at the first one, forwards it to every other worker, and records what arrives on each
+   * input until that input's barrier (Chandy-Lamport); see docs/checkpoints.md.
+   */
+  BARRIER: 1,
+  /** worker -> main: this worker's part of epoch `args[0]` is written; args[1] writes, args[2] ms. */
+  ACK: 2,
   /** main -> worker: stop invoking handlers; keep moving messages; answer QUIESCE_STATS. */
   QUIESCE: 3,
   /** worker -> worker/main: a marker that follows everything a producer sent before quiescing. */
@@ -105,6 +109,10 @@ export const ControlOp = {
   SHUTDOWN_DONE: 7,
   /** main -> worker: the manual clock moved; check timers. */
   CLOCK: 8,
+  /** worker -> main: egress records before this mark belong to epoch `args[0]` or earlier. */
+  EPOCH_MARK: 9,
+  /** main -> worker: checkpoint `args[0]` is complete; drop undo records up to it. */
+  COMMIT: 10,
 } as const;
 
 /**

@@ -53,14 +53,16 @@ describe('statefn start (CLI)', () => {
     expect(JSON.parse(alerts[0]!)).toMatchObject({ egress: 'fraud/alerts', typename: 'fraud.types/Alert' });
     // Alerts also go to stdout.
     expect(first.stdout).toContain('fraud/alerts');
-    const positions = JSON.parse(readFileSync(join(cwd, 'statefn-data', 'ingress-positions.json'), 'utf8')) as Record<string, number>;
+    const record = JSON.parse(readFileSync(join(cwd, 'statefn-data', 'checkpoint.json'), 'utf8')) as { clean: boolean; positions: Record<string, number> };
+    expect(record.clean).toBe(true);
+    const positions = record.positions;
     expect(positions['fraud/transactions']).toBeGreaterThan(0);
 
     const second = await run(['start', '--workers', '3', '--no-progress', '--stop-after', '2s', '--params', params]);
     expect(second.code).toBe(0);
     expect(second.stderr).toContain('resumes from its saved position');
     expect(second.stderr).toContain('rescaling state from 2 to 3 workers');
-    const positions2 = JSON.parse(readFileSync(join(cwd, 'statefn-data', 'ingress-positions.json'), 'utf8')) as Record<string, number>;
+    const positions2 = (JSON.parse(readFileSync(join(cwd, 'statefn-data', 'checkpoint.json'), 'utf8')) as { positions: Record<string, number> }).positions;
     expect(positions2['fraud/transactions']).toBeGreaterThan(positions['fraud/transactions']!);
     // No transaction id was alerted twice across the two runs (the generator did not restart at 0).
     const all = readFileSync(join(cwd, 'statefn-data', 'alerts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { value: { transactionId: string } }).value.transactionId);

@@ -30,7 +30,7 @@ describe('flush window', () => {
     const stateDir = dirs.make('flush-window');
     const init: WorkerInit = {
       index: 0, workers: 1, keyGroups: 16, limits, rings, doorbells, stats, app: appRef,
-      egressIds: [...app.egresses.keys()], stateDir, migrateFrom: [], clock: null,
+      egressIds: [...app.egresses.keys()], stateDir, migrateFrom: [], clock: null, recoverEpoch: 0,
     };
     const store = new StateStore(stateDir);
     const rt = new WorkerRuntime(init, app, store, systemClock, () => {});
@@ -46,16 +46,18 @@ describe('flush window', () => {
       for (const f of fromWorker.read(1024, (e) => { throw e; })) {
         if (f[0] === FrameKind.EGRESS) {
           for (let i = 1; i < f.length; i += EGRESS_FIELDS) snapshots.push(new Message(f[i + 1] as string, f[i + 2] as Uint8Array).as(SNAPSHOT));
-        } else if (f[0] === FrameKind.CONTROL && f[1] === ControlOp.FLUSHED) flushed = f[2] as number;
+        } else if (f[0] === FrameKind.CONTROL && f[1] === ControlOp.ACK) flushed = f[2] as number;
       }
     };
     const send = (cmd: Cmd): void => {
       const m = Message.of(CMD, cmd);
       toWorker.message(VALUES, 'x', null, null, m.typename, m.payload);
     };
-    const flushEpoch = async (epoch: number): Promise<void> => {
-      toWorker.control(ControlOp.FLUSH, epoch);
-      toWorker.flush();
+    const flushEpoch = async (epoch: number, sendBarrier = true): Promise<void> => {
+      if (sendBarrier) {
+        toWorker.control(ControlOp.BARRIER, epoch);
+        toWorker.flush();
+      }
       step();
       for (let i = 0; i < 200 && flushed < epoch; i++) {
         await new Promise((r) => setTimeout(r, 5));
@@ -74,13 +76,13 @@ describe('flush window', () => {
     step(); // the state is empty now (in memory), and dirty.
     // The flush that deletes it and a read, in one step: the read is handled while the delete is
     // collected but not committed (the commit needs this thread to yield first).
-    toWorker.control(ControlOp.FLUSH, 2);
+    toWorker.control(ControlOp.BARRIER, 2);
     send({ op: 'get' });
     toWorker.flush();
     step();
     collect();
     expect(snapshots).toEqual([{ fn: VALUES, id: 'x', values: {} }]);
-    await flushEpoch(2);
+    await flushEpoch(2, false); // its barrier was sent above
     await store.close();
   });
 });

@@ -36,7 +36,8 @@ class Run {
     const logger = new MemoryLogger();
     // A long flush interval: state and timers reach LMDB only at explicit flush() calls and at
     // stop, so each test controls what is in memory and what is on disk.
-    const engine = await Engine.start(app, { stateDir, workers: WORKERS, clock, logger, limits: { keyGroups: KEY_GROUPS, flushIntervalMs: 600_000 } });
+    // Egress at once (not per checkpoint): these tests move the manual clock, not checkpoints.
+    const engine = await Engine.start(app, { stateDir, workers: WORKERS, clock, logger, checkpointing: false, limits: { keyGroups: KEY_GROUPS, flushIntervalMs: 600_000 } });
     return new Run(engine, clock, stateDir, logger);
   }
 

@@ -1,0 +1,52 @@
+/**
+ * Local recovery: bring a worker's LMDB environment back to checkpoint `epoch`.
+ *
+ * Every epoch's write also stored undo records (the previous value of each key it changed).
+ * After a crash, epochs newer than the last complete checkpoint are undone, newest first, so the
+ * cost follows the change since that checkpoint, not the size of the state. Messages recorded
+ * by newer epochs are dropped. Runs before the runtime reads anything.
+ */
+import { kgEpochBound, parseUndoKey } from './state_keys.js';
+import type { StateStore, WriteOp } from './state_store.js';
+
+export interface RollbackResult {
+  undone: number;
+  epochs: number[];
+}
+
+export async function rollbackTo(store: StateStore, kgStart: number, kgEnd: number, epoch: number): Promise<RollbackResult> {
+  const undo: { epoch: number; op: WriteOp; undoKey: Buffer }[] = [];
+  const drop: WriteOp[] = [];
+  for (let kg = kgStart; kg < kgEnd; kg++) {
+    const from = kgEpochBound(kg, epoch + 1);
+    const to = kgEpochBound(kg + 1, 0);
+    for (const { key, value } of store.range('undo', from, to)) {
+      const u = parseUndoKey(key);
+      const old = value[0] === 1 ? Buffer.from(value.subarray(1)) : undefined;
+      undo.push({ epoch: u.epoch, op: { db: u.db, key: u.key, value: old }, undoKey: Buffer.from(key) });
+    }
+    for (const { key } of store.range('ckpt', from, to)) drop.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
+  }
+  // Newest epoch first; for a key changed in several epochs the oldest epoch's undo is applied
+  // last (the write sort is stable), which restores the value before all of them.
+  undo.sort((a, b) => b.epoch - a.epoch);
+  const ops: WriteOp[] = [];
+  for (const u of undo) {
+    ops.push(u.op);
+    ops.push({ db: 'undo', key: u.undoKey, value: undefined });
+  }
+  for (const d of drop) ops.push(d);
+  if (ops.length > 0) await store.write(ops);
+  return { undone: undo.length, epochs: [...new Set(undo.map((u) => u.epoch))] };
+}
+
+/** Delete undo records of epochs <= `epoch` and recorded messages of epochs < `epoch` (checkpoint `epoch` is complete). */
+export function pruneCommitted(store: StateStore, kgStart: number, kgEnd: number, epoch: number): Promise<unknown> {
+  const ops: WriteOp[] = [];
+  for (let kg = kgStart; kg < kgEnd; kg++) {
+    const start = kgEpochBound(kg, 0);
+    for (const { key } of store.range('undo', start, kgEpochBound(kg, epoch + 1))) ops.push({ db: 'undo', key: Buffer.from(key), value: undefined });
+    for (const { key } of store.range('ckpt', start, kgEpochBound(kg, epoch))) ops.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
+  }
+  return ops.length > 0 ? store.write(ops) : Promise.resolve();
+}
