@@ -143,6 +143,15 @@ export class Invocation implements Context {
     if (typeof cancellationToken !== 'string' || cancellationToken.length === 0) {
       throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${this.where()}: cancellation token must be a non-empty string`);
     }
+    // A delayed message sent earlier in this same invocation with this token is cancelled here
+    // (effects keep their call order); a pending one from an earlier invocation at commit.
+    if (this.delayed !== null) {
+      const i = this.delayed.findIndex((d) => d.token === cancellationToken);
+      if (i >= 0) {
+        this.delayed.splice(i, 1);
+        return;
+      }
+    }
     (this.cancels ??= []).push(cancellationToken);
   }
 

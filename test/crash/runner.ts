@@ -1,0 +1,362 @@
+// The seeded randomized crash test: runs the command app through the real CLI, interrupts it at
+// seeded random moments (SIGINT = clean stop, or SIGKILL) at least 10 times, restarts it, then
+// checks every instance's counter and the egress output against the model (over-count =
+// duplicate, under-count = loss). `npx tsx test/crash/runner.ts` (see test/crash/README.md).
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Xoshiro128 } from '../../connectors/generator/rng.js';
+import { COMMANDS_INGRESS, INSTANCES_DEFAULT, OUT_EGRESS, VERIFY_INGRESS, instanceId, type CommandAppParams } from '../fixtures/apps/command_app.js';
+import { egressKey, runModel, type Expected } from './model.js';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const APP_REL = join('test', 'fixtures', 'apps', 'command_app.ts');
+
+/**
+ * The checkout whose engine runs: this repository, or `CRASH_ENGINE_ROOT` (e.g. an extracted
+ * `git archive` of another commit with node_modules linked), into which the app is copied.
+ */
+function engineRoot(root: string | undefined): { root: string; bin: string; app: string } {
+  const r = resolve(root ?? repo);
+  const app = join(r, APP_REL);
+  if (r !== resolve(repo)) {
+    mkdirSync(join(r, 'test', 'fixtures', 'apps'), { recursive: true });
+    copyFileSync(join(repo, APP_REL), app);
+  }
+  return { root: r, bin: join(r, 'bin', 'statefn.js'), app };
+}
+
+export type CrashMode = 'clean' | 'kill';
+
+export interface CrashOptions {
+  seed: number;
+  mode: CrashMode;
+  /** Instances commands go to. Default 1,000. */
+  instances?: number;
+  /** Generator records (command trees). Default 10,000. */
+  count?: number;
+  /** Interruptions (SIGINT or SIGKILL) while commands are generated. Default 10, at least 10. */
+  interruptions?: number;
+  /** Worker threads of the engine. Default 2. */
+  workers?: number;
+  /**
+   * Largest wait after the engine reports running before an interruption. Default 1,500 ms in
+   * clean mode, 4,000 ms in kill mode (so kills also land after several ~1 s checkpoints).
+   */
+  interruptMaxMs?: number;
+  /** Generator rate; default: spread `count` over the expected interruption phase. */
+  ratePerSec?: number;
+  /** Checkout whose `bin/statefn.js` runs; default this repository (env CRASH_ENGINE_ROOT). */
+  engineRoot?: string;
+  /** Keep the state directory even when the run passes. */
+  keep?: boolean;
+  /** Progress lines; default: stderr. */
+  log?: (line: string) => void;
+}
+
+export interface CrashResult {
+  ok: boolean;
+  seed: number;
+  mode: CrashMode;
+  /** Instances whose counter is above the model (duplicate effects) / below it (lost effects). */
+  overCounted: number;
+  underCounted: number;
+  /** `egress` records written more often than the model says / less often / never expected. */
+  egressDuplicates: number;
+  egressLosses: number;
+  egressUnexpected: number;
+  /** Human-readable verdict, with the first differences and the rerun command on failure. */
+  report: string;
+  stateDir: string;
+}
+
+interface RunOutcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  /** The fields of the "stopped cleanly" log line, when the run stopped cleanly. */
+  stopped: { processed: number; ingested: number; egressed: number; deadLetters: number } | undefined;
+  /** True once the engine logged "running with". */
+  ran: boolean;
+}
+
+/** A guard against a hung child, not an assertion on timing. */
+const HANG_GUARD_MS = 120_000;
+
+function runEngine(eng: { root: string; bin: string; app: string }, stateDir: string, params: CommandAppParams, workers: number, how: { stopAfter?: string; interruptAfterMs?: number; signal?: NodeJS.Signals }): Promise<RunOutcome> {
+  const args = [eng.bin, 'start', eng.app, '--params', JSON.stringify(params), '--state-dir', stateDir, '--workers', String(workers), '--no-progress'];
+  if (how.stopAfter !== undefined) args.push('--stop-after', how.stopAfter);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: eng.root, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let ran = false;
+    let timer: NodeJS.Timeout | undefined;
+    const guard = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`statefn did not exit within ${HANG_GUARD_MS} ms (hang guard); its log:\n${stderr}`));
+    }, HANG_GUARD_MS);
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!ran && stderr.includes('running with')) {
+        ran = true;
+        if (how.interruptAfterMs !== undefined) timer = setTimeout(() => child.kill(how.signal ?? 'SIGINT'), how.interruptAfterMs);
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(guard);
+      if (timer) clearTimeout(timer);
+      const m = /stopped cleanly (\{.*\})/.exec(stderr);
+      const stopped = m ? (JSON.parse(m[1]!) as RunOutcome['stopped']) : undefined;
+      resolve({ code, signal, stderr, stopped, ran });
+    });
+  });
+}
+
+/**
+ * The saved generator positions, for the log and a cross-check only (the harness decides
+ * quiescence from what the runs report): today's `ingress-positions.json`, or the `positions` of a
+ * `checkpoint.json` once checkpoints store them. Empty when neither is there.
+ */
+function readPositions(stateDir: string): Record<string, number> {
+  for (const [file, pick] of [
+    ['ingress-positions.json', (j: Record<string, unknown>) => j],
+    ['checkpoint.json', (j: Record<string, unknown>) => j.positions],
+  ] as const) {
+    const f = join(stateDir, file);
+    if (!existsSync(f)) continue;
+    try {
+      const v = pick(JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>);
+      if (typeof v === 'object' && v !== null) return v as Record<string, number>;
+    } catch {
+      // a file being replaced or a format we do not know: positions unknown
+    }
+  }
+  return {};
+}
+
+interface OutLine {
+  egress: string;
+  value: { id: string; value?: string; counter?: number };
+}
+
+function readOut(path: string): OutLine[] {
+  if (!existsSync(path)) return [];
+  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+  return lines.map((l, i) => {
+    try {
+      return JSON.parse(l) as OutLine;
+    } catch {
+      throw new Error(`${path}:${i + 1}: not a JSON line (a torn write?): ${l.slice(0, 200)}`);
+    }
+  });
+}
+
+export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
+  const log = o.log ?? ((l: string) => process.stderr.write(`[crash] ${l}\n`));
+  const seed = o.seed;
+  const mode = o.mode;
+  const instances = o.instances ?? INSTANCES_DEFAULT;
+  const count = o.count ?? 10_000;
+  const interruptions = Math.max(10, o.interruptions ?? 10);
+  const workers = o.workers ?? 2;
+  const interruptMaxMs = o.interruptMaxMs ?? (mode === 'kill' ? 4000 : 1500);
+  // Spread the records over the interruption phase so every interruption hits a busy engine.
+  const ratePerSec = o.ratePerSec ?? Math.max(1, Math.ceil(count / ((interruptions * interruptMaxMs * 0.5) / 1000)));
+  const rerun = `CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
+  const eng = engineRoot(o.engineRoot ?? (process.env.CRASH_ENGINE_ROOT || undefined));
+  const stateDir = mkdtempSync(join(tmpdir(), `statefn-crash-${mode}-${seed}-`));
+  const outPath = join(stateDir, 'out.jsonl');
+  const verifyPath = join(stateDir, 'verify.jsonl');
+  const params: CommandAppParams = { seed, count, instances, outPath, ratePerSec };
+  log(`seed=${seed} mode=${mode} instances=${instances} count=${count} interruptions=${interruptions} ratePerSec=${ratePerSec} stateDir=${stateDir} engine=${eng.root}`);
+
+  const expected: Expected = runModel({ seed, count, instances });
+  log(`model: ${expected.invocations} invocations (${expected.delayed} delayed, ${expected.cancelled} cancelled), ${[...expected.egress.values()].reduce((a, b) => a + b, 0)} egress records`);
+
+  const logs: string[] = [];
+  const problems: string[] = [];
+  let processedReported = 0;
+  let allRunsClean = true;
+  const record = (what: string, r: RunOutcome): void => {
+    logs.push(`===== ${what}: code=${r.code} signal=${r.signal}\n${r.stderr}`);
+    if (r.stopped) processedReported += r.stopped.processed;
+    else allRunsClean = false;
+  };
+
+  // 1. Interruptions while the generator runs (seeded moments).
+  const schedule = new Xoshiro128(seed, 0x7fffffff);
+  const signal: NodeJS.Signals = mode === 'kill' ? 'SIGKILL' : 'SIGINT';
+  for (let k = 0; k < interruptions; k++) {
+    const after = 20 + schedule.int(interruptMaxMs - 20);
+    const r = await runEngine(eng, stateDir, params, workers, { interruptAfterMs: after, signal });
+    record(`interruption ${k + 1} (${signal} after ${after} ms)`, r);
+    const pos = readPositions(stateDir)[COMMANDS_INGRESS] ?? '?';
+    log(`interruption ${k + 1}/${interruptions}: ${signal} ${after} ms after start -> ${r.stopped ? `stopped cleanly, processed ${r.stopped.processed}` : `exit code=${r.code} signal=${r.signal}`}; generator position ${pos}/${count}`);
+    if (!r.ran) problems.push(`interruption run ${k + 1} never reached "running with" (code=${r.code}); the engine failed to start:\n${r.stderr.slice(-2000)}`);
+    if (mode === 'clean' && (r.code !== 0 || !r.stopped)) problems.push(`interruption run ${k + 1}: SIGINT did not stop cleanly (code=${r.code}, signal=${r.signal}):\n${r.stderr.slice(-2000)}`);
+    if (problems.length > 0) break;
+  }
+
+  // 2. Drain: clean runs until one ingests nothing and processes nothing. The generator submits
+  // its first record at once when it has any left (ratePerSec >= 1), so ingested == 0 means it
+  // is exhausted. Delays are at most 200 ms and a restart delivers saved in-flight messages and
+  // due timers at once, so a 1 s run with processed == 0 means nothing was in flight or pending
+  // (the cancelled messages aside, which are due in an hour).
+  let quiescent = false;
+  for (let k = 0; problems.length === 0 && k < 30; k++) {
+    const r = await runEngine(eng, stateDir, params, workers, { stopAfter: '1s' });
+    record(`drain ${k + 1}`, r);
+    if (r.code !== 0 || !r.stopped) {
+      problems.push(`drain run ${k + 1} did not stop cleanly (code=${r.code}):\n${r.stderr.slice(-2000)}`);
+      break;
+    }
+    const pos = readPositions(stateDir)[COMMANDS_INGRESS];
+    log(`drain ${k + 1}: ingested ${r.stopped.ingested}, processed ${r.stopped.processed}; generator position ${pos ?? '?'}/${count}`);
+    if (r.stopped.ingested === 0 && r.stopped.processed === 0) {
+      if (pos !== undefined && pos !== count) problems.push(`the generator ingested nothing in a 1 s run but its saved position is ${pos}, not ${count}`);
+      quiescent = true;
+      break;
+    }
+  }
+  if (problems.length === 0 && !quiescent) problems.push('the engine never became quiescent in 30 drain runs (1 s each)');
+
+  // 3. Final read: every instance gets one `verify` (a second generator), in clean runs.
+  let verifyProcessed = 0;
+  let verifyIngested = 0;
+  if (problems.length === 0) {
+    for (let k = 0; k < 10 && verifyIngested < instances; k++) {
+      const r = await runEngine(eng, stateDir, { ...params, outPath: verifyPath, verify: true }, workers, { stopAfter: '2s' });
+      record(`verify ${k + 1}`, r);
+      if (r.code !== 0 || !r.stopped) {
+        problems.push(`verify run ${k + 1} did not stop cleanly (code=${r.code}):\n${r.stderr.slice(-2000)}`);
+        break;
+      }
+      verifyProcessed += r.stopped.processed;
+      verifyIngested += r.stopped.ingested;
+      log(`verify ${k + 1}: ingested ${r.stopped.ingested}, processed ${r.stopped.processed}`);
+    }
+    if (verifyIngested !== instances) problems.push(`the verify runs ingested ${verifyIngested} verify commands, expected ${instances}`);
+    const vpos = readPositions(stateDir)[VERIFY_INGRESS];
+    if (vpos !== undefined && vpos !== instances) problems.push(`the verify generator's saved position is ${vpos}, expected ${instances}`);
+    // Only the verify commands may run now; anything else means the drain was not quiescent.
+    if (verifyProcessed !== instances) problems.push(`the verify runs processed ${verifyProcessed} messages, expected exactly ${instances} (one verify per instance): the engine was not quiescent`);
+  }
+
+  // 4. Compare with the model.
+  let overCounted = 0;
+  let underCounted = 0;
+  let egressDuplicates = 0;
+  let egressLosses = 0;
+  let egressUnexpected = 0;
+  const diffs: string[] = [];
+  if (problems.length === 0) {
+    const actual = new Map<string, number>();
+    for (const l of readOut(verifyPath)) {
+      if (l.egress !== OUT_EGRESS || typeof l.value?.counter !== 'number') {
+        problems.push(`unexpected record in the verify output: ${JSON.stringify(l)}`);
+        continue;
+      }
+      if (actual.has(l.value.id)) problems.push(`instance ${l.value.id} reported twice in the final verify`);
+      actual.set(l.value.id, l.value.counter);
+    }
+    for (let n = 0; n < instances; n++) {
+      const id = instanceId(n);
+      const want = expected.counters.get(id) ?? 0;
+      const got = actual.get(id);
+      if (got === undefined) {
+        problems.push(`instance ${id} never answered the final verify`);
+        continue;
+      }
+      if (got > want) overCounted++;
+      if (got < want) underCounted++;
+      if (got !== want && diffs.length < 10) diffs.push(`  counter ${id}: actual ${got}, model ${want} (${got > want ? `+${got - want} duplicate` : `${got - want} lost`})`);
+    }
+    // The egress output of the run: `egress` records as a multiset; `verify` reports per instance.
+    const gotEgress = new Map<string, number>();
+    const gotVerifies = new Map<string, number>();
+    for (const l of readOut(outPath)) {
+      if (typeof l.value?.value === 'string') gotEgress.set(egressKey(l.value.id, l.value.value), (gotEgress.get(egressKey(l.value.id, l.value.value)) ?? 0) + 1);
+      else if (typeof l.value?.counter === 'number') gotVerifies.set(l.value.id, (gotVerifies.get(l.value.id) ?? 0) + 1);
+      else problems.push(`unexpected record in ${outPath}: ${JSON.stringify(l)}`);
+    }
+    const egressDiffs: string[] = [];
+    for (const [k, want] of expected.egress) {
+      const got = gotEgress.get(k) ?? 0;
+      if (got > want) egressDuplicates += got - want;
+      if (got < want) egressLosses += want - got;
+      if (got !== want && egressDiffs.length < 10) egressDiffs.push(`  egress ${k}: written ${got}, model ${want}`);
+    }
+    for (const [k, got] of gotEgress) {
+      if (expected.egress.has(k)) continue;
+      egressUnexpected += got;
+      if (egressDiffs.length < 10) egressDiffs.push(`  egress ${k}: written ${got}, never expected (a cancelled message ran?)`);
+    }
+    diffs.push(...egressDiffs);
+    let verifyDiffs = 0;
+    for (let n = 0; n < instances; n++) {
+      const id = instanceId(n);
+      const want = expected.verifies.get(id) ?? 0;
+      const got = gotVerifies.get(id) ?? 0;
+      if (got !== want) {
+        verifyDiffs++;
+        if (verifyDiffs <= 5) diffs.push(`  verify reports of ${id} during the run: ${got}, model ${want}`);
+      }
+    }
+    if (overCounted + underCounted > 0) problems.push(`${overCounted} instances over-counted (duplicates), ${underCounted} under-counted (losses)`);
+    if (egressDuplicates + egressLosses + egressUnexpected > 0) problems.push(`egress: ${egressDuplicates} duplicate, ${egressLosses} lost, ${egressUnexpected} unexpected records`);
+    if (verifyDiffs > 0) problems.push(`${verifyDiffs} instances emitted a different number of in-run verify reports than the model`);
+    // With clean stops only, every run reported its processed count: it must be the model's
+    // invocations (interruption and drain runs) plus one per instance (verify runs).
+    if (allRunsClean && processedReported !== expected.invocations + instances) {
+      problems.push(`the runs processed ${processedReported} messages in all; the model has ${expected.invocations} invocations + ${instances} verifies = ${expected.invocations + instances}`);
+    }
+  }
+
+  const ok = problems.length === 0;
+  let report: string;
+  if (ok) {
+    report = `PASS seed=${seed} mode=${mode}: ${instances} counters and ${[...expected.egress.values()].reduce((a, b) => a + b, 0)} egress records match the model after ${interruptions} ${signal} interruptions`;
+    if (!o.keep) rmSync(stateDir, { recursive: true, force: true });
+  } else {
+    writeFileSync(join(stateDir, 'runs.log'), logs.join('\n'));
+    report = [
+      `FAIL seed=${seed} mode=${mode}`,
+      ...problems.map((p) => `- ${p}`),
+      ...(diffs.length > 0 ? ['first differences:', ...diffs] : []),
+      `state dir and every run's log (runs.log) kept in ${stateDir}`,
+      `rerun: ${rerun}`,
+    ].join('\n');
+  }
+  log(report);
+  return { ok, seed, mode, overCounted, underCounted, egressDuplicates, egressLosses, egressUnexpected, report, stateDir };
+}
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`${name}: expected an integer, got '${v}'`);
+  return n;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const mode = process.env.CRASH_MODE ?? 'clean';
+  if (mode !== 'clean' && mode !== 'kill') throw new Error(`CRASH_MODE: expected clean or kill, got '${mode}'`);
+  const seed = envInt('CRASH_SEED') ?? Math.floor(Math.random() * 2 ** 31);
+  const o: CrashOptions = { seed, mode, keep: process.env.CRASH_KEEP === '1' };
+  const instances = envInt('CRASH_INSTANCES');
+  const count = envInt('CRASH_COUNT');
+  const interruptions = envInt('CRASH_INTERRUPTIONS');
+  const workers = envInt('CRASH_WORKERS');
+  const interruptMaxMs = envInt('CRASH_INTERRUPT_MAX_MS');
+  if (interruptMaxMs !== undefined) o.interruptMaxMs = interruptMaxMs;
+  if (instances !== undefined) o.instances = instances;
+  if (count !== undefined) o.count = count;
+  if (interruptions !== undefined) o.interruptions = interruptions;
+  if (workers !== undefined) o.workers = workers;
+  const r = await runCrashTest(o);
+  process.exitCode = r.ok ? 0 : 1;
+}
