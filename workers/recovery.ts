@@ -15,15 +15,17 @@ export interface RollbackResult {
 }
 
 export async function rollbackTo(store: StateStore, kgStart: number, kgEnd: number, epoch: number): Promise<RollbackResult> {
-  const undo: { epoch: number; op: WriteOp; undoKey: Buffer }[] = [];
+  const undo: { epoch: number; op: WriteOp; undoKey: Buffer; undoDb: 'undo0' | 'undo1' }[] = [];
   const drop: WriteOp[] = [];
   for (let kg = kgStart; kg < kgEnd; kg++) {
     const from = kgEpochBound(kg, epoch + 1);
     const to = kgEpochBound(kg + 1, 0);
-    for (const { key, value } of store.range('undo', from, to)) {
-      const u = parseUndoKey(key);
-      const old = value[0] === 1 ? Buffer.from(value.subarray(1)) : undefined;
-      undo.push({ epoch: u.epoch, op: { db: u.db, key: u.key, value: old }, undoKey: Buffer.from(key) });
+    for (const undoDb of ['undo0', 'undo1'] as const) {
+      for (const { key, value } of store.range(undoDb, from, to)) {
+        const u = parseUndoKey(key);
+        const old = value[0] === 1 ? Buffer.from(value.subarray(1)) : undefined;
+        undo.push({ epoch: u.epoch, op: { db: u.db, key: u.key, value: old }, undoKey: Buffer.from(key), undoDb });
+      }
     }
     for (const { key } of store.range('ckpt', from, to)) drop.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
   }
@@ -33,20 +35,21 @@ export async function rollbackTo(store: StateStore, kgStart: number, kgEnd: numb
   const ops: WriteOp[] = [];
   for (const u of undo) {
     ops.push(u.op);
-    ops.push({ db: 'undo', key: u.undoKey, value: undefined });
+    ops.push({ db: u.undoDb, key: u.undoKey, value: undefined });
   }
   for (const d of drop) ops.push(d);
   if (ops.length > 0) await store.write(ops);
   return { undone: undo.length, epochs: [...new Set(undo.map((u) => u.epoch))] };
 }
 
-/** Delete undo records of epochs <= `epoch` and recorded messages of epochs < `epoch` (checkpoint `epoch` is complete). */
+/**
+ * Checkpoint `epoch` is complete: delete the messages recorded by earlier epochs. (Undo records
+ * are not deleted one by one: their database is cleared when its parity comes round again.)
+ */
 export function pruneCommitted(store: StateStore, kgStart: number, kgEnd: number, epoch: number): Promise<unknown> {
   const ops: WriteOp[] = [];
   for (let kg = kgStart; kg < kgEnd; kg++) {
-    const start = kgEpochBound(kg, 0);
-    for (const { key } of store.range('undo', start, kgEpochBound(kg, epoch + 1))) ops.push({ db: 'undo', key: Buffer.from(key), value: undefined });
-    for (const { key } of store.range('ckpt', start, kgEpochBound(kg, epoch))) ops.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
+    for (const { key } of store.range('ckpt', kgEpochBound(kg, 0), kgEpochBound(kg, epoch))) ops.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
   }
   return ops.length > 0 ? store.write(ops) : Promise.resolve();
 }

@@ -11,14 +11,24 @@ import { kgBounds, kgOfKey } from './state_keys.js';
 export type Bytes = Buffer | Uint8Array;
 
 export interface WriteOp {
-  db: 'state' | 'timers' | 'tokens' | 'ckpt' | 'undo';
+  db: DbName;
   key: Buffer;
   /** undefined = delete */
   value: Bytes | undefined;
 }
 
-const DB_NAMES = ['state', 'timers', 'tokens', 'ckpt', 'undo'] as const;
-type DbName = (typeof DB_NAMES)[number];
+/**
+ * Undo records alternate between two databases by epoch parity: epoch n's go to `undo<n % 2>`,
+ * which is cleared first (it holds epoch n-2's, whose checkpoint is complete since epoch n can
+ * only start after n-1 completed). Clearing a database frees its pages wholesale, instead of a
+ * B-tree delete per undo record.
+ */
+export const DB_NAMES = ['state', 'timers', 'tokens', 'ckpt', 'undo0', 'undo1'] as const;
+export type DbName = (typeof DB_NAMES)[number];
+
+export function undoDbOf(epoch: number): 'undo0' | 'undo1' {
+  return epoch % 2 === 0 ? 'undo0' : 'undo1';
+}
 
 /**
  * Sort ops by database, then key bytes, in place. Each op gets one sort key, `db \0 latin1(key)`:
@@ -78,6 +88,11 @@ export class StateStore {
       last = op.value === undefined ? dbs[op.db].remove(op.key) : dbs[op.db].put(op.key, op.value as Buffer);
     }
     return last;
+  }
+
+  /** Remove every entry of `db`, queued in order with the writes around it. */
+  clear(db: DbName): Promise<void> {
+    return this.dbs[db].clearAsync();
   }
 
   /** Entries of `db` in key groups [kgStart, kgEnd), optionally bounded within each key group. */

@@ -31,7 +31,7 @@ import { decodeState, encodeState, isEmptyState, type AddressState } from './add
 import { Invocation, storageClass } from './invocation.js';
 import { UNDO_DB, ckptKey, kgEpochBound, kgOfKey, stateKey, undoKey, type UndoDb } from './state_keys.js';
 import { pruneCommitted } from './recovery.js';
-import type { StateStore, WriteOp } from './state_store.js';
+import { undoDbOf, type StateStore, type WriteOp } from './state_store.js';
 import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
 import type { WorkerInit } from './worker_init.js';
 
@@ -795,6 +795,8 @@ export class WorkerRuntime {
         if (i < cut.captured.length) await new Promise<void>((r) => setImmediate(r));
       }
       this.recordMessages(cut.epoch, cut.recorded, ops);
+      // This parity's undo database holds epoch n-2's records, whose checkpoint is complete.
+      await this.store.clear(undoDbOf(cut.epoch));
       await this.store.write(ops);
     } catch (e) {
       this.fatal(e);
@@ -808,7 +810,7 @@ export class WorkerRuntime {
 
   private undoOf(epoch: number, db: UndoDb, key: Buffer, old: Buffer | undefined): WriteOp {
     const value = old === undefined ? UNDO_ABSENT : Buffer.concat([UNDO_PRESENT, old]);
-    return { db: 'undo', key: undoKey(kgOfKey(key), epoch, db, key), value };
+    return { db: undoDbOf(epoch), key: undoKey(kgOfKey(key), epoch, db, key), value };
   }
 
   private recordMessages(epoch: number, fields: unknown[], ops: WriteOp[]): void {
