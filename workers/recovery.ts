@@ -6,7 +6,9 @@
  * cost follows the change since that checkpoint, not the size of the state. Messages recorded
  * by newer epochs are dropped. Runs before the runtime reads anything.
  */
-import { kgEpochBound, parseUndoKey } from './state_keys.js';
+import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from './state_keys.js';
+import { manifestKey, readInflight, readManifest, restoreKeyGroups } from '../engine/snapshot/checkpoint_layout.js';
+import { openSnapshotStore, type SnapshotStoreConfig } from '../engine/snapshot/store_config.js';
 import type { StateStore, WriteOp } from './state_store.js';
 
 export interface RollbackResult {
@@ -52,4 +54,36 @@ export function pruneCommitted(store: StateStore, kgStart: number, kgEnd: number
     for (const { key } of store.range('ckpt', kgEpochBound(kg, 0), kgEpochBound(kg, epoch))) ops.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
   }
   return ops.length > 0 ? store.write(ops) : Promise.resolve();
+}
+
+/**
+ * Fill an empty environment with key groups [kgStart, kgEnd) of checkpoint `epoch` from the
+ * snapshot store (checksums verified on the way), and its recorded messages.
+ */
+export async function restoreFromStore(store: StateStore, kgStart: number, kgEnd: number, config: SnapshotStoreConfig, epoch: number): Promise<number> {
+  const snapshots = openSnapshotStore(config);
+  const manifest = await readManifest(snapshots, manifestKey(epoch));
+  let ops: WriteOp[] = [];
+  let n = 0;
+  const flushOps = async (): Promise<void> => {
+    const batch = ops;
+    ops = [];
+    if (batch.length > 0) await store.write(batch);
+  };
+  const pendingWrites: Promise<void>[] = [];
+  await restoreKeyGroups(snapshots, manifest, kgStart, kgEnd, (key, value) => {
+    const db = UNDO_DB[key[0]!]!;
+    ops.push({ db, key: Buffer.from(key.subarray(1)), value: Buffer.from(value) });
+    n++;
+    if (ops.length >= 10_000) pendingWrites.push(flushOps());
+  });
+  const seq = new Map<number, number>();
+  await readInflight(snapshots, manifest, kgStart, kgEnd, (kg, message) => {
+    const s = seq.get(kg) ?? 0;
+    seq.set(kg, s + 1);
+    ops.push({ db: 'ckpt', key: ckptKey(kg, epoch, s), value: Buffer.from(message) });
+  });
+  await Promise.all(pendingWrites);
+  await flushOps();
+  return n;
 }

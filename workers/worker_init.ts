@@ -1,6 +1,7 @@
 /** What the main thread hands a worker at spawn (structured-clone safe). */
 import type { EngineLimits } from '../engine/shared/limits.js';
 import type { AppModuleRef } from '../engine/shared/load_app.js';
+import type { SnapshotStoreConfig } from '../engine/snapshot/store_config.js';
 
 
 export interface WorkerInit {
@@ -21,6 +22,8 @@ export interface WorkerInit {
   migrateFrom: string[];
   /** The last complete checkpoint: local epochs after it are rolled back, its recorded messages re-enqueued (0 = none). */
   recoverEpoch: number;
+  /** Restore this worker's key groups of checkpoint `epoch` from the snapshot store first (empty local disk). */
+  restoreFrom: { store: SnapshotStoreConfig; epoch: number } | null;
   /** The manual clock's buffer, or null for the system clock. */
   clock: SharedArrayBuffer | null;
 }

@@ -8,7 +8,7 @@ import { ManualClock, systemClock, type Clock } from '../engine/shared/clock.js'
 import { keyGroupRange } from '../engine/shared/key_group.js';
 import { loadApp } from '../engine/shared/load_app.js';
 import { StateStore } from './state_store.js';
-import { rollbackTo } from './recovery.js';
+import { rollbackTo, restoreFromStore } from './recovery.js';
 import type { WorkerInit } from './worker_init.js';
 import { WorkerRuntime } from './worker_runtime.js';
 
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     }
   }
   const { start, end } = keyGroupRange(init.index, init.workers, init.keyGroups);
+  if (init.restoreFrom !== null) await restoreFromStore(store, start, end, init.restoreFrom.store, init.restoreFrom.epoch);
   const rolledBack = await rollbackTo(store, start, end, init.recoverEpoch);
   const runtime = new WorkerRuntime(init, app, store, clock, (code) => {
     parentPort?.postMessage({ type: 'exit', code });

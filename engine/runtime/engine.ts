@@ -27,6 +27,11 @@ import type { WorkerInit } from '../../workers/worker_init.js';
 import { FileEgress } from '../../connectors/file/file_egress.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './checkpoint_record.js';
+import { Piscina } from 'piscina';
+import type { UploadResult, UploadTask } from '../snapshot/upload_task.js';
+import { latestCheckpoint, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
+import { openSnapshotStore } from '../snapshot/store_config.js';
+import { keyGroupRange } from '../shared/key_group.js';
 import { applyModuleDocuments } from '../module/module_app.js';
 import { loadModuleYaml } from '../module/module_yaml.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from './engine_options.js';
@@ -110,6 +115,10 @@ export class Engine {
   private egressByEpoch = new Map<number, EgressRecord[]>();
   private recordWrite: Promise<void> = Promise.resolve();
   private recovered: CheckpointRecord | undefined;
+  /** One thread that uploads checkpoints to the snapshot store (piscina: interchangeable work). */
+  private uploader: Piscina | undefined;
+  readonly uploads: UploadResult[] = [];
+  private restoreFromStore: number | undefined;
   private flushWaiters = new Map<number, (() => void)[]>();
   readonly flushes: FlushInfo[] = [];
   private quiesced = 0;
@@ -164,6 +173,12 @@ export class Engine {
     const releaseLock = lockStateDir(opts.stateDir);
     try {
       const prev = readLayout(opts.stateDir);
+      // An empty local disk with a snapshot store that holds checkpoints: restore from it.
+      let fromStore: CheckpointManifest | null = null;
+      if (prev === undefined && opts.snapshots !== false && readCheckpointRecord(opts.stateDir) === undefined) {
+        fromStore = await latestCheckpoint(openSnapshotStore(opts.snapshots), { logger: opts.logger });
+        if (fromStore !== null) opts.limits = { ...opts.limits, keyGroups: fromStore.keyGroups };
+      }
       if (prev !== undefined && options.limits?.keyGroups !== undefined && prev.keyGroups !== opts.limits.keyGroups) {
         throw new StatefnError(ErrorCode.CONFIG_INVALID, `keyGroups is ${prev.keyGroups} for the state in ${opts.stateDir} and cannot change (asked for ${opts.limits.keyGroups})`);
       }
@@ -178,6 +193,12 @@ export class Engine {
       const engine = new Engine(loaded, ref, { ...opts, limits }, layout);
       engine.releaseLock = releaseLock;
       engine.recovered = readCheckpointRecord(opts.stateDir);
+      if (fromStore !== null) {
+        const positions = (fromStore.meta.positions ?? {}) as Record<string, unknown>;
+        engine.recovered = { version: 1, epoch: fromStore.epoch, positions, completedAt: 'restored from the snapshot store', clean: false };
+        engine.restoreFromStore = fromStore.epoch;
+        opts.logger.info(`local state is empty: restoring checkpoint ${fromStore.epoch} from the snapshot store`);
+      }
       engine.epoch = engine.recovered?.epoch ?? 0;
       await engine.boot(prev);
       return engine;
@@ -213,6 +234,7 @@ export class Engine {
         stateDir: envDir(this.options.stateDir, this.layout.generation, w), migrateFrom,
         clock: this.options.clock?.buffer ?? null,
         recoverEpoch: this.epoch,
+        restoreFrom: this.restoreFromStore !== undefined && this.options.snapshots !== false ? { store: this.options.snapshots, epoch: this.restoreFromStore } : null,
       };
       const worker = spawnWorker(init, `statefn-worker-${w}`, this.appRef.module !== undefined && isTsModule(this.appRef.module));
       this.workers.push(worker);
@@ -238,6 +260,11 @@ export class Engine {
       throw new StatefnError(ErrorCode.WORKER_DIED, `a worker failed to start: ${(e as Error).message}`, { cause: e });
     }
     if (migrating) removeOtherGenerations(this.options.stateDir, this.layout.generation);
+    if (this.options.snapshots !== false) {
+      const fromSource = import.meta.url.endsWith('.ts');
+      const filename = new URL(fromSource ? '../snapshot/upload_bootstrap.mjs' : '../snapshot/upload_task.js', import.meta.url).href;
+      this.uploader = new Piscina({ filename, minThreads: 1, maxThreads: 1, idleTimeout: 2 ** 31 - 1, maxQueue: 4 });
+    }
     writeLayout(this.options.stateDir, this.layout);
     for (const c of this.egress.connectors()) await c.start?.({ logger: this.logger, signal: this.ingressControllers.signal });
     // The flush interval also keeps the process alive while the engine runs (Atomics.waitAsync
@@ -515,8 +542,46 @@ export class Engine {
   }
 
   private finishFlush(fl: { epoch: number; started: number; writes: number; positions: Record<string, unknown> }): void {
-    this.flushInFlight = undefined;
-    void this.completeCheckpoint(fl.epoch, fl.positions, false);
+    // The next barrier waits until this checkpoint is uploaded and recorded.
+    void this.uploadEpoch(fl.epoch, fl.positions).then(() => {
+      this.flushInFlight = undefined;
+      return this.completeCheckpoint(fl.epoch, fl.positions, false);
+    }).then(() => this.afterCheckpoint(fl), (e: unknown) => this.fail(e as Error));
+  }
+
+  /**
+   * Upload epoch `epoch` to the snapshot store (incremental: only what it changed), retrying with
+   * backoff while the store is unavailable; message processing goes on meanwhile.
+   */
+  private async uploadEpoch(epoch: number, positions: Record<string, unknown>): Promise<void> {
+    const pool = this.uploader;
+    const snapshots = this.options.snapshots;
+    if (pool === undefined || snapshots === false) return;
+    const n = this.options.workers;
+    const task: UploadTask = {
+      epoch, keyGroups: this.layout.keyGroups, store: snapshots, retain: this.options.snapshotRetain,
+      meta: { positions, workers: n, layoutGeneration: this.layout.generation },
+      envs: Array.from({ length: n }, (_, w) => {
+        const r = keyGroupRange(w, n, this.layout.keyGroups);
+        return { dir: envDir(this.options.stateDir, this.layout.generation, w), kgStart: r.start, kgEnd: r.end };
+      }),
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = (await pool.run(task)) as UploadResult;
+        this.uploads.push(r);
+        if (this.uploads.length > FLUSH_HISTORY) this.uploads.shift();
+        return;
+      } catch (e) {
+        if (this.state === 'failed') throw e;
+        const delay = Math.min(30_000, 100 * 2 ** Math.min(attempt, 9));
+        this.logger.warn(`checkpoint ${epoch}: upload to the snapshot store failed (attempt ${attempt}); retrying in ${delay} ms`, { error: (e as Error).message });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private afterCheckpoint(fl: { epoch: number; started: number; writes: number }): void {
     const info: FlushInfo = { epoch: fl.epoch, atMs: Date.now(), durationMs: Date.now() - fl.started, writes: fl.writes, ok: true };
     this.flushes.push(info);
     if (this.flushes.length > FLUSH_HISTORY) this.flushes.shift();
@@ -594,6 +659,7 @@ export class Engine {
     if (this.flushTimer) clearInterval(this.flushTimer);
     for (const reg of this.app.ingresses) void Promise.resolve(reg.connector.stop()).catch(() => {});
     void Promise.all(this.workers.map((w) => w.terminate())).finally(() => this.releaseLock());
+    void this.uploader?.destroy().catch(() => {});
     for (const f of this.failedWaiters) f(e);
     this.controlWaiter?.();
   }
@@ -660,7 +726,9 @@ export class Engine {
     for (const o of this.outs) o.control(ControlOp.SHUTDOWN, finalEpoch);
     this.schedulePump();
     await this.waitControl(() => this.shutdownDone === this.options.workers, 'workers to save state');
+    await this.uploadEpoch(finalEpoch, positions);
     await this.completeCheckpoint(finalEpoch, positions, true);
+    await this.uploader?.destroy();
     // Frames sent before SHUTDOWN_DONE (egress, dead letters) were read by the pump already.
     await this.egress.drain();
     for (const c of this.egress.connectors()) {

@@ -5,6 +5,7 @@ import type { ManualClock } from '../shared/clock.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { resolveEngineLimits, type EngineLimits, LIMIT_SPECS } from '../shared/limits.js';
 import type { Logger } from '../shared/connector_api.js';
+import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 
 export interface EngineOptions {
   /** Directory for state (LMDB environments), dead letters and the lock. Default `./statefn-data`. */
@@ -24,6 +25,14 @@ export interface EngineOptions {
    * crash); state and messages are checkpointed either way.
    */
   checkpointing?: boolean;
+  /**
+   * Where checkpoints are uploaded, incrementally (only what changed): a local directory (default
+   * `<stateDir>/snapshots`) or S3 (`{ type: 's3', bucket, prefix?, endpoint?, region?,
+   * forcePathStyle? }`, credentials from the standard chain). `false`: local LMDB only.
+   */
+  snapshots?: false | SnapshotStoreConfig;
+  /** Complete checkpoints kept in the snapshot store. Default 3. */
+  snapshotRetain?: number;
 }
 
 export interface ResolvedOptions {
@@ -34,6 +43,8 @@ export interface ResolvedOptions {
   logger: Logger;
   deadLetterFile: boolean;
   checkpointing: boolean;
+  snapshots: false | SnapshotStoreConfig;
+  snapshotRetain: number;
 }
 
 export const consoleLogger: Logger = {
@@ -42,7 +53,7 @@ export const consoleLogger: Logger = {
   error: (m, f) => console.error(`${new Date().toISOString()} ERROR ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
 };
 
-const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'checkpointing', ...Object.keys(LIMIT_SPECS)]);
+const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'checkpointing', 'snapshots', 'snapshotRetain', ...Object.keys(LIMIT_SPECS)]);
 
 /**
  * Merge app options, then user options; limits may be given flat (`ringBytes: ...`) or under
@@ -70,5 +81,7 @@ export function resolveOptions(appOptions: Record<string, unknown>, options: Eng
     logger: (merged.logger as Logger | undefined) ?? consoleLogger,
     deadLetterFile: merged.deadLetterFile !== false,
     checkpointing: merged.checkpointing !== false,
+    snapshots: merged.snapshots === false ? false : (merged.snapshots as SnapshotStoreConfig | undefined) ?? { type: 'local', dir: resolve(stateDir, 'snapshots') },
+    snapshotRetain: typeof merged.snapshotRetain === 'number' ? merged.snapshotRetain : 3,
   };
 }

@@ -1,0 +1,85 @@
+/**
+ * The piscina task that uploads checkpoint `epoch` to the snapshot store, off the main thread
+ * and off the workers. The workers' LMDB environments already hold the epoch (written and
+ * acknowledged); the epoch's undo records name every key it changed, whose current values are
+ * the epoch's values (the next epoch is not written before this checkpoint completes). Keys are
+ * stored as `db index u8 | LMDB key` in the key group's delta object.
+ */
+import { StateStore } from '../../workers/state_store.js';
+import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../../workers/state_keys.js';
+import { undoDbOf } from '../../workers/state_store.js';
+import { writeCheckpoint, type CheckpointManifest, type KeyGroupChanges } from './checkpoint_layout.js';
+import { openSnapshotStore, type SnapshotStoreConfig } from './store_config.js';
+import type { SnapshotStore } from './snapshot_store.js';
+
+export interface UploadTask {
+  epoch: number;
+  keyGroups: number;
+  /** Each worker's environment and key groups. */
+  envs: { dir: string; kgStart: number; kgEnd: number }[];
+  store: SnapshotStoreConfig;
+  meta: Record<string, unknown>;
+  retain: number;
+}
+
+export interface UploadResult {
+  epoch: number;
+  objects: number;
+  bytes: number;
+  changedKeys: number;
+  ms: number;
+}
+
+let store: SnapshotStore | undefined;
+let storeKey = '';
+let previous: CheckpointManifest | null | undefined;
+const envs = new Map<string, StateStore>();
+
+export default async function upload(task: UploadTask): Promise<UploadResult> {
+  const started = Date.now();
+  const k = JSON.stringify(task.store);
+  if (store === undefined || storeKey !== k) {
+    store = openSnapshotStore(task.store);
+    storeKey = k;
+    previous = undefined;
+  }
+  const parts = new Map<number, KeyGroupChanges>();
+  const inflight = new Map<number, Uint8Array[]>();
+  let changedKeys = 0;
+  const undoDb = undoDbOf(task.epoch);
+  for (const e of task.envs) {
+    let env = envs.get(e.dir);
+    if (env === undefined) {
+      env = new StateStore(e.dir);
+      envs.set(e.dir, env);
+    }
+    for (let kg = e.kgStart; kg < e.kgEnd; kg++) {
+      const from = kgEpochBound(kg, task.epoch);
+      const to = kgEpochBound(kg, task.epoch + 1);
+      let part: KeyGroupChanges | undefined;
+      for (const { key } of env.range(undoDb, from, to)) {
+        const u = parseUndoKey(key);
+        const value = env.get(u.db, u.key);
+        const partKey = Buffer.concat([Buffer.from([UNDO_DB.indexOf(u.db)]), u.key]);
+        part ??= { puts: [], deletes: [] };
+        if (value === undefined) part.deletes.push(partKey);
+        else part.puts.push([partKey, value]);
+        changedKeys++;
+      }
+      if (part !== undefined) parts.set(kg, part);
+      const msgs: Uint8Array[] = [];
+      for (const { value } of env.range('ckpt', ckptKey(kg, task.epoch, 0), to)) msgs.push(Buffer.from(value));
+      if (msgs.length > 0) inflight.set(kg, msgs);
+    }
+  }
+  const input = { epoch: task.epoch, keyGroups: task.keyGroups, parts, inflight, meta: task.meta, ...(previous === undefined ? {} : { previous }) };
+  const r = await writeCheckpoint(store, input, { retain: task.retain });
+  previous = r.manifest;
+  return { epoch: task.epoch, objects: r.written.length, bytes: r.written.reduce((a, w) => a + w.bytes, 0), changedKeys, ms: Date.now() - started };
+}
+
+/** Forget the environments (before the workers close them, e.g. at a stop or a rescale). */
+export async function closeEnvs(): Promise<void> {
+  for (const env of envs.values()) await env.close();
+  envs.clear();
+}
