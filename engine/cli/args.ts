@@ -1,6 +1,8 @@
 /** Command-line parsing for `statefn`: small, strict, with errors that name the flag and the fix. */
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { parseDurationMs } from '../module/units.js';
+import { resolve } from 'node:path';
+import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 
 export interface StartArgs {
   command: 'start';
@@ -11,9 +13,22 @@ export interface StartArgs {
   limits: Record<string, string>;
   stopAfterMs: number | undefined;
   progress: boolean;
+  snapshots: string | undefined;
+  s3Endpoint: string | undefined;
+  s3Region: string | undefined;
+  fromSavepoint: string | undefined;
 }
 
-export type Args = StartArgs | { command: 'help' } | { command: 'version' };
+export interface SavepointArgs {
+  command: 'savepoint';
+  name: string;
+  stateDir: string | undefined;
+  snapshots: string | undefined;
+  s3Endpoint: string | undefined;
+  s3Region: string | undefined;
+}
+
+export type Args = StartArgs | SavepointArgs | { command: 'help' } | { command: 'version' };
 
 export const USAGE = `Usage: statefn <command> [options]
 
@@ -22,6 +37,8 @@ Commands:
                          index.ts|index.js|app.ts|app.js), a module.yaml file, or a .ts/.js module
                          whose default export is an App or a function returning one.
                          Without [app]: the embedded fraud-detection example.
+  savepoint <name>       Keep the last complete checkpoint as savepoint <name> (retained until
+                         deleted); restore it with start --from-savepoint <name>.
   help                   Show this help.
   version                Print the version.
 
@@ -32,6 +49,11 @@ Options of start:
   --set <limit>=<value>  Override an engine limit (repeatable), e.g. --set ringBytes=4194304.
   --stop-after <dur>     Stop cleanly after a duration (e.g. 30s, 5min).
   --no-progress          No live progress (plain log lines only at start and stop).
+  --snapshots <where>    Checkpoint uploads: a directory (default <state-dir>/snapshots),
+                         s3://bucket/prefix (credentials from the standard AWS chain), or off.
+  --s3-endpoint <url>    S3-compatible endpoint (path-style addressing), e.g. http://127.0.0.1:9000.
+  --s3-region <region>   S3 region (default us-east-1).
+  --from-savepoint <n>   Replace the local state with savepoint <n> (any worker count).
 
 Ctrl-C stops cleanly (state flushed, in-flight messages saved); a second Ctrl-C exits at once.
 `;
@@ -44,8 +66,11 @@ export function parseArgs(argv: readonly string[]): Args {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') return { command: 'help' };
   if (cmd === 'version' || cmd === '--version' || cmd === '-v') return { command: 'version' };
-  if (cmd !== 'start') fail(`unknown command '${cmd}'`);
-  const out: StartArgs = { command: 'start', app: undefined, workers: undefined, stateDir: undefined, params: undefined, limits: {}, stopAfterMs: undefined, progress: true };
+  if (cmd !== 'start' && cmd !== 'savepoint') fail(`unknown command '${cmd}'`);
+  const out: StartArgs = {
+    command: 'start', app: undefined, workers: undefined, stateDir: undefined, params: undefined, limits: {}, stopAfterMs: undefined, progress: true,
+    snapshots: undefined, s3Endpoint: undefined, s3Region: undefined, fromSavepoint: undefined,
+  };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     const [flag, inline] = a.startsWith('--') && a.includes('=') && !a.startsWith('--set=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -95,11 +120,44 @@ export function parseArgs(argv: readonly string[]): Args {
       case '--no-progress':
         out.progress = false;
         break;
+      case '--snapshots':
+        out.snapshots = value();
+        break;
+      case '--s3-endpoint':
+        out.s3Endpoint = value();
+        break;
+      case '--s3-region':
+        out.s3Region = value();
+        break;
+      case '--from-savepoint':
+        out.fromSavepoint = value();
+        break;
       default:
         if (a.startsWith('-')) fail(`unknown option '${a}'`);
         if (out.app !== undefined) fail(`unexpected argument '${a}' (the app is already '${out.app}')`);
         out.app = a;
     }
   }
+  if (cmd === 'savepoint') {
+    if (out.app === undefined) fail('savepoint needs a name: statefn savepoint <name>');
+    return { command: 'savepoint', name: out.app, stateDir: out.stateDir, snapshots: out.snapshots, s3Endpoint: out.s3Endpoint, s3Region: out.s3Region };
+  }
   return out;
+}
+
+/** The snapshot store the flags describe (undefined: the engine's default, a dir in the state dir). */
+export function snapshotsFromArgs(a: { snapshots: string | undefined; s3Endpoint: string | undefined; s3Region: string | undefined }): false | SnapshotStoreConfig | undefined {
+  if (a.snapshots === undefined) {
+    if (a.s3Endpoint !== undefined) fail('--s3-endpoint needs --snapshots s3://bucket/prefix');
+    return undefined;
+  }
+  if (a.snapshots === 'off') return false;
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(a.snapshots);
+  if (m !== null) {
+    const c: SnapshotStoreConfig = { type: 's3', bucket: m[1]!, prefix: m[2] ?? '', region: a.s3Region ?? 'us-east-1' };
+    if (a.s3Endpoint !== undefined) Object.assign(c, { endpoint: a.s3Endpoint, forcePathStyle: true });
+    return c;
+  }
+  if (a.snapshots.includes('://')) fail(`--snapshots: expected a directory, s3://bucket/prefix or off, got '${a.snapshots}'`);
+  return { type: 'local', dir: resolve(a.snapshots) };
 }

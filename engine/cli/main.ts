@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import { Engine } from '../runtime/engine.js';
 import { consoleLogger } from '../runtime/engine_options.js';
 import { StatefnError } from '../shared/errors.js';
-import { USAGE, parseArgs, type StartArgs } from './args.js';
+import { USAGE, parseArgs, snapshotsFromArgs, type SavepointArgs, type StartArgs } from './args.js';
+import { resolve } from 'node:path';
+import { ErrorCode } from '../shared/errors.js';
+import { openSnapshotStore } from '../snapshot/store_config.js';
+import { latestCheckpoint, writeSavepoint } from '../snapshot/checkpoint_layout.js';
 import { resolveApp } from './app_resolver.js';
 import { createProgress } from './progress.js';
 
@@ -34,6 +38,9 @@ async function start(args: StartArgs): Promise<number> {
   log.info(`statefn ${packageVersion()} starting ${app.description}`, { stateDir });
   const options: Record<string, unknown> = { stateDir, limits: args.limits };
   if (args.workers !== undefined) options.workers = args.workers;
+  const snapshots = snapshotsFromArgs(args);
+  if (snapshots !== undefined) options.snapshots = snapshots;
+  if (args.fromSavepoint !== undefined) options.fromSavepoint = args.fromSavepoint;
   const engine = await Engine.start(app.ref, options);
   log.info(`running with ${engine.options.workers} workers`, { keyGroups: engine.options.limits.keyGroups, stateDir: engine.options.stateDir });
 
@@ -95,6 +102,21 @@ async function start(args: StartArgs): Promise<number> {
   return done;
 }
 
+/** `statefn savepoint <name>`: keep the last complete checkpoint of the snapshot store as a savepoint. */
+async function savepoint(args: SavepointArgs): Promise<number> {
+  const stateDir = resolve(args.stateDir ?? './statefn-data');
+  const config = snapshotsFromArgs(args) ?? { type: 'local' as const, dir: join(stateDir, 'snapshots') };
+  if (config === false) throw new StatefnError(ErrorCode.CONFIG_INVALID, 'savepoint needs a snapshot store; --snapshots off has none');
+  const store = openSnapshotStore(config);
+  const latest = await latestCheckpoint(store, { logger: consoleLogger });
+  if (latest === null) {
+    throw new StatefnError(ErrorCode.CONFIG_INVALID, `no complete checkpoint in ${store.describe()}; run statefn start first (checkpoints are taken every flushIntervalMs)`);
+  }
+  await writeSavepoint(store, args.name, latest);
+  process.stdout.write(`savepoint '${args.name}' = checkpoint ${latest.epoch} in ${store.describe()}\n`);
+  return 0;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   let args;
   try {
@@ -110,6 +132,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'version':
       process.stdout.write(`${packageVersion()}\n`);
       return 0;
+    case 'savepoint':
+      try {
+        return await savepoint(args);
+      } catch (e) {
+        const code = e instanceof StatefnError ? ` [${e.code}]` : '';
+        process.stderr.write(`statefn: ${(e as Error).message}${code}\n`);
+        return 1;
+      }
     case 'start':
       try {
         return await start(args);

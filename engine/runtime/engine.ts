@@ -29,13 +29,13 @@ import { EgressDispatcher } from './egress_dispatcher.js';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './checkpoint_record.js';
 import { Piscina } from 'piscina';
 import type { UploadResult, UploadTask } from '../snapshot/upload_task.js';
-import { latestCheckpoint, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
+import { latestCheckpoint, manifestKey, readSavepoint, savepointKey, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
 import { openSnapshotStore } from '../snapshot/store_config.js';
 import { keyGroupRange } from '../shared/key_group.js';
 import { applyModuleDocuments } from '../module/module_app.js';
 import { loadModuleYaml } from '../module/module_yaml.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from './engine_options.js';
-import { envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from './state_layout.js';
+import { clearLocalState, envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from './state_layout.js';
 
 const DEAD_LETTER_TYPE = Types.json<Record<string, unknown>>('statefn/dead-letter');
 const FLUSH_HISTORY = 16;
@@ -118,7 +118,7 @@ export class Engine {
   /** One thread that uploads checkpoints to the snapshot store (piscina: interchangeable work). */
   private uploader: Piscina | undefined;
   readonly uploads: UploadResult[] = [];
-  private restoreFromStore: number | undefined;
+  private restoreFromStore: { epoch: number; manifestKey: string; manifest: CheckpointManifest } | undefined;
   private flushWaiters = new Map<number, (() => void)[]>();
   readonly flushes: FlushInfo[] = [];
   private quiesced = 0;
@@ -172,13 +172,23 @@ export class Engine {
     const opts = resolveOptions(loaded.options, options);
     const releaseLock = lockStateDir(opts.stateDir);
     try {
+      let fromStore: CheckpointManifest | null = null;
+      let fromStoreKey = '';
+      if (opts.fromSavepoint !== undefined) {
+        if (opts.snapshots === false) throw new StatefnError(ErrorCode.CONFIG_INVALID, 'fromSavepoint needs a snapshot store (snapshots is false)');
+        fromStore = await readSavepoint(openSnapshotStore(opts.snapshots), opts.fromSavepoint);
+        fromStoreKey = savepointKey(opts.fromSavepoint);
+        // The savepoint replaces the local state (the snapshot store is kept).
+        clearLocalState(opts.stateDir);
+        opts.logger.info(`restoring savepoint '${opts.fromSavepoint}' (checkpoint ${fromStore.epoch}); local state replaced`);
+      }
       const prev = readLayout(opts.stateDir);
       // An empty local disk with a snapshot store that holds checkpoints: restore from it.
-      let fromStore: CheckpointManifest | null = null;
-      if (prev === undefined && opts.snapshots !== false && readCheckpointRecord(opts.stateDir) === undefined) {
+      if (fromStore === null && prev === undefined && opts.snapshots !== false && readCheckpointRecord(opts.stateDir) === undefined) {
         fromStore = await latestCheckpoint(openSnapshotStore(opts.snapshots), { logger: opts.logger });
-        if (fromStore !== null) opts.limits = { ...opts.limits, keyGroups: fromStore.keyGroups };
+        if (fromStore !== null) fromStoreKey = manifestKey(fromStore.epoch);
       }
+      if (fromStore !== null) opts.limits = { ...opts.limits, keyGroups: fromStore.keyGroups };
       if (prev !== undefined && options.limits?.keyGroups !== undefined && prev.keyGroups !== opts.limits.keyGroups) {
         throw new StatefnError(ErrorCode.CONFIG_INVALID, `keyGroups is ${prev.keyGroups} for the state in ${opts.stateDir} and cannot change (asked for ${opts.limits.keyGroups})`);
       }
@@ -196,8 +206,8 @@ export class Engine {
       if (fromStore !== null) {
         const positions = (fromStore.meta.positions ?? {}) as Record<string, unknown>;
         engine.recovered = { version: 1, epoch: fromStore.epoch, positions, completedAt: 'restored from the snapshot store', clean: false };
-        engine.restoreFromStore = fromStore.epoch;
-        opts.logger.info(`local state is empty: restoring checkpoint ${fromStore.epoch} from the snapshot store`);
+        engine.restoreFromStore = { epoch: fromStore.epoch, manifestKey: fromStoreKey, manifest: fromStore };
+        if (opts.fromSavepoint === undefined) opts.logger.info(`local state is empty: restoring checkpoint ${fromStore.epoch} from the snapshot store`);
       }
       engine.epoch = engine.recovered?.epoch ?? 0;
       await engine.boot(prev);
@@ -234,7 +244,9 @@ export class Engine {
         stateDir: envDir(this.options.stateDir, this.layout.generation, w), migrateFrom,
         clock: this.options.clock?.buffer ?? null,
         recoverEpoch: this.epoch,
-        restoreFrom: this.restoreFromStore !== undefined && this.options.snapshots !== false ? { store: this.options.snapshots, epoch: this.restoreFromStore } : null,
+        restoreFrom: this.restoreFromStore !== undefined && this.options.snapshots !== false
+          ? { store: this.options.snapshots, epoch: this.restoreFromStore.epoch, manifestKey: this.restoreFromStore.manifestKey }
+          : null,
       };
       const worker = spawnWorker(init, `statefn-worker-${w}`, this.appRef.module !== undefined && isTsModule(this.appRef.module));
       this.workers.push(worker);
@@ -561,6 +573,9 @@ export class Engine {
     const task: UploadTask = {
       epoch, keyGroups: this.layout.keyGroups, store: snapshots, retain: this.options.snapshotRetain,
       meta: { positions, workers: n, layoutGeneration: this.layout.generation },
+      // The first checkpoint after a restore builds on the restored one (a savepoint's manifest
+      // may not be among the store's checkpoints any more).
+      ...(this.restoreFromStore !== undefined && this.uploads.length === 0 ? { previous: this.restoreFromStore.manifest } : {}),
       envs: Array.from({ length: n }, (_, w) => {
         const r = keyGroupRange(w, n, this.layout.keyGroups);
         return { dir: envDir(this.options.stateDir, this.layout.generation, w), kgStart: r.start, kgEnd: r.end };

@@ -33,6 +33,8 @@ export interface EngineOptions {
   snapshots?: false | SnapshotStoreConfig;
   /** Complete checkpoints kept in the snapshot store. Default 3. */
   snapshotRetain?: number;
+  /** Start from this savepoint of the snapshot store, replacing the local state. */
+  fromSavepoint?: string;
 }
 
 export interface ResolvedOptions {
@@ -45,6 +47,7 @@ export interface ResolvedOptions {
   checkpointing: boolean;
   snapshots: false | SnapshotStoreConfig;
   snapshotRetain: number;
+  fromSavepoint: string | undefined;
 }
 
 export const consoleLogger: Logger = {
@@ -53,7 +56,7 @@ export const consoleLogger: Logger = {
   error: (m, f) => console.error(`${new Date().toISOString()} ERROR ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
 };
 
-const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'checkpointing', 'snapshots', 'snapshotRetain', ...Object.keys(LIMIT_SPECS)]);
+const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'checkpointing', 'snapshots', 'snapshotRetain', 'fromSavepoint', ...Object.keys(LIMIT_SPECS)]);
 
 /**
  * Merge app options, then user options; limits may be given flat (`ringBytes: ...`) or under
@@ -83,5 +86,6 @@ export function resolveOptions(appOptions: Record<string, unknown>, options: Eng
     checkpointing: merged.checkpointing !== false,
     snapshots: merged.snapshots === false ? false : (merged.snapshots as SnapshotStoreConfig | undefined) ?? { type: 'local', dir: resolve(stateDir, 'snapshots') },
     snapshotRetain: typeof merged.snapshotRetain === 'number' ? merged.snapshotRetain : 3,
+    fromSavepoint: typeof merged.fromSavepoint === 'string' ? merged.fromSavepoint : undefined,
   };
 }

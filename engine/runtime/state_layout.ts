@@ -55,6 +55,13 @@ export function removeOtherGenerations(stateDir: string, keep: number): void {
   }
 }
 
+/** Remove the local state (LMDB environments, layout, checkpoint record), keeping everything else. */
+export function clearLocalState(stateDir: string): void {
+  rmSync(join(stateDir, 'state'), { recursive: true, force: true });
+  rmSync(join(stateDir, 'layout.json'), { force: true });
+  rmSync(join(stateDir, 'checkpoint.json'), { force: true });
+}
+
 /** Take the state directory's lock, or explain who holds it. */
 export function lockStateDir(stateDir: string): () => void {
   mkdirSync(stateDir, { recursive: true });

@@ -20,6 +20,8 @@ export interface UploadTask {
   store: SnapshotStoreConfig;
   meta: Record<string, unknown>;
   retain: number;
+  /** The checkpoint this one builds on, when the engine knows better than the store (a restored savepoint). */
+  previous?: CheckpointManifest;
 }
 
 export interface UploadResult {
@@ -43,6 +45,7 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
     storeKey = k;
     previous = undefined;
   }
+  if (task.previous !== undefined) previous = task.previous;
   const parts = new Map<number, KeyGroupChanges>();
   const inflight = new Map<number, Uint8Array[]>();
   let changedKeys = 0;
