@@ -26,6 +26,9 @@ function packageVersion(): string {
   return 'unknown';
 }
 
+/** Restarts after a worker thread died, within one process, before giving up. */
+const WORKER_RESTARTS_MAX = 10;
+
 async function start(args: StartArgs): Promise<number> {
   const stateDir = args.stateDir ?? './statefn-data';
   let params = args.params;
@@ -41,7 +44,8 @@ async function start(args: StartArgs): Promise<number> {
   const snapshots = snapshotsFromArgs(args);
   if (snapshots !== undefined) options.snapshots = snapshots;
   if (args.fromSavepoint !== undefined) options.fromSavepoint = args.fromSavepoint;
-  const engine = await Engine.start(app.ref, options);
+
+  let engine = await Engine.start(app.ref, options);
   log.info(`running with ${engine.options.workers} workers`, { keyGroups: engine.options.limits.keyGroups, stateDir: engine.options.stateDir });
 
   const stderr = process.stderr;
@@ -62,14 +66,15 @@ async function start(args: StartArgs): Promise<number> {
     clearInterval(tick);
     progress?.stop();
     log.info(`stopping (${why}): flushing state and saving in-flight messages`);
-    stopping = engine.stop().then(
+    const e = engine;
+    stopping = e.stop().then(
       () => {
-        const s = engine.stats();
+        const s = e.stats();
         log.info('stopped cleanly', { processed: s.processed, ingested: s.ingested, egressed: s.egressed, deadLetters: s.deadLetters });
         return 0;
       },
-      (e: unknown) => {
-        log.error(`stop failed: ${(e as Error).message}`);
+      (err: unknown) => {
+        log.error(`stop failed: ${(err as Error).message}`);
         return 1;
       },
     );
@@ -79,25 +84,52 @@ async function start(args: StartArgs): Promise<number> {
   const onSignal = (sig: string): void => {
     signals++;
     if (signals > 1) {
-      log.error(`second ${sig}: exiting without a clean stop (the next start restores the last flushed state)`);
+      log.error(`second ${sig}: exiting without a clean stop (the next start restores the last complete checkpoint)`);
       process.exit(130);
     }
     void stop(sig);
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // Fault injection for crash tests: SIGUSR2 kills one worker thread of the running engine.
+  if (process.env.STATEFN_FAULT_INJECTION === '1') {
+    let next = 0;
+    process.on('SIGUSR2', () => {
+      const w = next++ % engine.options.workers;
+      log.warn(`fault injection: terminating worker ${w}`);
+      void engine.terminateWorker(w);
+    });
+  }
   const stopAfter = args.stopAfterMs === undefined ? undefined : setTimeout(() => void stop(`--stop-after ${args.stopAfterMs} ms`), args.stopAfterMs);
 
-  const failed = engine.failed().then(
-    () => 1,
-    (e: unknown) => {
+  const stopped = new Promise<number>((r) => {
+    const wait = (): void => {
+      if (stopping) void stopping.then(r);
+      else setTimeout(wait, 50);
+    };
+    wait();
+  });
+  let restarts = 0;
+  for (;;) {
+    const failure = await Promise.race([engine.failed().then(() => undefined, (e: unknown) => e as Error), stopped.then(() => undefined)]);
+    if (failure === undefined || stopping !== undefined) break;
+    const code = (failure as StatefnError).code;
+    if (code !== ErrorCode.WORKER_DIED || restarts >= WORKER_RESTARTS_MAX) {
       clearInterval(tick);
       progress?.stop();
-      log.error(`engine failed: ${(e as Error).message}`);
+      log.error(`engine failed: ${failure.message}`);
+      if (stopAfter) clearTimeout(stopAfter);
       return 1;
-    },
-  );
-  const done = await Promise.race([failed, new Promise<number>((r) => { const wait = (): void => { if (stopping) void stopping.then(r); else setTimeout(wait, 50); }; wait(); })]);
+    }
+    // A worker thread died: restore the last complete checkpoint in this process and go on.
+    restarts++;
+    log.warn(`restoring the last complete checkpoint after: ${failure.message} (restart ${restarts}/${WORKER_RESTARTS_MAX})`);
+    delete options.fromSavepoint;
+    await engine.tornDown();
+    engine = await Engine.start({ ...app.ref, reload: restarts }, options);
+    log.info(`running again with ${engine.options.workers} workers`);
+  }
+  const done = await stopped;
   if (stopAfter) clearTimeout(stopAfter);
   return done;
 }

@@ -652,6 +652,11 @@ export class Engine {
     };
   }
 
+  /** Terminate worker `w` as if it had crashed (fault injection for tests): the engine fails with WORKER_DIED. */
+  async terminateWorker(w: number): Promise<void> {
+    await this.workers[w]?.terminate();
+  }
+
   /** Records written by the egress `id` so far. */
   egressWritten(id: string): number {
     return this.egress.written(id);
@@ -672,11 +677,21 @@ export class Engine {
     this.logger.error(e.message, { code: (e as StatefnError).code, stack: e.stack });
     this.ingressControllers.abort();
     if (this.flushTimer) clearInterval(this.flushTimer);
-    for (const reg of this.app.ingresses) void Promise.resolve(reg.connector.stop()).catch(() => {});
-    void Promise.all(this.workers.map((w) => w.terminate())).finally(() => this.releaseLock());
-    void this.uploader?.destroy().catch(() => {});
+    this.teardown = Promise.allSettled([
+      ...this.app.ingresses.map((reg) => Promise.resolve(reg.connector.stop())),
+      ...this.workers.map((w) => w.terminate()),
+      this.uploader?.destroy(),
+      ...this.egress.connectors().map((c) => Promise.resolve(c.stop?.())),
+    ]).then(() => this.releaseLock());
     for (const f of this.failedWaiters) f(e);
     this.controlWaiter?.();
+  }
+
+  private teardown: Promise<void> = Promise.resolve();
+
+  /** After a failure: resolves once ingresses, workers, the uploader and egresses are shut and the lock is free. */
+  tornDown(): Promise<void> {
+    return this.teardown;
   }
 
   /** Resolves never; rejects when the engine fails (a worker died, a corrupt frame). */

@@ -12,6 +12,11 @@ export interface AppModuleRef {
   moduleYaml?: string;
   export?: string;
   params?: unknown;
+  /**
+   * Import a fresh instance of the module (a restart in the same process must not reuse
+   * connectors that already ran): > 0 adds `?statefn-reload=<n>` to its URL.
+   */
+  reload?: number;
 }
 
 function isApp(x: unknown): x is App {
@@ -22,7 +27,8 @@ export async function loadApp(ref: AppModuleRef): Promise<App> {
   if (ref.module === undefined) return new App();
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(ref.module)) as Record<string, unknown>;
+    const url = ref.reload ? `${ref.module}${ref.module.includes('?') ? '&' : '?'}statefn-reload=${ref.reload}` : ref.module;
+    mod = (await import(url)) as Record<string, unknown>;
   } catch (e) {
     throw new StatefnError(ErrorCode.CONFIG_INVALID, `cannot load application module ${ref.module}: ${(e as Error).message}`, { cause: e });
   }

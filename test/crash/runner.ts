@@ -28,7 +28,12 @@ function engineRoot(root: string | undefined): { root: string; bin: string; app:
   return { root: r, bin: join(r, 'bin', 'statefn.js'), app };
 }
 
-export type CrashMode = 'clean' | 'kill';
+/**
+ * clean: SIGINT (clean stop); kill: SIGKILL of the process; worker: one worker thread is killed
+ * (SIGUSR2 with STATEFN_FAULT_INJECTION=1: the engine restores the last checkpoint in-process and
+ * goes on), then the run ends with SIGINT.
+ */
+export type CrashMode = 'clean' | 'kill' | 'worker';
 
 export interface CrashOptions {
   seed: number;
@@ -85,11 +90,12 @@ interface RunOutcome {
 /** A guard against a hung child, not an assertion on timing. */
 const HANG_GUARD_MS = 120_000;
 
-function runEngine(eng: { root: string; bin: string; app: string }, stateDir: string, params: CommandAppParams, workers: number, how: { stopAfter?: string; interruptAfterMs?: number; signal?: NodeJS.Signals }): Promise<RunOutcome> {
+function runEngine(eng: { root: string; bin: string; app: string }, stateDir: string, params: CommandAppParams, workers: number, how: { stopAfter?: string; interruptAfterMs?: number; signal?: NodeJS.Signals; workerKillAfterMs?: number }): Promise<RunOutcome> {
   const args = [eng.bin, 'start', eng.app, '--params', JSON.stringify(params), '--state-dir', stateDir, '--workers', String(workers), '--no-progress'];
   if (how.stopAfter !== undefined) args.push('--stop-after', how.stopAfter);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: eng.root, stdio: ['ignore', 'ignore', 'pipe'] });
+    const env = how.workerKillAfterMs === undefined ? process.env : { ...process.env, STATEFN_FAULT_INJECTION: '1' };
+    const child = spawn(process.execPath, args, { cwd: eng.root, stdio: ['ignore', 'ignore', 'pipe'], env });
     let stderr = '';
     let ran = false;
     let timer: NodeJS.Timeout | undefined;
@@ -101,7 +107,18 @@ function runEngine(eng: { root: string; bin: string; app: string }, stateDir: st
       stderr += d.toString();
       if (!ran && stderr.includes('running with')) {
         ran = true;
-        if (how.interruptAfterMs !== undefined) timer = setTimeout(() => child.kill(how.signal ?? 'SIGINT'), how.interruptAfterMs);
+        if (how.workerKillAfterMs !== undefined) {
+          // Kill a worker thread, wait for the in-process restore, then stop cleanly.
+          timer = setTimeout(() => {
+            child.kill('SIGUSR2');
+            const again = setInterval(() => {
+              if (stderr.includes('running again with')) {
+                clearInterval(again);
+                timer = setTimeout(() => child.kill('SIGINT'), how.interruptAfterMs ?? 500);
+              }
+            }, 20);
+          }, how.workerKillAfterMs);
+        } else if (how.interruptAfterMs !== undefined) timer = setTimeout(() => child.kill(how.signal ?? 'SIGINT'), how.interruptAfterMs);
       }
     });
     child.on('error', reject);
@@ -162,7 +179,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const count = o.count ?? 10_000;
   const interruptions = Math.max(10, o.interruptions ?? 10);
   const workers = o.workers ?? 2;
-  const interruptMaxMs = o.interruptMaxMs ?? (mode === 'kill' ? 4000 : 1500);
+  const interruptMaxMs = o.interruptMaxMs ?? (mode === 'clean' ? 1500 : 4000);
   // Spread the records over the interruption phase so every interruption hits a busy engine.
   const ratePerSec = o.ratePerSec ?? Math.max(1, Math.ceil(count / ((interruptions * interruptMaxMs * 0.5) / 1000)));
   const rerun = `CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
@@ -191,7 +208,10 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const signal: NodeJS.Signals = mode === 'kill' ? 'SIGKILL' : 'SIGINT';
   for (let k = 0; k < interruptions; k++) {
     const after = 20 + schedule.int(interruptMaxMs - 20);
-    const r = await runEngine(eng, stateDir, params, workers, { interruptAfterMs: after, signal });
+    const r = await runEngine(eng, stateDir, params, workers, mode === 'worker'
+      ? { workerKillAfterMs: after, interruptAfterMs: 20 + schedule.int(1000) }
+      : { interruptAfterMs: after, signal });
+    if (mode === 'worker' && !r.stderr.includes('running again with')) problems.push(`interruption run ${k + 1}: no in-process restore after the worker kill:\n${r.stderr.slice(-2000)}`);
     record(`interruption ${k + 1} (${signal} after ${after} ms)`, r);
     const pos = readPositions(stateDir)[COMMANDS_INGRESS] ?? '?';
     log(`interruption ${k + 1}/${interruptions}: ${signal} ${after} ms after start -> ${r.stopped ? `stopped cleanly, processed ${r.stopped.processed}` : `exit code=${r.code} signal=${r.signal}`}; generator position ${pos}/${count}`);
@@ -310,7 +330,8 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     if (verifyDiffs > 0) problems.push(`${verifyDiffs} instances emitted a different number of in-run verify reports than the model`);
     // With clean stops only, every run reported its processed count: it must be the model's
     // invocations (interruption and drain runs) plus one per instance (verify runs).
-    if (allRunsClean && processedReported !== expected.invocations + instances) {
+    // Only without worker kills: an in-process restore starts a new engine whose count starts at 0.
+    if (mode === 'clean' && allRunsClean && processedReported !== expected.invocations + instances) {
       problems.push(`the runs processed ${processedReported} messages in all; the model has ${expected.invocations} invocations + ${instances} verifies = ${expected.invocations + instances}`);
     }
   }
@@ -344,7 +365,7 @@ function envInt(name: string): number | undefined {
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const mode = process.env.CRASH_MODE ?? 'clean';
-  if (mode !== 'clean' && mode !== 'kill') throw new Error(`CRASH_MODE: expected clean or kill, got '${mode}'`);
+  if (mode !== 'clean' && mode !== 'kill' && mode !== 'worker') throw new Error(`CRASH_MODE: expected clean, kill or worker, got '${mode}'`);
   const seed = envInt('CRASH_SEED') ?? Math.floor(Math.random() * 2 ** 31);
   const o: CrashOptions = { seed, mode, keep: process.env.CRASH_KEEP === '1' };
   const instances = envInt('CRASH_INSTANCES');
