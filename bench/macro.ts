@@ -209,6 +209,8 @@ interface RunSpec {
   limits?: Record<string, number>;
   /** Exactly-once egress (released per checkpoint); default true, as the engine's default. */
   checkpointing?: boolean;
+  /** `false`: no snapshot store uploads (local LMDB only); default: the engine's local-dir store. */
+  snapshots?: false;
 }
 
 interface RunOutcome {
@@ -229,7 +231,7 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
   try {
     engine = await Engine.start(
       { module: spec.app, params: spec.params },
-      { stateDir, workers: spec.workers, logger, checkpointing: spec.checkpointing !== false, limits: { ...spec.limits, keyGroups: KEY_GROUPS } },
+      { stateDir, workers: spec.workers, logger, checkpointing: spec.checkpointing !== false, ...(spec.snapshots === false ? { snapshots: false as const } : {}), limits: { ...spec.limits, keyGroups: KEY_GROUPS } },
     );
     const startMs = performance.now() - t0;
     let failure: Error | undefined;
@@ -335,6 +337,7 @@ export interface CounterRunOptions {
   ratePerSec?: number;
   limits?: Record<string, number>;
   checkpointing?: boolean;
+  snapshots?: false;
 }
 
 export async function counterRun(o: CounterRunOptions): Promise<RunOutcome> {
@@ -351,6 +354,7 @@ export async function counterRun(o: CounterRunOptions): Promise<RunOutcome> {
     endWhenDrained: true,
     ...(o.limits === undefined ? {} : { limits: o.limits }),
     ...(o.checkpointing === undefined ? {} : { checkpointing: o.checkpointing }),
+    ...(o.snapshots === false ? { snapshots: false as const } : {}),
   });
 }
 

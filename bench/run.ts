@@ -1,6 +1,6 @@
 /**
- * `npm run bench [-- --quick] [-- --only micro|macro]`: runs the micro benchmarks (ring, codec,
- * LMDB, cross-thread ring) and the macro (end-to-end) benchmarks, prints one aligned table per
+ * `npm run bench [-- --quick] [-- --only micro|macro|checkpoint]`: runs the micro benchmarks (ring,
+ * codec, LMDB, cross-thread ring), the macro (end-to-end) benchmarks and the checkpoint benchmarks, prints one aligned table per
  * section, and writes everything with machine info and settings to
  * `bench/results/<ISO date-time>.json` (colons and dots replaced by dashes so the name is valid on
  * every file system).
@@ -11,8 +11,9 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runMacro, type MacroResult } from './macro.js';
 import { runMicro, type MicroResult } from './micro.js';
+import { runCheckpoint, type CheckpointResult } from './checkpoint_bench.js';
 
-type Section = 'micro' | 'macro';
+type Section = 'micro' | 'macro' | 'checkpoint';
 
 interface Settings {
   quick: boolean;
@@ -21,7 +22,7 @@ interface Settings {
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const USAGE = 'usage: npm run bench [-- --quick] [-- --only micro|macro]';
+const USAGE = 'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint]';
 
 function parseArgs(argv: string[]): Settings {
   let quick = false;
@@ -31,7 +32,7 @@ function parseArgs(argv: string[]): Settings {
     if (a === '--quick') quick = true;
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
-      if (v !== 'micro' && v !== 'macro') throw new Error(`--only: expected micro or macro, got ${String(v)}\n${USAGE}`);
+      if (v !== 'micro' && v !== 'macro' && v !== 'checkpoint') throw new Error(`--only: expected micro, macro or checkpoint, got ${String(v)}\n${USAGE}`);
       only = v;
     } else if (a === '--help' || a === '-h') {
       console.log(USAGE);
@@ -136,6 +137,24 @@ function printMacro(results: MacroResult[]): void {
   );
 }
 
+function printCheckpoint(results: CheckpointResult[]): void {
+  printTable(
+    'checkpoint benchmarks',
+    ['name', 'value', 'unit', 'notes'],
+    results.map((r) => {
+      const d = r.detail ?? {};
+      const notes: string[] = [];
+      if (typeof d.changedKeys === 'number') notes.push(`${String(d.changedKeys)} keys, ${String(d.objects)} objects, upload ${String(d.uploadMs)} ms, ${String(d.bytesPerChangedKey)} B/key`);
+      if (typeof d.bytesRatioToSmallestK === 'number') notes.push(`bytes ratio to smallest K ${String(d.bytesRatioToSmallestK)}`);
+      if (typeof d.engineStartMs === 'number') notes.push(`Engine.start ${String(d.engineStartMs)} ms, +${String(d.overEmptyStartMs)} ms over empty`);
+      if (typeof d.throughputRatioSnapshotsOnToOff === 'number') notes.push(`on/off ratio ${String(d.throughputRatioSnapshotsOnToOff)}`);
+      if (Array.isArray(d.skipped)) notes.push((d.skipped as string[]).join('; '));
+      return [r.name, r.unit === 'msg/s' ? formatRate(r.value) : String(Math.round(r.value)), r.unit, notes.join('; ')];
+    }),
+    [false, true, false, false],
+  );
+}
+
 async function main(): Promise<void> {
   const settings = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
@@ -147,14 +166,20 @@ async function main(): Promise<void> {
 
   let micro: MicroResult[] | undefined;
   let macro: MacroResult[] | undefined;
-  if (settings.only !== 'macro') {
+  if (settings.only === null || settings.only === 'micro') {
     micro = await runMicro({ quick: settings.quick });
     printMicro(micro);
   }
-  if (settings.only !== 'micro') {
+  if (settings.only === null || settings.only === 'macro') {
     const rawRing = micro?.filter((r) => r.name.startsWith('ring.crossThread.'));
     macro = await runMacro(rawRing === undefined ? { quick: settings.quick } : { quick: settings.quick, rawRing });
     printMacro(macro);
+  }
+  // ---- checkpoint section (bench/checkpoint_bench.ts) ----
+  let checkpoint: CheckpointResult[] | undefined;
+  if (settings.only === null || settings.only === 'checkpoint') {
+    checkpoint = await runCheckpoint({ quick: settings.quick });
+    printCheckpoint(checkpoint);
   }
 
   const finishedAt = new Date();
@@ -168,6 +193,7 @@ async function main(): Promise<void> {
     settings,
     micro: micro ?? null,
     macro: macro ?? null,
+    checkpoint: checkpoint ?? null,
   };
   // Write then rename, so a reader never sees half a file (bench/results/*.tmp is git-ignored).
   writeFileSync(`${file}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);

@@ -7,7 +7,7 @@
  * by newer epochs are dropped. Runs before the runtime reads anything.
  */
 import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from './state_keys.js';
-import { manifestKey, readInflight, readManifest, restoreKeyGroups } from '../engine/snapshot/checkpoint_layout.js';
+import { readInflight, readManifest, restoreKeyGroups } from '../engine/snapshot/checkpoint_layout.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from '../engine/snapshot/store_config.js';
 import type { StateStore, WriteOp } from './state_store.js';
 
@@ -60,9 +60,9 @@ export function pruneCommitted(store: StateStore, kgStart: number, kgEnd: number
  * Fill an empty environment with key groups [kgStart, kgEnd) of checkpoint `epoch` from the
  * snapshot store (checksums verified on the way), and its recorded messages.
  */
-export async function restoreFromStore(store: StateStore, kgStart: number, kgEnd: number, config: SnapshotStoreConfig, epoch: number): Promise<number> {
+export async function restoreFromStore(store: StateStore, kgStart: number, kgEnd: number, config: SnapshotStoreConfig, epoch: number, key: string): Promise<number> {
   const snapshots = openSnapshotStore(config);
-  const manifest = await readManifest(snapshots, manifestKey(epoch));
+  const manifest = await readManifest(snapshots, key);
   let ops: WriteOp[] = [];
   let n = 0;
   const flushOps = async (): Promise<void> => {

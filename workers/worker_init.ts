@@ -23,7 +23,7 @@ export interface WorkerInit {
   /** The last complete checkpoint: local epochs after it are rolled back, its recorded messages re-enqueued (0 = none). */
   recoverEpoch: number;
   /** Restore this worker's key groups of checkpoint `epoch` from the snapshot store first (empty local disk). */
-  restoreFrom: { store: SnapshotStoreConfig; epoch: number } | null;
+  restoreFrom: { store: SnapshotStoreConfig; epoch: number; manifestKey: string } | null;
   /** The manual clock's buffer, or null for the system clock. */
   clock: SharedArrayBuffer | null;
 }

@@ -51,6 +51,17 @@ export interface HttpIngressOptions {
   connectionsMax?: number;
   /** Time a client has to send a whole request (headers and body); then 408. Default 30 s. */
   requestTimeoutMs?: number;
+  /**
+   * When to answer 202: `durable` (default) once the checkpoint covering the message is complete,
+   * so an acknowledged message survives any crash; `accepted` as soon as the engine took it.
+   */
+  replyWhen?: 'durable' | 'accepted';
+  /**
+   * Idempotency keys remembered (header `Idempotency-Key`): a request whose key was seen answers
+   * like the first one without submitting again. In memory only: a key is forgotten at a restart.
+   * Default 100,000.
+   */
+  idempotencyKeysMax?: number;
 }
 
 /** Counters of an {@link HttpIngress}, for metrics. */
@@ -74,6 +85,7 @@ const DEFAULTS = {
   requestsInFlightMax: 256,
   connectionsMax: 1024,
   requestTimeoutMs: 30_000,
+  idempotencyKeysMax: 100_000,
 } as const;
 /** Headers must arrive within this, or within requestTimeoutMs if that is shorter. */
 const HEADERS_TIMEOUT_MS_MAX = 60_000;
@@ -106,6 +118,10 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   private readonly requestsInFlightMax: number;
   private readonly connectionsMax: number;
   private readonly requestTimeoutMs: number;
+  private readonly replyWhen: 'durable' | 'accepted';
+  private readonly idempotencyKeysMax: number;
+  /** Idempotency key -> when the first request with it became durable (bounded, oldest evicted). */
+  private readonly idempotency = new Map<string, Promise<void>>();
 
   private server: http.Server | undefined;
   private ctx: IngressContext<RoutedMessage> | undefined;
@@ -134,6 +150,11 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
     this.requestsInFlightMax = intOption(id, options, 'requestsInFlightMax', 1, 1 << 20);
     this.connectionsMax = intOption(id, options, 'connectionsMax', 1, 1 << 20);
     this.requestTimeoutMs = intOption(id, options, 'requestTimeoutMs', 1, 3_600_000);
+    this.idempotencyKeysMax = intOption(id, options, 'idempotencyKeysMax', 0, 10_000_000);
+    if (options.replyWhen !== undefined && options.replyWhen !== 'durable' && options.replyWhen !== 'accepted') {
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${id}': replyWhen must be 'durable' or 'accepted', got ${JSON.stringify(options.replyWhen)}`);
+    }
+    this.replyWhen = options.replyWhen ?? 'durable';
   }
 
   /** The address the server listens on; available once `start()` resolved. */
@@ -284,9 +305,24 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
       if (!(await this.passGate())) return this.fail(res, this.stoppingReply());
       // Checked synchronously right before submit: once stop() has been called, no submit.
       if (this.isStopping()) return this.fail(res, this.stoppingReply());
+      const key = req.headers['idempotency-key'];
+      if (typeof key === 'string' && key.length > 0) {
+        if (key.length > 256) return this.fail(res, { status: 400, code: ErrorCode.REQUEST_INVALID, message: 'Idempotency-Key: at most 256 characters' });
+        const seen = this.idempotency.get(key);
+        if (seen !== undefined) {
+          // The same request again: answer as the first one does, without a second submit.
+          const ok = await this.untilStopped(seen).then(() => true, () => false);
+          if (!ok) return this.fail(res, this.notDurableReply());
+          this.counters.requestsAccepted++;
+          return this.send(res, 202, { status: 'duplicate' });
+        }
+      }
       const writable = ctx.submit([routed]);
       const accepted = writable ? Promise.resolve() : this.closeGate();
-      await this.replyWhenAccepted(res, accepted);
+      const durable = this.replyWhen === 'durable' ? ctx.whenDurable() : Promise.resolve();
+      durable.catch(() => {});
+      if (typeof key === 'string' && key.length > 0) this.remember(key, durable);
+      await this.replyWhenAccepted(res, accepted, durable);
     } finally {
       this.counters.requestsInFlight--;
     }
@@ -298,10 +334,28 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
    * checkpoint covering the record here. On stop the wait ends early: the record was submitted,
    * so the reply is still 202.
    */
-  private async replyWhenAccepted(res: http.ServerResponse, accepted: Promise<void>): Promise<void> {
+  private async replyWhenAccepted(res: http.ServerResponse, accepted: Promise<void>, durable: Promise<void>): Promise<void> {
     await this.untilStopped(accepted);
+    // On a clean stop the final checkpoint covers every submitted message, so the wait ends early.
+    const ok = await this.untilStopped(durable).then(() => true, () => false);
+    if (!ok) return this.fail(res, this.notDurableReply());
     this.counters.requestsAccepted++;
     this.send(res, 202, { status: 'accepted' });
+  }
+
+  private notDurableReply(): { status: number; code: string; message: string; headers: Record<string, string> } {
+    return {
+      status: 503,
+      code: ErrorCode.ENGINE_STOPPED,
+      message: `http ingress '${this.id}': the engine failed before the message was durable; retry it (with the same Idempotency-Key)`,
+      headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+    };
+  }
+
+  private remember(key: string, durable: Promise<void>): void {
+    this.idempotency.set(key, durable);
+    // A Map iterates in insertion order: the first key is the oldest.
+    if (this.idempotency.size > this.idempotencyKeysMax) this.idempotency.delete(this.idempotency.keys().next().value!);
   }
 
   /** Close the gate until the engine is writable again (one whenWritable for all requests). */

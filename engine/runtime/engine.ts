@@ -331,6 +331,7 @@ export class Engine {
       logger: this.logger,
       reject: (record, reason) => this.rejectRecord(id, record, reason),
       hasFunction: (typename) => this.app.functions.has(typename),
+      whenDurable: () => this.whenDurable(),
     };
   }
 
@@ -537,12 +538,34 @@ export class Engine {
     this.recordWrite = this.recordWrite.then(async () => {
       await writeCheckpointRecord(this.options.stateDir, record);
       this.releaseEgress(epoch);
+      this.resolveDurable(epoch);
       if (!clean) for (const o of this.outs) o.control(ControlOp.COMMIT, epoch);
       this.schedulePump();
     });
     this.recordWrite.catch((e: unknown) => this.fail(new StatefnError(ErrorCode.STATE_DIR_INVALID, `cannot write the checkpoint record: ${(e as Error).message}`, { cause: e })));
     return this.recordWrite;
   }
+
+  /** Resolves when checkpoint `this.epoch + 1` (the first to cover what is submitted now) completes. */
+  whenDurable(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const epoch = this.epoch + 1;
+    return new Promise((resolve, reject) => {
+      let w = this.durableWaiters.get(epoch);
+      if (w === undefined) this.durableWaiters.set(epoch, (w = []));
+      w.push({ resolve, reject });
+    });
+  }
+
+  private resolveDurable(upTo: number): void {
+    for (const [epoch, ws] of this.durableWaiters) {
+      if (epoch > upTo) continue;
+      this.durableWaiters.delete(epoch);
+      for (const w of ws) w.resolve();
+    }
+  }
+
+  private durableWaiters = new Map<number, { resolve: () => void; reject: (e: Error) => void }[]>();
 
   private releaseEgress(upTo: number): void {
     const epochs = [...this.egressByEpoch.keys()].filter((e) => e <= upTo).sort((a, b) => a - b);
@@ -684,6 +707,8 @@ export class Engine {
       ...this.egress.connectors().map((c) => Promise.resolve(c.stop?.())),
     ]).then(() => this.releaseLock());
     for (const f of this.failedWaiters) f(e);
+    for (const ws of this.durableWaiters.values()) for (const w of ws) w.reject(e);
+    this.durableWaiters.clear();
     this.controlWaiter?.();
   }
 

@@ -39,6 +39,11 @@ export interface IngressContext<R> {
   reject(record: unknown, reason: Error): void;
   /** True if messages to this function type can be delivered (a registered or remote type). */
   hasFunction(typename: string): boolean;
+  /**
+   * Resolves once everything submitted so far is part of a complete checkpoint (it survives any
+   * crash); rejects if the engine fails first. For ingresses that acknowledge to their clients.
+   */
+  whenDurable(): Promise<void>;
 }
 
 export interface IngressConnector<R = RoutedMessage> {

@@ -57,6 +57,10 @@ class CollectingContext<R> implements IngressContext<R> {
     throw new Error('the generator never rejects records');
   }
 
+  whenDurable(): Promise<void> {
+    return Promise.resolve();
+  }
+
   hasFunction(): boolean {
     return true;
   }

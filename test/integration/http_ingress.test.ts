@@ -36,6 +36,13 @@ class CollectingContext implements IngressContext<RoutedMessage> {
     return new Promise((resolve) => this.submitWaiters.push({ count, resolve }));
   }
   reject(): void {}
+  /** What whenDurable() returns (tests of durable replies swap in a promise they control). */
+  durable: Promise<void> = Promise.resolve();
+
+  whenDurable(): Promise<void> {
+    return this.durable;
+  }
+
   hasFunction(typename: string): boolean {
     return this.functions.has(typename);
   }
@@ -321,5 +328,34 @@ describe('HttpIngress', () => {
     expect(() => new HttpIngress({ id: 'test/http', bodyBytesMax: -1 })).toThrow(/options\.bodyBytesMax/);
     expect(() => new HttpIngress({ id: 'test/http', requestsInFlightMax: 0 })).toThrow(/options\.requestsInFlightMax/);
     expect(() => new HttpIngress({ id: 'test/http' }).address()).toThrow(/before start\(\) resolved/);
+  });
+});
+
+describe('durable replies and idempotency keys', () => {
+  it('answers 202 only once whenDurable resolves, and a repeated Idempotency-Key submits once', async () => {
+    const ctx = new CollectingContext();
+    let makeDurable!: () => void;
+    ctx.durable = new Promise<void>((r) => (makeDurable = r));
+    const ingress = new HttpIngress({ id: 'test/http-durable' });
+    await ingress.start(ctx);
+    const { port } = ingress.address();
+    const post = () => fetch(`http://127.0.0.1:${port}/com.example/greeter/bob`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/vnd.com.example/Raw', 'Idempotency-Key': 'k-1' },
+      body: 'x',
+    });
+    const first = post();
+    let answered = false;
+    void first.then(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(answered).toBe(false); // not durable yet: no reply
+    const second = post(); // a client retry with the same key
+    makeDurable();
+    expect((await first).status).toBe(202);
+    const r2 = await second;
+    expect(r2.status).toBe(202);
+    expect(await r2.json()).toEqual({ status: 'duplicate' });
+    expect(ctx.records.length).toBe(1); // submitted once
+    await ingress.stop();
   });
 });

@@ -38,6 +38,10 @@ class CollectingContext<R> implements IngressContext<R> {
     return new Promise((resolve) => this.submitWaiters.push({ count, resolve }));
   }
   reject(): void {}
+  whenDurable(): Promise<void> {
+    return Promise.resolve();
+  }
+
   hasFunction(): boolean {
     return true;
   }
