@@ -19,7 +19,7 @@ import type { App } from '../engine/shared/app.js';
 import { DEAD_LETTER_EGRESS } from '../engine/shared/app.js';
 import type { Clock } from '../engine/shared/clock.js';
 import { Doorbells } from '../engine/shared/doorbell.js';
-import { ErrorCode, StatefnError, assert, errorInfo } from '../engine/shared/errors.js';
+import { ErrorCode, StatefnError, assert, errorInfo, isStatefnError } from '../engine/shared/errors.js';
 import { ControlOp, FrameKind, MESSAGE_FIELDS, createCodec } from '../engine/shared/frames.js';
 import type { FunctionSpec, ValueSpec } from '../engine/shared/function_api.js';
 import { keyGroupOf, keyGroupRange, ownerTable } from '../engine/shared/key_group.js';
@@ -603,7 +603,7 @@ export class WorkerRuntime {
     this.stats.add(this.self, Stat.failures, 1);
     const L = this.init.limits;
     const key = env.targetType + '\0' + env.targetId;
-    if (env.attempt < L.handlerAttemptsMax && !(e instanceof StatefnError && !e.retriable && e.code !== ErrorCode.HANDLER_FAILED)) {
+    if (env.attempt < L.handlerAttemptsMax && !(isStatefnError(e) && !e.retriable && e.code !== ErrorCode.HANDLER_FAILED)) {
       // Retry later; the address stays busy so later messages keep their order behind it.
       if (!this.busy.has(key)) this.busy.set(key, []);
       const delay = L.handlerRetryBackoffMs * 2 ** (env.attempt - 1);

@@ -337,7 +337,10 @@ export class Engine {
 
   private routeIngress(ingressId: string, m: RoutedMessage, record: unknown): void {
     const to = m?.to;
-    if (typeof to?.typename !== 'string' || typeof to.id !== 'string' || !(m.message instanceof Message)) {
+    // Duck-typed, not instanceof: an app may import statefn's classes from another copy of the
+    // package (e.g. its TypeScript sources while the engine runs compiled).
+    const msg = m?.message as Message | undefined;
+    if (typeof to?.typename !== 'string' || typeof to.id !== 'string' || typeof msg?.typename !== 'string' || msg.payload === undefined) {
       try {
         checkAddress(to, `ingress ${ingressId}: routed message .to`);
         throw new StatefnError(ErrorCode.INGRESS_RECORD_INVALID, `ingress ${ingressId}: routed message must carry a Message (Message.of(type, value))`);

@@ -78,9 +78,13 @@ async function waitDead(pred: (d: Dead) => boolean): Promise<Dead> {
 }
 
 async function get(fn: string, id: string): Promise<Report> {
-  const before = reports(fn, id).length;
+  // Only the 'get' op's reports count: reports of earlier ops may still be on their way (egress
+  // is released per checkpoint), so a count of all reports would race with them.
+  const gets = (): Report[] => reports(fn, id).filter((r) => (r as { get?: boolean }).get === true);
+  const before = gets().length;
   send(fn, id, { op: 'get' });
-  return (await waitReports(fn, id, before + 1)).at(-1)!;
+  await orFail(engine, output.waitFor(() => gets().length > before, 20_000));
+  return gets().at(-1)!;
 }
 
 /** An id owned by another worker than `id`'s. */
