@@ -39,6 +39,8 @@ import { clearLocalState, envDir, lockStateDir, readLayout, removeOtherGeneratio
 
 const DEAD_LETTER_TYPE = Types.json<Record<string, unknown>>('statefn/dead-letter');
 const FLUSH_HISTORY = 16;
+/** Ingress pauses while a checkpoint has been under way for more than this many intervals. */
+const CHECKPOINT_LAG_INTERVALS_MAX = 10;
 
 export interface FlushInfo {
   epoch: number;
@@ -63,6 +65,8 @@ export interface EngineStats {
   cacheEntries: number;
   timers: number;
   backPressured: boolean;
+  /** How long the checkpoint under way has taken so far (0 when none). */
+  checkpointPendingMs: number;
   lastFlush: FlushInfo | undefined;
 }
 
@@ -384,6 +388,10 @@ export class Engine {
   /** True when the engine can take more ingress now. */
   writable(): boolean {
     if (this.state !== 'running') return false;
+    // Bound the work not covered by a checkpoint: when one has been under way for too long (the
+    // snapshot store is down or slow), pause ingress until it completes.
+    const fl = this.flushInFlight;
+    if (fl !== undefined && Date.now() - fl.started > CHECKPOINT_LAG_INTERVALS_MAX * this.options.limits.flushIntervalMs) return false;
     if (this.statsBlock.anyPressure()) return false;
     let parked = 0;
     for (const o of this.outs) parked += o.parkedBytes;
@@ -674,6 +682,7 @@ export class Engine {
       cacheEntries: s.sum(Stat.cacheEntries),
       timers: s.sum(Stat.timers),
       backPressured: !this.writable() && this.state === 'running',
+      checkpointPendingMs: this.flushInFlight === undefined ? 0 : Date.now() - this.flushInFlight.started,
       lastFlush: this.flushes[this.flushes.length - 1],
     };
   }
