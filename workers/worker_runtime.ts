@@ -732,12 +732,7 @@ export class WorkerRuntime {
    */
   private startCut(epoch: number, firstSource: number): void {
     assert(this.flushing === null, () => `worker ${this.self}: barrier ${epoch} while the previous epoch is still being written`);
-    const recorded: unknown[] = [];
-    // Per address, oldest first: the running (or retrying) input, its mailbox, then pending.
-    for (const e of this.running.values()) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
-    for (const q of this.busy.values()) for (const e of q) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
-    const p = this.pending;
-    for (let h = this.pendingHead; h < p.length; h++) recorded.push(p[h]);
+    const recorded = this.unhandledMessages();
     const waiting = new Set(this.inputs.map((l) => l.source));
     waiting.delete(firstSource);
     this.cut = { epoch, waiting, recorded, captured: this.captureDirty(), timerOps: this.timers.takeOps() };
@@ -746,6 +741,19 @@ export class WorkerRuntime {
       o.control(o.dest === this.main ? ControlOp.EPOCH_MARK : ControlOp.BARRIER, epoch);
       o.flush();
     }
+  }
+
+  /**
+   * Every message received and not handled yet (flat, MESSAGE_FIELDS each). Per address, oldest
+   * first: the running (or retrying) input, its mailbox, then pending.
+   */
+  private unhandledMessages(): unknown[] {
+    const out: unknown[] = [];
+    for (const e of this.running.values()) out.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
+    for (const q of this.busy.values()) for (const e of q) out.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
+    const p = this.pending;
+    for (let h = this.pendingHead; h < p.length; h++) out.push(p[h]);
+    return out;
   }
 
   private captureDirty(): AddressState[] {
@@ -866,11 +874,7 @@ export class WorkerRuntime {
   private async shutdown(epoch: number): Promise<void> {
     while (this.flushing !== null) await this.flushing;
     assert(this.cut === null, () => `worker ${this.self}: shutdown during cut ${this.cut!.epoch}`);
-    const recorded: unknown[] = [];
-    for (const e of this.running.values()) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
-    for (const q of this.busy.values()) for (const e of q) recorded.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
-    const p = this.pending;
-    for (let h = this.pendingHead; h < p.length; h++) recorded.push(p[h]);
+    const recorded = this.unhandledMessages();
     this.outs[this.main]!.control(ControlOp.EPOCH_MARK, epoch);
     this.cut = { epoch, waiting: new Set(), recorded, captured: this.captureDirty(), timerOps: this.timers.takeOps() };
     this.completeCut();
