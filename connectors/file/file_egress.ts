@@ -10,7 +10,7 @@
  * been handed to the OS, so a slow disk or a slow reader of stdout slows the engine's egress
  * instead of growing memory.
  */
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { EgressConnector, EgressContext, EgressRecord, Logger } from '../../engine/shared/connector_api.js';
@@ -138,6 +138,7 @@ export class FileEgress implements EgressConnector {
     if (ctx) this.logger = ctx.logger;
     try {
       await mkdir(dirname(this.path), { recursive: true });
+      await this.recoverEpoch();
       this.fh = await open(this.path, 'a');
     } catch (e) {
       throw new StatefnError(
@@ -162,6 +163,70 @@ export class FileEgress implements EgressConnector {
     this.bytesAccepted += bytes.length;
     this.startWriter();
     if (this.bytesAccepted - this.bytesWritten > this.bufferBytesMax) return this.whenWritten(this.bytesAccepted);
+  }
+
+  /**
+   * The epoch marker beside the file (`<path>.statefn-epoch`: the last committed epoch and the
+   * file's size then). Bytes after that size are a partly written epoch from before a crash:
+   * `discardUncommitted` cuts them when the engine is about to write that epoch again.
+   */
+  private async recoverEpoch(): Promise<void> {
+    const marker = `${this.path}.statefn-epoch`;
+    const size = await stat(this.path).then((s) => s.size, () => 0);
+    let m: { epoch: number; bytes: number } | undefined;
+    try {
+      m = JSON.parse(await readFile(marker, 'utf8')) as { epoch: number; bytes: number };
+    } catch {
+      m = undefined;
+    }
+    if (m === undefined || !Number.isInteger(m.epoch) || !Number.isInteger(m.bytes)) {
+      // First use of this file: what is there already is not ours to cut.
+      this.committed = 0;
+      this.baseBytes = size;
+      this.markerBytes = size;
+      await this.writeMarker(0, size);
+      return;
+    }
+    this.committed = m.epoch;
+    this.markerBytes = m.bytes;
+    this.baseBytes = size;
+  }
+
+  private markerBytes = 0;
+
+  /** Cut what was written after the last committed epoch (before any write of this run). */
+  async discardUncommitted(): Promise<void> {
+    const size = this.baseBytes + this.bytesWritten;
+    if (this.bytesAccepted > 0 || size <= this.markerBytes) return;
+    this.logger.warn(`file egress '${this.id}': cutting ${size - this.markerBytes} bytes of ${this.path} written after epoch ${this.committed} (they are written again)`);
+    await this.fh!.truncate(this.markerBytes);
+    this.baseBytes = this.markerBytes;
+  }
+
+  private committed = 0;
+  private baseBytes = 0;
+
+  committedEpoch(): number {
+    return this.committed;
+  }
+
+  async commitEpoch(epoch: number): Promise<void> {
+    await this.flush();
+    this.markerBytes = this.baseBytes + this.bytesWritten;
+    await this.writeMarker(epoch, this.markerBytes);
+    this.committed = epoch;
+  }
+
+  private async writeMarker(epoch: number, bytes: number): Promise<void> {
+    const marker = `${this.path}.statefn-epoch`;
+    const fh = await open(`${marker}.tmp`, 'w');
+    try {
+      await fh.writeFile(JSON.stringify({ epoch, bytes }));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(`${marker}.tmp`, marker);
   }
 
   /** Hand everything accepted so far to the OS and `fdatasync` it. */

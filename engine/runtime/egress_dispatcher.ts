@@ -8,26 +8,67 @@ import type { EgressConnector, EgressRecord, Logger } from '../shared/connector_
 const BATCH_MAX = 4096;
 const RETRY_BACKOFF_MS_MAX = 30_000;
 
+/** A commit marker in a queue: everything before it belongs to epochs <= `epoch`. */
+interface Commit {
+  commit: number;
+}
+
+type Item = EgressRecord | Commit;
+
+function isCommit(x: Item): x is Commit {
+  return (x as Commit).commit !== undefined;
+}
+
 class EgressQueue {
-  private q: EgressRecord[] = [];
+  private q: Item[] = [];
   private writing = false;
   private failures = 0;
   written = 0;
 
-  constructor(readonly connector: EgressConnector, private readonly logger: Logger, private readonly onChange: () => void) {}
+  constructor(
+    readonly connector: EgressConnector,
+    private readonly logger: Logger,
+    private readonly onChange: () => void,
+    private readonly onCommitted: (id: string, epoch: number) => void,
+  ) {}
 
   get size(): number {
     return this.q.length;
   }
 
-  push(r: EgressRecord): void {
+  push(r: Item): void {
     this.q.push(r);
   }
 
   pump(): void {
     if (this.writing || this.q.length === 0) return;
-    const batch = this.q.length <= BATCH_MAX ? this.q : this.q.slice(0, BATCH_MAX);
-    this.q = this.q.length <= BATCH_MAX ? [] : this.q.slice(BATCH_MAX);
+    const head = this.q[0]!;
+    if (isCommit(head)) {
+      this.writing = true;
+      Promise.resolve(this.connector.commitEpoch!(head.commit)).then(
+        () => {
+          this.q.shift();
+          this.writing = false;
+          this.failures = 0;
+          this.onCommitted(this.connector.id, head.commit);
+          this.onChange();
+        },
+        (e: unknown) => {
+          this.failures++;
+          const delay = Math.min(RETRY_BACKOFF_MS_MAX, 50 * 2 ** Math.min(this.failures, 10));
+          this.logger.warn(`egress ${this.connector.id}: commit of epoch ${head.commit} failed, retrying in ${delay} ms`, { error: (e as Error)?.message });
+          setTimeout(() => {
+            this.writing = false;
+            this.onChange();
+          }, delay);
+        },
+      );
+      return;
+    }
+    let n = 0;
+    while (n < this.q.length && n < BATCH_MAX && !isCommit(this.q[n]!)) n++;
+    const batch = this.q.slice(0, n) as EgressRecord[];
+    this.q = this.q.slice(n);
     this.writing = true;
     let p: void | Promise<void>;
     try {
@@ -46,7 +87,7 @@ class EgressQueue {
         this.failures++;
         const delay = Math.min(RETRY_BACKOFF_MS_MAX, 50 * 2 ** Math.min(this.failures, 10));
         this.logger.warn(`egress ${this.connector.id}: write failed, retrying in ${delay} ms`, { error: (e as Error)?.message, records: batch.length });
-        this.q = batch.concat(this.q);
+        this.q = (batch as Item[]).concat(this.q);
         setTimeout(() => {
           this.writing = false;
           this.onChange();
@@ -64,8 +105,22 @@ export class EgressDispatcher {
   private readonly queues = new Map<string, EgressQueue>();
   private idleWaiters: (() => void)[] = [];
 
-  constructor(connectors: Iterable<EgressConnector>, logger: Logger, private readonly onChange: () => void) {
-    for (const c of connectors) this.queues.set(c.id, new EgressQueue(c, logger, () => this.changed()));
+  constructor(
+    connectors: Iterable<EgressConnector>,
+    logger: Logger,
+    private readonly onChange: () => void,
+    onCommitted: (id: string, epoch: number) => void = () => {},
+  ) {
+    for (const c of connectors) this.queues.set(c.id, new EgressQueue(c, logger, () => this.changed(), onCommitted));
+  }
+
+  /** Queue a commit marker for epoch `epoch` behind everything pushed so far, in every exactly-once sink. */
+  commit(epoch: number, only?: string): void {
+    for (const q of this.queues.values()) {
+      if (q.connector.commitEpoch === undefined || (only !== undefined && q.connector.id !== only)) continue;
+      q.push({ commit: epoch });
+    }
+    this.pump();
   }
 
   has(id: string): boolean {
@@ -88,6 +143,11 @@ export class EgressDispatcher {
     let n = 0;
     for (const q of this.queues.values()) n += q.size;
     return n;
+  }
+
+  /** The exactly-once sinks' committed epochs (`committedEpoch()` as of their start, then commits). */
+  transactional(): EgressConnector[] {
+    return [...this.queues.values()].map((q) => q.connector).filter((c) => c.commitEpoch !== undefined && c.committedEpoch !== undefined);
   }
 
   written(id: string): number {

@@ -27,6 +27,7 @@ import type { WorkerInit } from '../../workers/worker_init.js';
 import { FileEgress } from '../../connectors/file/file_egress.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './checkpoint_record.js';
+import { deleteEgressEpoch, egressEpochs, readEgressEpoch, writeEgressEpoch } from './egress_log.js';
 import { Piscina } from 'piscina';
 import type { UploadResult, UploadTask } from '../snapshot/upload_task.js';
 import { latestCheckpoint, manifestKey, readSavepoint, savepointKey, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
@@ -157,7 +158,7 @@ export class Engine {
       this.deadLetterOwned = new FileEgress({ id: DEAD_LETTER_EGRESS, path: join(options.stateDir, 'dead-letters.jsonl') });
       egresses.push(this.deadLetterOwned);
     }
-    this.egress = new EgressDispatcher(egresses, this.logger, () => this.schedulePump());
+    this.egress = new EgressDispatcher(egresses, this.logger, () => this.schedulePump(), (id, epoch) => this.onEgressCommitted(id, epoch));
   }
 
   /**
@@ -283,6 +284,7 @@ export class Engine {
     }
     writeLayout(this.options.stateDir, this.layout);
     for (const c of this.egress.connectors()) await c.start?.({ logger: this.logger, signal: this.ingressControllers.signal });
+    await this.redeliverEgress();
     // The flush interval also keeps the process alive while the engine runs (Atomics.waitAsync
     // on the doorbell does not).
     this.flushTimer = setInterval(() => this.startFlush(), L.flushIntervalMs);
@@ -547,8 +549,12 @@ export class Engine {
   private completeCheckpoint(epoch: number, positions: Record<string, unknown>, clean: boolean): Promise<void> {
     const record: CheckpointRecord = { version: 1, epoch, positions, completedAt: new Date().toISOString(), clean };
     this.recordWrite = this.recordWrite.then(async () => {
+      // Exactly-once sinks: the epoch's egress is durable before the checkpoint is.
+      const egress = this.egressUpTo(epoch);
+      if (egress.length > 0 && this.egress.transactional().length > 0) await writeEgressEpoch(this.options.stateDir, epoch, egress);
       await writeCheckpointRecord(this.options.stateDir, record);
       this.releaseEgress(epoch);
+      this.egress.commit(epoch);
       this.resolveDurable(epoch);
       if (!clean) for (const o of this.outs) o.control(ControlOp.COMMIT, epoch);
       this.schedulePump();
@@ -577,6 +583,49 @@ export class Engine {
   }
 
   private durableWaiters = new Map<number, { resolve: () => void; reject: (e: Error) => void }[]>();
+
+  private egressUpTo(epoch: number): EgressRecord[] {
+    const out: EgressRecord[] = [];
+    for (const e of [...this.egressByEpoch.keys()].filter((k) => k <= epoch).sort((a, b) => a - b)) out.push(...this.egressByEpoch.get(e)!);
+    return out;
+  }
+
+  private readonly sinkCommitted = new Map<string, number>();
+
+  /** A sink committed `epoch`: egress files every exactly-once sink has committed can go. */
+  private onEgressCommitted(id: string, epoch: number): void {
+    this.sinkCommitted.set(id, epoch);
+    const sinks = this.egress.transactional();
+    let min = Infinity;
+    for (const c of sinks) min = Math.min(min, this.sinkCommitted.get(c.id) ?? c.committedEpoch!());
+    for (const k of egressEpochs(this.options.stateDir)) if (k <= min) deleteEgressEpoch(this.options.stateDir, k);
+  }
+
+  /**
+   * After a crash: hand each exactly-once sink the egress of complete checkpoints it had not
+   * committed (it cut any partly written epoch when it started), and drop files of epochs after
+   * the recovered checkpoint (never complete).
+   */
+  private async redeliverEgress(): Promise<void> {
+    if (!this.options.checkpointing) return;
+    const sinks = this.egress.transactional();
+    for (const c of sinks) await c.discardUncommitted?.();
+    for (const k of egressEpochs(this.options.stateDir)) {
+      if (k > this.epoch) {
+        deleteEgressEpoch(this.options.stateDir, k);
+        continue;
+      }
+      const behind = sinks.filter((c) => c.committedEpoch!() < k);
+      if (behind.length === 0) continue;
+      const records = readEgressEpoch(this.options.stateDir, k);
+      for (const c of behind) {
+        const mine = records.filter((r) => r.egressId === c.id);
+        this.logger.info(`egress ${c.id}: writing the ${mine.length} records of checkpoint ${k} again (committed up to ${c.committedEpoch!()})`);
+        for (const r of mine) this.egress.push(r);
+        this.egress.commit(k, c.id);
+      }
+    }
+  }
 
   private releaseEgress(upTo: number): void {
     const epochs = [...this.egressByEpoch.keys()].filter((e) => e <= upTo).sort((a, b) => a - b);

@@ -81,5 +81,15 @@ export interface EgressConnector {
   write(records: readonly EgressRecord[]): void | Promise<void>;
   /** Make everything written so far durable/visible. */
   flush?(): void | Promise<void>;
+  /**
+   * Exactly-once sinks: make everything written so far durable and record that checkpoint
+   * `epoch`'s records are all in. After a crash the engine re-writes the records of complete
+   * checkpoints after `committedEpoch()` (the sink dropped any partly written epoch at start).
+   */
+  commitEpoch?(epoch: number): Promise<void>;
+  /** The last epoch `commitEpoch` recorded (read at start); see commitEpoch. */
+  committedEpoch?(): number;
+  /** Drop what was written after the last committed epoch (called at recovery, before re-writing). */
+  discardUncommitted?(): Promise<void>;
   stop?(): void | Promise<void>;
 }
