@@ -12,6 +12,7 @@
  * that fails with a clear message. statefn also adds environment-variable interpolation
  * (`${VAR}`, `${VAR:-default}`, `$${` for a literal `${`), which StateFun's users asked for.
  */
+import { resolve } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
@@ -1447,7 +1448,9 @@ function limitUnit(name: string): 'ms' | 'bytes' | 'count' {
 
 function parseEngineConfig(r: Reader, spec: YMap): Parsed {
   const limitNames = Object.keys(LIMIT_SPECS);
-  r.onlyKeys(spec, 'spec', ['workers', 'stateDir', ...limitNames]);
+  r.onlyKeys(spec, 'spec', ['workers', 'stateDir', 'snapshots', 's3Endpoint', 's3Region', 'snapshotRetain', 'checkpointing', ...limitNames]);
+  let s3Endpoint: string | undefined;
+  let s3Region: string | undefined;
   const options: Record<string, unknown> = {};
   const limits: Record<string, number> = {};
   for (const entry of spec.entries.values()) {
@@ -1456,6 +1459,20 @@ function parseEngineConfig(r: Reader, spec: YMap): Parsed {
       options.workers = r.int(entry.value, path, 'worker threads', { min: 1, max: WORKERS_MAX });
     } else if (entry.key === 'stateDir') {
       options.stateDir = r.string(entry.value, path, 'the state directory');
+    } else if (entry.key === 'snapshots') {
+      const v = r.string(entry.value, path, "where checkpoints are uploaded: a directory, 's3://bucket/prefix', or 'off'");
+      const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(v);
+      options.snapshots = v === 'off' ? false : m !== null ? { type: 's3', bucket: m[1]!, prefix: m[2] ?? '' } : { type: 'local', dir: resolve(v) };
+    } else if (entry.key === 's3Endpoint') {
+      s3Endpoint = r.string(entry.value, path, 'an S3-compatible endpoint URL');
+    } else if (entry.key === 's3Region') {
+      s3Region = r.string(entry.value, path, 'an S3 region');
+    } else if (entry.key === 'snapshotRetain') {
+      options.snapshotRetain = r.int(entry.value, path, 'complete checkpoints kept in the snapshot store', { min: 1, max: 1000 });
+    } else if (entry.key === 'checkpointing') {
+      const v = r.string(entry.value, path, "'on' (exactly-once egress) or 'off' (egress at once)");
+      if (v !== 'on' && v !== 'off') r.ctx.fail(path, entry.value.pos, `expected 'on' or 'off', got '${v}'`);
+      options.checkpointing = v === 'on';
     } else {
       const limit = LIMIT_SPECS[entry.key as keyof typeof LIMIT_SPECS];
       const unit = limitUnit(entry.key);
@@ -1483,6 +1500,13 @@ function parseEngineConfig(r: Reader, spec: YMap): Parsed {
     r.ctx.fail('spec.workers', spec.entries.get('workers')?.value.pos, `${options.workers} workers but only ${resolved.keyGroups} key groups; each worker owns at least one key group`, {
       fix: `lower workers or raise keyGroups to at least ${options.workers}`,
     });
+  }
+  const snap = options.snapshots as { type: string } | false | undefined;
+  if ((s3Endpoint !== undefined || s3Region !== undefined) && (snap === undefined || snap === false || snap.type !== 's3')) {
+    r.ctx.fail('spec.s3Endpoint', spec.pos, 's3Endpoint and s3Region need snapshots: s3://bucket/prefix');
+  }
+  if (snap && snap.type === 's3') {
+    Object.assign(snap, { region: s3Region ?? 'us-east-1' }, s3Endpoint === undefined ? {} : { endpoint: s3Endpoint, forcePathStyle: true });
   }
   Object.assign(options, limits);
   const doc: EngineConfigDocument = { kind: 'engine-config', source: r.ctx.source, options };

@@ -738,3 +738,25 @@ describe('loadModuleYaml', () => {
     await expect(loadModuleYaml(file, {})).rejects.toThrow(`${file}: cannot read the module file: no such file`);
   });
 });
+
+describe('engine config: snapshots', () => {
+  it('reads an S3 snapshot store with endpoint and region, retention and checkpointing', () => {
+    const [doc] = parseModuleYaml(
+      'kind: io.statefn.engine.v1/config\nspec:\n  snapshots: s3://my-bucket/apps/fraud\n  s3Endpoint: http://127.0.0.1:9000\n  s3Region: eu-west-1\n  snapshotRetain: 5\n  checkpointing: off\n',
+      'module.yaml',
+      {},
+    );
+    expect(doc).toMatchObject({
+      kind: 'engine-config',
+      options: {
+        snapshots: { type: 's3', bucket: 'my-bucket', prefix: 'apps/fraud', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', forcePathStyle: true },
+        snapshotRetain: 5,
+        checkpointing: false,
+      },
+    });
+  });
+
+  it('rejects an S3 endpoint without an S3 store, naming the key', () => {
+    expect(() => parseModuleYaml('kind: io.statefn.engine.v1/config\nspec:\n  s3Endpoint: http://127.0.0.1:9000\n', 'module.yaml', {})).toThrow(/s3Endpoint/);
+  });
+});
