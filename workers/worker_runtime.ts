@@ -29,7 +29,7 @@ import { Stat, StatsBlock } from '../engine/shared/stats_block.js';
 import type { Payload } from '../engine/shared/types.js';
 import { decodeState, encodeState, isEmptyState, type AddressState } from './address_state.js';
 import { Invocation, storageClass } from './invocation.js';
-import { UNDO_DB, ckptKey, kgEpochBound, kgOfKey, stateKey, undoKey, type UndoDb } from './state_keys.js';
+import { ckptKey, kgEpochBound, kgOfKey, stateKey, undoKey, type UndoDb } from './state_keys.js';
 import { pruneCommitted } from './recovery.js';
 import { undoDbOf, type StateStore, type WriteOp } from './state_store.js';
 import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
@@ -680,8 +680,11 @@ export class WorkerRuntime {
   private updatePressure(parked: number): void {
     const L = this.init.limits;
     const pending = this.pendingCount();
-    const on = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax;
-    const off = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax;
+    // The dirty set (state changed since the last checkpoint) waits in memory for the next
+    // barrier: bound it too, so a slow or stuck checkpoint pauses ingress instead of growing it.
+    const dirty = this.dirty.length;
+    const on = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax || dirty > L.dirtyEntriesMax;
+    const off = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax && dirty <= L.dirtyEntriesMax / 2;
     if (!this.pressured && on) {
       this.pressured = true;
       this.stats.setPressure(this.self, true);

@@ -13,7 +13,7 @@ import type { Packr } from 'msgpackr';
 import { App, DEAD_LETTER_EGRESS } from '../shared/app.js';
 import { checkAddress } from '../shared/address.js';
 import { Doorbells, allocateDoorbells } from '../shared/doorbell.js';
-import { ErrorCode, StatefnError, assert } from '../shared/errors.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { ControlOp, FrameKind, EGRESS_FIELDS, createCodec } from '../shared/frames.js';
 import { keyGroupOf, ownerTable } from '../shared/key_group.js';
 import { InLink, OutLink } from '../shared/link.js';
@@ -42,6 +42,8 @@ const DEAD_LETTER_TYPE = Types.json<Record<string, unknown>>('statefn/dead-lette
 const FLUSH_HISTORY = 16;
 /** Ingress pauses while a checkpoint has been under way for more than this many intervals. */
 const CHECKPOINT_LAG_INTERVALS_MAX = 10;
+/** Egress records held for their checkpoint, as a multiple of pendingMessagesMax, above which ingress pauses. */
+const EGRESS_HELD_PER_PENDING = 8;
 
 export interface FlushInfo {
   epoch: number;
@@ -118,6 +120,8 @@ export class Engine {
   /** Egress records per worker since its last EPOCH_MARK, then per epoch until the epoch's checkpoint completes. */
   private egressOpen: EgressRecord[][] = [];
   private egressByEpoch = new Map<number, EgressRecord[]>();
+  /** Records in egressOpen and egressByEpoch: held until their checkpoint completes (bounded by back-pressure). */
+  private egressHeld = 0;
   private recordWrite: Promise<void> = Promise.resolve();
   private recovered: CheckpointRecord | undefined;
   /** One thread that uploads checkpoints to the snapshot store (piscina: interchangeable work). */
@@ -401,7 +405,7 @@ export class Engine {
     // thousands of messages of work per worker): bound it by one ring's worth.
     const L = this.options.limits;
     if (parked > Math.min(L.outboxBytesHighWater, L.ringBytes)) return false;
-    return this.egress.queued() <= L.pendingMessagesMax;
+    return this.egress.queued() <= L.pendingMessagesMax && this.egressHeld <= EGRESS_HELD_PER_PENDING * L.pendingMessagesMax;
   }
 
   whenWritable(): Promise<void> {
@@ -475,6 +479,7 @@ export class Engine {
           } else if (this.options.checkpointing) {
             // Visible only once the checkpoint of its epoch is complete.
             this.egressOpen[source]!.push({ egressId, message });
+            this.egressHeld++;
           } else if (!this.egress.push({ egressId, message })) {
             this.writeDeadLetter({ code: ErrorCode.UNKNOWN_EGRESS, error: `no egress '${egressId}' is registered`, typename: message.typename, at: new Date().toISOString() });
           }
@@ -631,6 +636,7 @@ export class Engine {
     const epochs = [...this.egressByEpoch.keys()].filter((e) => e <= upTo).sort((a, b) => a - b);
     for (const e of epochs) {
       for (const r of this.egressByEpoch.get(e)!) this.egress.push(r);
+      this.egressHeld -= this.egressByEpoch.get(e)!.length;
       this.egressByEpoch.delete(e);
     }
     this.egress.pump();
@@ -857,4 +863,3 @@ export class Engine {
   }
 }
 
-export { assert };

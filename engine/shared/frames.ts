@@ -97,7 +97,7 @@ export const ControlOp = {
   BARRIER: 1,
   /** worker -> main: this worker's part of epoch `args[0]` is written; args[1] writes, args[2] ms. */
   ACK: 2,
-  /** main -> worker: stop invoking handlers; keep moving messages; answer QUIESCE_STATS. */
+  /** main -> worker: stop invoking handlers; keep moving messages; answer QUIESCED when done. */
   QUIESCE: 3,
   /** worker -> worker/main: a marker that follows everything a producer sent before quiescing. */
   QUIESCE_MARK: 4,

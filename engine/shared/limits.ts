@@ -60,11 +60,11 @@ export const LIMIT_SPECS = {
   },
   dirtyEntriesMax: {
     default: 200_000, min: 16, max: 1 << 30,
-    description: 'addresses with unflushed state per worker that trigger an early flush',
+    description: 'addresses with state changed since the last checkpoint, per worker, above which ingress is paused until a checkpoint takes them',
   },
   flushIntervalMs: {
     default: 1000, min: 10, max: 3_600_000,
-    description: 'how often dirty state is written to LMDB (becomes the checkpoint interval)',
+    description: 'checkpoint interval: how often changed state is written to LMDB and uploaded, and egress released',
   },
   handlerAttemptsMax: {
     default: 3, min: 1, max: 100,
