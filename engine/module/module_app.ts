@@ -11,6 +11,8 @@ import { GeneratorIngress } from '../../connectors/generator/generator_ingress.j
 import type { Rng } from '../../connectors/generator/rng.js';
 import { HttpIngress } from '../../connectors/http/http_ingress.js';
 import { FileEgress, StdoutEgress } from '../../connectors/file/file_egress.js';
+import { KafkaEgress } from '../../connectors/kafka/kafka_egress.js';
+import { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
 import type { GeneratorIngressDocument, ModuleDocument } from './module_yaml.js';
 
 function where(d: ModuleDocument): string {
@@ -58,13 +60,33 @@ export function applyModuleDocuments(app: App, docs: readonly ModuleDocument[]):
       case 'engine-config':
         app.configure({ ...d.options });
         break;
-      case 'endpoint':
       case 'kafka-ingress':
+        app.ingress(new KafkaIngress({
+          id: d.id,
+          address: d.address,
+          consumerGroupId: d.consumerGroupId,
+          topics: d.topics,
+          startupPosition: d.startupPosition,
+          autoOffsetResetPosition: d.autoOffsetResetPosition,
+          properties: d.properties,
+          ...(d.deadLetterTopic !== undefined ? { deadLetterTopic: d.deadLetterTopic } : {}),
+          source: `${d.source.file}:${d.source.line}`,
+        }));
+        break;
       case 'kafka-egress':
+        app.egress(new KafkaEgress({
+          id: d.id,
+          address: d.address,
+          deliverySemantic: d.deliverySemantic,
+          properties: d.properties,
+          source: `${d.source.file}:${d.source.line}`,
+        }));
+        break;
+      case 'endpoint':
         throw new StatefnError(
           ErrorCode.MODULE_KIND_UNSUPPORTED,
           `${where(d)}: this kind is parsed and validated, but not supported by this version of statefn yet ` +
-            '(remote HTTP functions and Kafka connectors come in the next releases); remove the document to start without it',
+            '(remote HTTP functions come in the next release); remove the document to start without it',
         );
       default: {
         const never: never = d;

@@ -111,6 +111,8 @@ export interface KafkaIngressDocument {
   readonly topics: readonly KafkaIngressTopic[];
   /** Extra Kafka consumer properties, as strings. */
   readonly properties: Readonly<Record<string, string>>;
+  /** statefn extension: the topic for records that cannot be decoded or routed. */
+  readonly deadLetterTopic?: string;
 }
 
 export type KafkaDeliverySemantic =
@@ -1219,7 +1221,7 @@ function parseStartupDate(r: Reader, node: YNode, path: string): number {
 }
 
 function parseKafkaIngress(r: Reader, spec: YMap): Parsed {
-  r.onlyKeys(spec, 'spec', ['id', 'address', 'consumerGroupId', 'startupPosition', 'autoOffsetResetPosition', 'topics', 'properties'], {
+  r.onlyKeys(spec, 'spec', ['id', 'address', 'consumerGroupId', 'startupPosition', 'autoOffsetResetPosition', 'topics', 'properties', 'deadLetterTopic'], {
     topic: "topics are a list under 'topics', each {topic, valueType, targets}",
     groupId: "the consumer group is 'consumerGroupId'",
   });
@@ -1284,6 +1286,15 @@ function parseKafkaIngress(r: Reader, spec: YMap): Parsed {
     }
   }
 
+  // statefn extension: where records that cannot be decoded or routed go (default: the engine's dead letters).
+  const dltEntry = spec.entries.get('deadLetterTopic');
+  const deadLetterTopic = dltEntry ? parseTopicName(r, dltEntry.value, 'spec.deadLetterTopic') : undefined;
+  if (deadLetterTopic !== undefined && seenTopics.has(deadLetterTopic)) {
+    r.ctx.fail('spec.deadLetterTopic', dltEntry!.value.pos, `the dead-letter topic '${deadLetterTopic}' is also read by this ingress; its records would come back`, {
+      fix: 'use a topic this ingress does not read',
+    });
+  }
+
   const doc: KafkaIngressDocument = {
     kind: 'kafka-ingress',
     source: r.ctx.source,
@@ -1294,6 +1305,7 @@ function parseKafkaIngress(r: Reader, spec: YMap): Parsed {
     autoOffsetResetPosition,
     topics,
     properties,
+    ...(deadLetterTopic !== undefined ? { deadLetterTopic } : {}),
   };
   return { doc, ctx: r.ctx, idPos: idNode.pos };
 }

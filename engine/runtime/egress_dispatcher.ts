@@ -24,6 +24,7 @@ class EgressQueue {
   private writing = false;
   private failures = 0;
   written = 0;
+  pushed = 0;
 
   constructor(
     readonly connector: EgressConnector,
@@ -38,6 +39,7 @@ class EgressQueue {
 
   push(r: Item): void {
     this.q.push(r);
+    if (!isCommit(r)) this.pushed++;
   }
 
   pump(): void {
@@ -154,6 +156,20 @@ export class EgressDispatcher {
     return this.queues.get(id)?.written ?? 0;
   }
 
+  /**
+   * Resolves once the sinks `which` selects have written every record pushed to them so far
+   * (for sinks that get records before their checkpoint: the checkpoint waits for this).
+   */
+  async whenWritten(which: (c: EgressConnector) => boolean): Promise<void> {
+    const targets = [...this.queues.values()].filter((q) => which(q.connector)).map((q) => ({ q, upTo: q.pushed }));
+    while (targets.some((t) => t.q.written < t.upTo)) {
+      this.pump();
+      await new Promise<void>((resolve) => this.writtenWaiters.push(resolve));
+    }
+  }
+
+  private writtenWaiters: (() => void)[] = [];
+
   /** Resolves when every queue is empty and no write is in flight. */
   async drain(): Promise<void> {
     this.pump();
@@ -167,6 +183,11 @@ export class EgressDispatcher {
 
   private changed(): void {
     this.pump();
+    if (this.writtenWaiters.length > 0) {
+      const w = this.writtenWaiters;
+      this.writtenWaiters = [];
+      for (const f of w) f();
+    }
     if (this.idleWaiters.length > 0 && [...this.queues.values()].every((q) => q.idle())) {
       const w = this.idleWaiters;
       this.idleWaiters = [];

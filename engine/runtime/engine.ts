@@ -109,6 +109,8 @@ export class Engine {
   private readonly inputs: InLink[] = [];
   private readonly workers: Worker[] = [];
   private readonly egress: EgressDispatcher;
+  /** Egresses that take records before their checkpoint completes (see EgressConnector.deliverBeforeCheckpoint). */
+  private readonly deliverEarly: Set<string>;
   private readonly startedAt = Date.now();
   private ingressControllers: AbortController = new AbortController();
   private writableWaiters: (() => void)[] = [];
@@ -162,6 +164,7 @@ export class Engine {
       this.deadLetterOwned = new FileEgress({ id: DEAD_LETTER_EGRESS, path: join(options.stateDir, 'dead-letters.jsonl') });
       egresses.push(this.deadLetterOwned);
     }
+    this.deliverEarly = new Set(egresses.filter((c) => c.deliverBeforeCheckpoint === true).map((c) => c.id));
     this.egress = new EgressDispatcher(egresses, this.logger, () => this.schedulePump(), (id, epoch) => this.onEgressCommitted(id, epoch));
   }
 
@@ -287,7 +290,15 @@ export class Engine {
       this.uploader = new Piscina({ filename, minThreads: 1, maxThreads: 1, idleTimeout: 2 ** 31 - 1, maxQueue: 4 });
     }
     writeLayout(this.options.stateDir, this.layout);
-    for (const c of this.egress.connectors()) await c.start?.({ logger: this.logger, signal: this.ingressControllers.signal });
+    for (const c of this.egress.connectors()) {
+      await c.start?.({
+        logger: this.logger,
+        signal: this.ingressControllers.signal,
+        deadLetter: (r, reason) => this.writeDeadLetter({
+          code: (reason as { code?: string }).code ?? ErrorCode.EGRESS_FAILED, error: reason.message, egress: r.egressId, typename: r.message.typename, record: r.message.toJSON(), at: new Date().toISOString(),
+        }),
+      });
+    }
     await this.redeliverEgress();
     // The flush interval also keeps the process alive while the engine runs (Atomics.waitAsync
     // on the doorbell does not).
@@ -476,7 +487,7 @@ export class Engine {
           const message = new Message(f[i + 1] as string, f[i + 2] as Payload);
           if (!this.egress.has(egressId)) {
             this.writeDeadLetter({ code: ErrorCode.UNKNOWN_EGRESS, error: `no egress '${egressId}' is registered`, typename: message.typename, at: new Date().toISOString() });
-          } else if (this.options.checkpointing) {
+          } else if (this.options.checkpointing && !this.deliverEarly.has(egressId)) {
             // Visible only once the checkpoint of its epoch is complete.
             this.egressOpen[source]!.push({ egressId, message });
             this.egressHeld++;
@@ -554,6 +565,8 @@ export class Engine {
   private completeCheckpoint(epoch: number, positions: Record<string, unknown>, clean: boolean): Promise<void> {
     const record: CheckpointRecord = { version: 1, epoch, positions, completedAt: new Date().toISOString(), clean };
     this.recordWrite = this.recordWrite.then(async () => {
+      // At-least-once sinks that get records before their checkpoint: written before it completes.
+      if (this.deliverEarly.size > 0) await this.egress.whenWritten((c) => c.deliverBeforeCheckpoint === true);
       // Exactly-once sinks: the epoch's egress is durable before the checkpoint is.
       const egress = this.egressUpTo(epoch);
       if (egress.length > 0 && this.egress.transactional().length > 0) await writeEgressEpoch(this.options.stateDir, epoch, egress);

@@ -71,12 +71,20 @@ export interface EgressRecord {
 export interface EgressContext {
   readonly logger: Logger;
   readonly signal: AbortSignal;
+  /** Hand a record the sink cannot write (wrong type, malformed) to the dead-letter egress, counted. */
+  deadLetter(record: EgressRecord, reason: Error): void;
 }
 
 export interface EgressConnector {
   /** The egress id, `namespace/name`, that functions pass to `ctx.egress`. */
   readonly id: string;
   start?(ctx: EgressContext): void | Promise<void>;
+  /**
+   * With checkpoints on, the engine holds egress records until their checkpoint completes. A sink
+   * that sets this gets them as they are produced instead (lower latency, at-least-once: a record
+   * may be written again after a crash), and the checkpoint waits until they are written.
+   */
+  readonly deliverBeforeCheckpoint?: boolean;
   /** Take a batch of records, in order. A rejection is retried with backoff. */
   write(records: readonly EgressRecord[]): void | Promise<void>;
   /** Make everything written so far durable/visible. */

@@ -42,6 +42,10 @@ export const ErrorCode = {
   OVERLOADED: 'STATEFN_OVERLOADED',
   /** A request to a server statefn runs was invalid. */
   REQUEST_INVALID: 'STATEFN_REQUEST_INVALID',
+  /** A Kafka broker refused or failed an operation (connect, produce, commit). Usually retriable. */
+  KAFKA_FAILED: 'STATEFN_KAFKA_FAILED',
+  /** A Kafka topic a connector needs does not exist. Terminal until the topic is created. */
+  KAFKA_TOPIC_MISSING: 'STATEFN_KAFKA_TOPIC_MISSING',
   /** An internal invariant failed: a bug in statefn. */
   INVARIANT: 'STATEFN_INVARIANT',
 } as const;
