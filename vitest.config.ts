@@ -5,8 +5,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // One real S3-compatible server (moto) for the whole run; see the file for STATEFN_S3_ENDPOINT.
-    globalSetup: ['test/setup/s3_server.ts'],
+    // One real S3-compatible server (moto) and one real Kafka broker (KRaft) for the whole run; see
+    // the files for STATEFN_S3_ENDPOINT and STATEFN_KAFKA_BROKERS.
+    globalSetup: ['test/setup/s3_server.ts', 'test/setup/kafka_broker.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Xoshiro128 } from '../../connectors/generator/rng.js';
-import { COMMANDS_INGRESS, INSTANCES_DEFAULT, OUT_EGRESS, VERIFY_INGRESS, instanceId, type CommandAppParams } from '../fixtures/apps/command_app.js';
+import { Kafka, logLevel } from 'kafkajs';
+import { COMMANDS_INGRESS, INSTANCES_DEFAULT, OUT_EGRESS, VERIFY_INGRESS, instanceId, makeCommandRecord, type CommandAppKafka, type CommandAppParams } from '../fixtures/apps/command_app.js';
+import { createTopics, readCommitted } from '../fixtures/kafka_io.js';
 import { egressKey, runModel, type Expected } from './model.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -59,6 +61,13 @@ export interface CrashOptions {
   keep?: boolean;
   /** Progress lines; default: stderr. */
   log?: (line: string) => void;
+  /**
+   * Kafka mode (env CRASH_KAFKA_BROKERS): the harness produces the command records to a fresh
+   * topic at the generator's rate while the engine is interrupted, the app reads them with its
+   * Kafka ingress and writes `crash/out` with an exactly-once Kafka egress, and the outputs are
+   * read back with a read_committed consumer.
+   */
+  kafka?: { brokers: string[] };
 }
 
 export interface CrashResult {
@@ -154,6 +163,42 @@ function readPositions(stateDir: string): Record<string, number> {
   return {};
 }
 
+/** Records an ingress has consumed according to its saved position: a number (generator) or the sum of a Kafka ingress's next offsets. */
+function consumed(pos: unknown): number | undefined {
+  if (typeof pos === 'number') return pos;
+  if (typeof pos === 'object' && pos !== null) return Object.values(pos as Record<string, number>).reduce((a, b) => a + b, 0);
+  return undefined;
+}
+
+/** Produce the command records to `topic` at `ratePerSec` (key = instance, value = the JSON Commands), as the generator would make them. */
+async function produceCommands(brokers: string[], topic: string, seed: number, count: number, instances: number, ratePerSec: number, signal: AbortSignal): Promise<void> {
+  const producer = new Kafka({ clientId: 'statefn-crash-producer', brokers, logLevel: logLevel.NOTHING }).producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    const rng = new Xoshiro128(seed, 0);
+    const started = Date.now();
+    const BATCH = 20;
+    for (let i = 0; i < count && !signal.aborted; i += BATCH) {
+      const messages = [];
+      for (let j = i; j < Math.min(count, i + BATCH); j++) {
+        rng.reseed(seed, j);
+        const r = makeCommandRecord(j, rng, instances);
+        messages.push({ key: r.to, value: JSON.stringify({ commands: r.commands }) });
+      }
+      await producer.send({ topic, acks: -1, messages });
+      const due = started + ((i + BATCH) / ratePerSec) * 1000;
+      if (due > Date.now()) await new Promise((res) => setTimeout(res, due - Date.now()));
+    }
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+async function readKafkaOut(brokers: string[], topic: string): Promise<OutLine[]> {
+  const recs = await readCommitted(brokers, [topic], 120_000);
+  return recs.map((r) => ({ egress: OUT_EGRESS, value: JSON.parse(r.value?.toString() ?? 'null') as OutLine['value'] }));
+}
+
 interface OutLine {
   egress: string;
   value: { id: string; value?: string; counter?: number };
@@ -182,13 +227,23 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const interruptMaxMs = o.interruptMaxMs ?? (mode === 'clean' ? 1500 : 4000);
   // Spread the records over the interruption phase so every interruption hits a busy engine.
   const ratePerSec = o.ratePerSec ?? Math.max(1, Math.ceil(count / ((interruptions * interruptMaxMs * 0.5) / 1000)));
-  const rerun = `CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
+  const rerun = `${o.kafka ? `CRASH_KAFKA_BROKERS=${o.kafka.brokers.join(',')} ` : ''}CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
   const eng = engineRoot(o.engineRoot ?? (process.env.CRASH_ENGINE_ROOT || undefined));
   const stateDir = mkdtempSync(join(tmpdir(), `statefn-crash-${mode}-${seed}-`));
   const outPath = join(stateDir, 'out.jsonl');
   const verifyPath = join(stateDir, 'verify.jsonl');
   const params: CommandAppParams = { seed, count, instances, outPath, ratePerSec };
-  log(`seed=${seed} mode=${mode} instances=${instances} count=${count} interruptions=${interruptions} ratePerSec=${ratePerSec} stateDir=${stateDir} engine=${eng.root}`);
+  const brokers = o.kafka?.brokers;
+  let kafka: CommandAppKafka | undefined;
+  let verifyTopic = '';
+  if (brokers !== undefined) {
+    const tag = `${mode}-${seed}-${Date.now().toString(36)}`;
+    kafka = { brokers: brokers.join(','), inTopic: `statefn-crash-in-${tag}`, outTopic: `statefn-crash-out-${tag}`, group: `statefn-crash-${tag}` };
+    verifyTopic = `statefn-crash-verify-${tag}`;
+    await createTopics(brokers, [{ topic: kafka.inTopic, numPartitions: 4 }, { topic: kafka.outTopic, numPartitions: 3 }, { topic: verifyTopic, numPartitions: 1 }]);
+    params.kafka = kafka;
+  }
+  log(`seed=${seed} mode=${mode} instances=${instances} count=${count} interruptions=${interruptions} ratePerSec=${ratePerSec} stateDir=${stateDir} engine=${eng.root}${kafka ? ` kafka=${kafka.brokers} in=${kafka.inTopic} out=${kafka.outTopic}` : ''}`);
 
   const expected: Expected = runModel({ seed, count, instances });
   log(`model: ${expected.invocations} invocations (${expected.delayed} delayed, ${expected.cancelled} cancelled), ${[...expected.egress.values()].reduce((a, b) => a + b, 0)} egress records`);
@@ -203,7 +258,11 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     else allRunsClean = false;
   };
 
-  // 1. Interruptions while the generator runs (seeded moments).
+  // 1. Interruptions while the generator runs (seeded moments). In Kafka mode the harness is the
+  // generator: it produces the records at the same rate meanwhile.
+  const stopProducing = new AbortController();
+  const producing = kafka !== undefined ? produceCommands(brokers!, kafka.inTopic, seed, count, instances, ratePerSec, stopProducing.signal) : Promise.resolve();
+  producing.catch(() => {});
   const schedule = new Xoshiro128(seed, 0x7fffffff);
   const signal: NodeJS.Signals = mode === 'kill' ? 'SIGKILL' : 'SIGINT';
   for (let k = 0; k < interruptions; k++) {
@@ -213,12 +272,21 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
       : { interruptAfterMs: after, signal });
     if (mode === 'worker' && !r.stderr.includes('running again with')) problems.push(`interruption run ${k + 1}: no in-process restore after the worker kill:\n${r.stderr.slice(-2000)}`);
     record(`interruption ${k + 1} (${signal} after ${after} ms)`, r);
-    const pos = readPositions(stateDir)[COMMANDS_INGRESS] ?? '?';
+    const pos = consumed(readPositions(stateDir)[COMMANDS_INGRESS]) ?? '?';
     log(`interruption ${k + 1}/${interruptions}: ${signal} ${after} ms after start -> ${r.stopped ? `stopped cleanly, processed ${r.stopped.processed}` : `exit code=${r.code} signal=${r.signal}`}; generator position ${pos}/${count}`);
     if (!r.ran) problems.push(`interruption run ${k + 1} never reached "running with" (code=${r.code}); the engine failed to start:\n${r.stderr.slice(-2000)}`);
     if (mode === 'clean' && (r.code !== 0 || !r.stopped)) problems.push(`interruption run ${k + 1}: SIGINT did not stop cleanly (code=${r.code}, signal=${r.signal}):\n${r.stderr.slice(-2000)}`);
     if (problems.length > 0) break;
   }
+
+  if (problems.length > 0) stopProducing.abort();
+  try {
+    await producing;
+  } catch (e) {
+    problems.push(`producing the command records to Kafka failed: ${(e as Error).message}`);
+  }
+  // A Kafka ingress needs a moment to join its group after start: give drain runs longer.
+  const drainFor = kafka !== undefined ? '3s' : '1s';
 
   // 2. Drain: clean runs until one ingests nothing and processes nothing. The generator submits
   // its first record at once when it has any left (ratePerSec >= 1), so ingested == 0 means it
@@ -227,15 +295,17 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   // (the cancelled messages aside, which are due in an hour).
   let quiescent = false;
   for (let k = 0; problems.length === 0 && k < 30; k++) {
-    const r = await runEngine(eng, stateDir, params, workers, { stopAfter: '1s' });
+    const r = await runEngine(eng, stateDir, params, workers, { stopAfter: drainFor });
     record(`drain ${k + 1}`, r);
     if (r.code !== 0 || !r.stopped) {
       problems.push(`drain run ${k + 1} did not stop cleanly (code=${r.code}):\n${r.stderr.slice(-2000)}`);
       break;
     }
-    const pos = readPositions(stateDir)[COMMANDS_INGRESS];
+    const pos = consumed(readPositions(stateDir)[COMMANDS_INGRESS]);
     log(`drain ${k + 1}: ingested ${r.stopped.ingested}, processed ${r.stopped.processed}; generator position ${pos ?? '?'}/${count}`);
     if (r.stopped.ingested === 0 && r.stopped.processed === 0) {
+      // A Kafka ingress that had not joined its group yet also ingests nothing: drain on.
+      if (kafka !== undefined && pos !== count) continue;
       if (pos !== undefined && pos !== count) problems.push(`the generator ingested nothing in a 1 s run but its saved position is ${pos}, not ${count}`);
       quiescent = true;
       break;
@@ -248,7 +318,8 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   let verifyIngested = 0;
   if (problems.length === 0) {
     for (let k = 0; k < 10 && verifyIngested < instances; k++) {
-      const r = await runEngine(eng, stateDir, { ...params, outPath: verifyPath, verify: true }, workers, { stopAfter: '2s' });
+      const verifyParams: CommandAppParams = kafka !== undefined ? { ...params, kafka: { ...kafka, outTopic: verifyTopic }, verify: true } : { ...params, outPath: verifyPath, verify: true };
+      const r = await runEngine(eng, stateDir, verifyParams, workers, { stopAfter: kafka !== undefined ? '4s' : '2s' });
       record(`verify ${k + 1}`, r);
       if (r.code !== 0 || !r.stopped) {
         problems.push(`verify run ${k + 1} did not stop cleanly (code=${r.code}):\n${r.stderr.slice(-2000)}`);
@@ -274,7 +345,9 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const diffs: string[] = [];
   if (problems.length === 0) {
     const actual = new Map<string, number>();
-    for (const l of readOut(verifyPath)) {
+    const verifyOut = kafka !== undefined ? await readKafkaOut(brokers!, verifyTopic) : readOut(verifyPath);
+    const runOut = kafka !== undefined ? await readKafkaOut(brokers!, kafka.outTopic) : readOut(outPath);
+    for (const l of verifyOut) {
       if (l.egress !== OUT_EGRESS || typeof l.value?.counter !== 'number') {
         problems.push(`unexpected record in the verify output: ${JSON.stringify(l)}`);
         continue;
@@ -297,7 +370,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     // The egress output of the run: `egress` records as a multiset; `verify` reports per instance.
     const gotEgress = new Map<string, number>();
     const gotVerifies = new Map<string, number>();
-    for (const l of readOut(outPath)) {
+    for (const l of runOut) {
       if (typeof l.value?.value === 'string') gotEgress.set(egressKey(l.value.id, l.value.value), (gotEgress.get(egressKey(l.value.id, l.value.value)) ?? 0) + 1);
       else if (typeof l.value?.counter === 'number') gotVerifies.set(l.value.id, (gotVerifies.get(l.value.id) ?? 0) + 1);
       else problems.push(`unexpected record in ${outPath}: ${JSON.stringify(l)}`);
@@ -378,6 +451,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   if (count !== undefined) o.count = count;
   if (interruptions !== undefined) o.interruptions = interruptions;
   if (workers !== undefined) o.workers = workers;
+  const kafkaBrokers = process.env.CRASH_KAFKA_BROKERS;
+  if (kafkaBrokers) o.kafka = { brokers: kafkaBrokers.split(',') };
   const r = await runCrashTest(o);
   process.exitCode = r.ok ? 0 : 1;
 }

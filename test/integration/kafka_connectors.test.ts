@@ -1,0 +1,134 @@
+// The Kafka ingress and egress against the real broker of the test run: a StateFun-style
+// module.yaml (io.statefun.kafka.v1 ingress + exactly-once egress) with an embedded greeter,
+// dead-lettered records, group offsets committed after checkpoints, and a restart that neither
+// loses nor repeats records.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../engine/runtime/engine.js';
+import { Types } from '../../engine/shared/types.js';
+import type { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
+import { MemoryLogger } from '../fixtures/engine_harness.js';
+import { createTopics, eventually, freshGroup, freshTopic, kafkaBrokers, readCommitted } from '../fixtures/kafka_test_env.js';
+
+const appUrl = new URL('../fixtures/apps/kafka_greeter_app.ts', import.meta.url).href;
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), `statefn-${prefix}-`));
+  dirs.push(d);
+  return d;
+}
+
+function moduleYaml(o: { brokers: string; names: string; dlt: string; group: string; semantic: string }): string {
+  return `kind: io.statefun.kafka.v1/ingress
+spec:
+  id: kt/names
+  address: ${o.brokers}
+  consumerGroupId: ${o.group}
+  startupPosition:
+    type: earliest
+  deadLetterTopic: ${o.dlt}
+  topics:
+    - topic: ${o.names}
+      valueType: io.statefun.types/string
+      targets:
+        - kt/greeter
+---
+kind: io.statefun.kafka.v1/egress
+spec:
+  id: kt/greets
+  address: ${o.brokers}
+  deliverySemantic:
+    type: ${o.semantic}
+    ${o.semantic === 'exactly-once' ? 'transactionTimeout: 1min' : ''}
+  properties:
+    - transactional.id: statefn-test-${o.group}
+`;
+}
+
+describe('Kafka ingress and egress (module.yaml, real broker)', () => {
+  it('greets each name once, dead-letters bad records, commits offsets, and survives a restart', async () => {
+    const brokers = kafkaBrokers();
+    const names = freshTopic('names');
+    const greets = freshTopic('greets');
+    const dlt = freshTopic('dlt');
+    const group = freshGroup('greeter');
+    await createTopics(brokers, [{ topic: names, numPartitions: 3 }, { topic: greets, numPartitions: 2 }, { topic: dlt, numPartitions: 1 }]);
+    const dir = tempDir('kafka-conn');
+    const yamlPath = join(dir, 'module.yaml');
+    writeFileSync(yamlPath, moduleYaml({ brokers: brokers.join(','), names, dlt, group, semantic: 'exactly-once' }));
+
+    const kafka = new Kafka({ clientId: 'statefn-test', brokers, logLevel: logLevel.NOTHING });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const str = (s: string): Buffer => Buffer.from(Types.string.serialize(s));
+    const produceNames = async (ids: string[], round: number): Promise<void> => {
+      await producer.send({ topic: names, acks: -1, messages: ids.map((id) => ({ key: id, value: str(`round${round}`) })) });
+    };
+    const ids = Array.from({ length: 50 }, (_, i) => `user${i}`);
+    await produceNames(ids, 1);
+    await produceNames(ids, 2);
+    // Three records no router can take: no key, a value that is not a StringValue, an empty key.
+    await producer.send({
+      topic: names,
+      messages: [
+        { key: null, value: str('keyless') },
+        { key: 'user0', value: Buffer.from([0xff, 0xff, 0xff]) },
+        { key: '', value: str('empty key') },
+      ],
+    });
+
+    const stateDir = join(dir, 'state');
+    const ref = { module: appUrl, moduleYaml: yamlPath, params: { outTopic: greets } };
+    const logger = new MemoryLogger();
+    let engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+    const ingress = engine.app.ingresses[0]!.connector as unknown as KafkaIngress;
+
+    await eventually('100 greetings committed', async () => (await readCommitted(brokers, [greets], 20_000)).length >= 100, 60_000, 500);
+    const first = await readCommitted(brokers, [greets]);
+    expect(first).toHaveLength(100);
+    // Each id greeted twice, in order, exactly once each.
+    for (const id of ids) {
+      const mine = first.filter((r) => r.key === id).map((r) => r.value!.toString().split(':').slice(0, 2).join(':'));
+      expect(mine).toEqual([`${id}:1`, `${id}:2`]);
+    }
+    expect(first.every((r) => r.headers['greeting-number'] !== undefined)).toBe(true);
+
+    // The bad records are on the dead-letter topic with the reason in headers.
+    const dead = await readCommitted(brokers, [dlt]);
+    expect(dead).toHaveLength(3);
+    expect(dead.map((d) => d.headers['statefn.error.code']).sort()).toEqual(['STATEFN_INGRESS_RECORD_INVALID', 'STATEFN_INGRESS_RECORD_INVALID', 'STATEFN_TYPE_MISMATCH']);
+    expect(dead.every((d) => d.headers['statefn.source.topic'] === names && d.headers['statefn.source.offset'] !== undefined)).toBe(true);
+    expect(ingress.stats.deadLettered).toBe(3);
+
+    // The group's offsets reach the end of the topic once a checkpoint covers everything.
+    const admin = kafka.admin();
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(names);
+    await eventually('group offsets at the end of the topic', async () => {
+      const committed = (await admin.fetchOffsets({ groupId: group, topics: [names] }))[0]!.partitions;
+      return ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high);
+    }, 30_000);
+
+    // A clean stop and restart: nothing read twice, new records continue the counts.
+    await engine.stop();
+    engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+    await produceNames(ids, 3);
+    await eventually('150 greetings committed', async () => (await readCommitted(brokers, [greets], 20_000)).length >= 150, 60_000, 500);
+    await new Promise((r) => setTimeout(r, 1_000)); // a duplicate would show up by now
+    const all = await readCommitted(brokers, [greets]);
+    expect(all).toHaveLength(150);
+    for (const id of ids) {
+      const mine = all.filter((r) => r.key === id).map((r) => r.value!.toString().split(':').slice(0, 2).join(':'));
+      expect(mine).toEqual([`${id}:1`, `${id}:2`, `${id}:3`]);
+    }
+    await engine.stop();
+    await admin.disconnect();
+    await producer.disconnect();
+    expect(logger.errors()).toEqual([]);
+  });
+});
