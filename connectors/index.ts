@@ -12,3 +12,20 @@ export {
 } from './file/file_egress.js';
 export { MemoryIngress, type MemoryIngressOptions } from './memory/memory_ingress.js';
 export { MemoryEgress, type MemoryEgressCondition, type MemoryEgressOptions } from './memory/memory_egress.js';
+export {
+  KafkaIngress,
+  type KafkaIngressOptions,
+  type KafkaIngressRecord,
+  type KafkaIngressStats,
+  type KafkaIngressTopic,
+  type KafkaRouter,
+  type KafkaStartupPosition,
+} from './kafka/kafka_ingress.js';
+export { KafkaEgress, type KafkaDeliverySemantic, type KafkaEgressOptions, type KafkaEgressStats } from './kafka/kafka_egress.js';
+export {
+  KAFKA_PRODUCER_RECORD_TYPENAME,
+  KafkaProducerRecordType,
+  kafkaProducerRecord,
+  type KafkaHeader,
+  type KafkaProducerRecord,
+} from './kafka/kafka_record.js';

@@ -20,5 +20,9 @@ export { Engine, type EngineStats, type FlushInfo } from './runtime/engine.js';
 export type { EngineOptions } from './runtime/engine_options.js';
 export {
   FileEgress, GeneratorIngress, HttpIngress, MemoryEgress, MemoryIngress, StdoutEgress, createRng,
+  KafkaIngress, KafkaEgress, KafkaProducerRecordType, KAFKA_PRODUCER_RECORD_TYPENAME, kafkaProducerRecord,
 } from '../connectors/index.js';
-export type { Rng } from '../connectors/index.js';
+export type {
+  Rng, KafkaIngressOptions, KafkaIngressRecord, KafkaIngressTopic, KafkaRouter, KafkaStartupPosition, KafkaEgressOptions,
+  KafkaDeliverySemantic, KafkaProducerRecord,
+} from '../connectors/index.js';

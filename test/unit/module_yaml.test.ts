@@ -760,3 +760,15 @@ describe('engine config: snapshots', () => {
     expect(() => parseModuleYaml('kind: io.statefn.engine.v1/config\nspec:\n  s3Endpoint: http://127.0.0.1:9000\n', 'module.yaml', {})).toThrow(/s3Endpoint/);
   });
 });
+
+describe('kafka ingress deadLetterTopic (statefn extension)', () => {
+  it('is read when given and absent otherwise', () => {
+    expect(only(parse(KAFKA_INGRESS_HEAD + TOPICS), 'kafka-ingress').deadLetterTopic).toBeUndefined();
+    expect(only(parse(KAFKA_INGRESS_HEAD + '  deadLetterTopic: users-dlq\n' + TOPICS), 'kafka-ingress').deadLetterTopic).toBe('users-dlq');
+  });
+
+  it('must not be a topic the ingress reads', () => {
+    expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: users\n' + TOPICS)).toMatch(/spec\.deadLetterTopic.*also read by this ingress/s);
+    expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: "bad topic"\n' + TOPICS)).toMatch(/spec\.deadLetterTopic/);
+  });
+});
