@@ -222,6 +222,8 @@ function readCache(cacheDir: string): string | undefined {
     return undefined;
   }
   if (!Array.isArray(marker.jars) || marker.jars.length === 0) return undefined;
+  // Caches made before the command-line tools (kafka-tools) were added are resolved again.
+  if (!(marker.jars as unknown[]).some((j) => String(j).startsWith('kafka-tools-') && !String(j).startsWith('kafka-tools-api'))) return undefined;
   const jars = (marker.jars as unknown[]).map((j) => join(cacheDir, 'lib', String(j)));
   if (!jars.every((j) => existsSync(j))) return undefined;
   return jars.join(delimiter);
@@ -253,7 +255,7 @@ async function copyDependencies(dir: string, version: string, extra: Dep[], pin?
   <version>${version}</version>
   <packaging>pom</packaging>
 ${pin !== undefined ? `  <dependencyManagement>\n    <dependencies>\n${dep(pin)}\n    </dependencies>\n  </dependencyManagement>\n` : ''}  <dependencies>
-${[{ g: 'org.apache.kafka', a: 'kafka_2.13', v: version }, ...extra].map(dep).join('\n')}
+${[{ g: 'org.apache.kafka', a: 'kafka_2.13', v: version }, { g: 'org.apache.kafka', a: 'kafka-tools', v: version }, ...extra].map(dep).join('\n')}
   </dependencies>
   <build>
     <plugins>

@@ -122,6 +122,8 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
   private admin: Admin | undefined;
   private consumer: Consumer | undefined;
   private dlq: Producer | undefined;
+  /** Commits the group's offsets (see commitGroupOffsets). */
+  private offsets: Producer | undefined;
   private ctx: IngressContext<RoutedMessage> | undefined;
   private readonly stopping = new AbortController();
   private paused = false;
@@ -417,17 +419,16 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     const snapshot = [...this.next].map(([k, offset]) => ({ ...splitTp(k), offset: String(offset) }));
     this.ctx.whenDurable().then(
       async () => {
-        if (this.stopping.signal.aborted || this.admin === undefined) return;
+        if (this.stopping.signal.aborted) return;
         try {
-          for (const topic of new Set(snapshot.map((x) => x.topic))) {
-            const partitions = snapshot.filter((x) => x.topic === topic).map(({ partition, offset }) => ({ partition, offset }));
-            await this.admin.setOffsets({ groupId: this.opts.consumerGroupId, topic, partitions });
-          }
+          await this.commitGroupOffsets(snapshot);
           this.stats.offsetCommits++;
         } catch (e) {
           // Informational only (the checkpoint holds the truth); the next commit catches up.
           this.ctx?.logger.warn(`${this.where}: committing offsets to group '${this.opts.consumerGroupId}' failed: ${describeKafkaError(e)}`);
           this.dirtySinceCommit = true;
+          await this.offsets?.disconnect().catch(() => {});
+          this.offsets = undefined;
         }
       },
       () => {},
@@ -437,11 +438,36 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     });
   }
 
+  /**
+   * Commit offsets to the configured group without joining it: a transaction holding only the
+   * offsets (TxnOffsetCommit accepts a group that has no members). kafkajs's admin.setOffsets
+   * would join the group as a consumer for every commit.
+   */
+  private async commitGroupOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
+    if (this.offsets === undefined) {
+      const p = this.kafka!.producer({ idempotent: true, maxInFlightRequests: 1, transactionalId: `${this.opts.consumerGroupId}.statefn-offsets`, transactionTimeout: 30_000 });
+      await p.connect();
+      this.offsets = p;
+    }
+    const topics = [...new Set(offsets.map((o) => o.topic))].map((topic) => ({
+      topic,
+      partitions: offsets.filter((o) => o.topic === topic).map(({ partition, offset }) => ({ partition, offset })),
+    }));
+    const tx = await this.offsets.transaction();
+    try {
+      await tx.sendOffsets({ consumerGroupId: this.opts.consumerGroupId, topics });
+      await tx.commit();
+    } catch (e) {
+      if (tx.isActive()) await tx.abort().catch(() => {});
+      throw e;
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopping.abort();
     const closing: Promise<unknown>[] = [];
     if (this.consumer) closing.push(this.consumer.disconnect());
     await Promise.allSettled(closing);
-    await Promise.allSettled([this.dlq?.disconnect(), this.admin?.disconnect()]);
+    await Promise.allSettled([this.dlq?.disconnect(), this.admin?.disconnect(), this.offsets?.disconnect()]);
   }
 }

@@ -23,7 +23,7 @@ function tempDir(prefix: string): string {
   return d;
 }
 
-function moduleYaml(o: { brokers: string; names: string; dlt?: string; group: string; semantic: string }): string {
+function moduleYaml(o: { brokers: string; names: string; dlt?: string; group: string; semantic: string; fetchBytes?: number }): string {
   return `kind: io.statefun.kafka.v1/ingress
 spec:
   id: kt/names
@@ -32,6 +32,7 @@ spec:
   startupPosition:
     type: earliest
   ${o.dlt !== undefined ? `deadLetterTopic: ${o.dlt}` : ''}
+  ${o.fetchBytes !== undefined ? `properties:\n    - max.partition.fetch.bytes: ${o.fetchBytes}` : ''}
   topics:
     - topic: ${o.names}
       valueType: io.statefun.types/string
@@ -140,7 +141,8 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     await createTopics(brokers, [{ topic: names, numPartitions: 2 }, { topic: greets, numPartitions: 2 }]);
     const dir = tempDir('kafka-bp');
     const yamlPath = join(dir, 'module.yaml');
-    writeFileSync(yamlPath, moduleYaml({ brokers: brokers.join(','), names, group, semantic: 'at-least-once' }));
+    // Small fetches, so the ingress sees back-pressure between batches.
+    writeFileSync(yamlPath, moduleYaml({ brokers: brokers.join(','), names, group, semantic: 'at-least-once', fetchBytes: 4096 }));
     const kafka = new Kafka({ clientId: 'statefn-test', brokers, logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -159,16 +161,19 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     );
     const ingress = engine.app.ingresses[0]!.connector as unknown as KafkaIngress;
     const total = ids.length * rounds;
-    await eventually(`${total} greetings`, async () => (await readCommitted(brokers, [greets], 20_000)).length >= total, 90_000, 1_000);
-    const all = await readCommitted(brokers, [greets]);
-    expect(all).toHaveLength(total);
-    for (const id of ids) {
-      const mine = all.filter((r) => r.key === id).map((r) => Number(r.value!.toString().split(':')[1]));
-      expect(mine).toEqual(Array.from({ length: rounds }, (_, k) => k + 1));
+    try {
+      await eventually(`${total} greetings`, async () => (await readCommitted(brokers, [greets], 20_000)).length >= total, 90_000, 1_000);
+      const all = await readCommitted(brokers, [greets]);
+      expect(all).toHaveLength(total);
+      for (const id of ids) {
+        const mine = all.filter((r) => r.key === id).map((r) => Number(r.value!.toString().split(':')[1]));
+        expect(mine).toEqual(Array.from({ length: rounds }, (_, k) => k + 1));
+      }
+      expect(ingress.stats.pauses).toBeGreaterThan(0);
+      expect(ingress.stats.submitted).toBe(total);
+    } finally {
+      await engine.stop();
     }
-    expect(ingress.stats.pauses).toBeGreaterThan(0);
-    expect(ingress.stats.submitted).toBe(total);
-    await engine.stop();
     expect(logger.errors()).toEqual([]);
   });
 });
