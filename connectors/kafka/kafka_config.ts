@@ -3,7 +3,7 @@
  * kafkajs takes a config object. This maps the properties kafkajs has an equivalent for and
  * reports the rest, so a property is never silently ignored.
  */
-import { Kafka, logLevel, type ConsumerConfig, type KafkaConfig, type ProducerConfig, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type ConsumerConfig, type KafkaConfig, type LogEntry, type ProducerConfig, type SASLOptions } from 'kafkajs';
 import type { Logger } from '../../engine/shared/connector_api.js';
 import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
 
@@ -106,8 +106,34 @@ export function reportUnsupported(where: string, s: ClientSettings, logger: Logg
   if (dropped.length > 0) logger.warn(`${where}: properties with no equivalent in the Kafka client (kafkajs), ignored: ${dropped.join(', ')}`);
 }
 
-export function newKafka(s: ClientSettings): Kafka {
-  return new Kafka(s.kafka);
+/** Lines of kafkajs's own log passed on per minute (a broker outage makes it log on every retry). */
+const CLIENT_LOG_LINES_PER_MINUTE = 20;
+
+/**
+ * A kafkajs client whose warnings and errors go to the engine's log (as warnings, prefixed with
+ * `where`, at most 20 lines a minute with a count of what was left out).
+ */
+export function newKafka(s: ClientSettings, where: string, logger: Logger): Kafka {
+  let windowStart = 0;
+  let inWindow = 0;
+  let suppressed = 0;
+  const logCreator = () => ({ level, log }: LogEntry): void => {
+    if (level > logLevel.WARN) return;
+    const now = Date.now();
+    if (now - windowStart > 60_000) {
+      if (suppressed > 0) logger.warn(`${where}: kafkajs: ${suppressed} more client log lines in the last minute were not shown`);
+      windowStart = now;
+      inWindow = 0;
+      suppressed = 0;
+    }
+    if (++inWindow > CLIENT_LOG_LINES_PER_MINUTE) {
+      suppressed++;
+      return;
+    }
+    const { message, error } = log as { message?: string; error?: string };
+    logger.warn(`${where}: kafkajs ${level === logLevel.ERROR ? 'error' : 'warning'}: ${message ?? ''}${error ? ` (${error})` : ''}`);
+  };
+  return new Kafka({ ...s.kafka, logLevel: logLevel.WARN, logCreator });
 }
 
 /** A kafkajs error in one line, with its type (KafkaJSNumberOfRetriesExceeded, ...) and cause. */

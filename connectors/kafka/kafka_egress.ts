@@ -15,7 +15,7 @@
  *   their checkpoint completes); the checkpoint waits until they are acknowledged.
  * - `none`: acks=1 and no retries; a failed send is logged, counted and dropped.
  */
-import type { Admin, Kafka, Message as KafkaMessage, Producer, Transaction } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka, type Message as KafkaMessage, type Producer, type Transaction } from 'kafkajs';
 import type { EgressConnector, EgressContext, EgressRecord } from '../../engine/shared/connector_api.js';
 import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
 import { clientSettings, describeKafkaError, newKafka, reportUnsupported, type ClientSettings } from './kafka_config.js';
@@ -95,7 +95,7 @@ export class KafkaEgress implements EgressConnector {
   async start(ctx: EgressContext): Promise<void> {
     this.ctx = ctx;
     reportUnsupported(this.where, this.settings, ctx.logger);
-    const kafka = (this.kafka = newKafka(this.settings));
+    const kafka = (this.kafka = newKafka(this.settings, this.where, ctx.logger));
     try {
       if (this.semantic.type === 'exactly-once') {
         const admin = (this.admin = kafka.admin());
@@ -110,6 +110,7 @@ export class KafkaEgress implements EgressConnector {
       } else {
         const atLeastOnce = this.semantic.type === 'at-least-once';
         this.producer = kafka.producer({
+          createPartitioner: Partitioners.DefaultPartitioner,
           ...this.settings.producer,
           idempotent: atLeastOnce,
           ...(atLeastOnce ? { maxInFlightRequests: 1 } : {}),
@@ -133,6 +134,7 @@ export class KafkaEgress implements EgressConnector {
     if (this.semantic.type !== 'exactly-once') return;
     await this.producer?.disconnect().catch(() => {});
     this.producer = this.kafka!.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
       ...this.settings.producer,
       idempotent: true,
       maxInFlightRequests: 1,
@@ -145,10 +147,25 @@ export class KafkaEgress implements EgressConnector {
     this.uncertain = false;
   }
 
+  /**
+   * The last committed epoch of this state's lineage: the marker's offset, if its metadata names
+   * the same lineage (another lineage — a wiped or replaced state directory — numbers its
+   * checkpoints anew, so its marker says nothing about ours).
+   */
   private async readMarker(): Promise<number> {
     const res = await this.admin!.fetchOffsets({ groupId: this.markerGroup, topics: [this.markerTopic!] });
-    const offset = Number(res[0]?.partitions.find((p) => p.partition === 0)?.offset ?? -1);
-    return Number.isSafeInteger(offset) && offset >= 0 ? offset : -1;
+    const p = res[0]?.partitions.find((x) => x.partition === 0);
+    const offset = Number(p?.offset ?? -1);
+    if (!Number.isSafeInteger(offset) || offset < 0) return -1;
+    if (p?.metadata !== this.lineage()) {
+      this.ctx?.logger.info(`${this.where}: the last transaction under '${this.transactionalId}' belongs to another state history (checkpoint ${offset}); starting anew`);
+      return -1;
+    }
+    return offset;
+  }
+
+  private lineage(): string {
+    return `statefn-lineage:${this.ctx!.lineage}`;
   }
 
   /** Turn engine records into Kafka messages; a record that is not a KafkaProducerRecord is dead-lettered. */
@@ -222,7 +239,8 @@ export class KafkaEgress implements EgressConnector {
       }
       await tx.sendOffsets({
         consumerGroupId: this.markerGroup,
-        topics: [{ topic: this.markerTopic!, partitions: [{ partition: 0, offset: String(epoch) }] }],
+        // kafkajs passes `metadata` on to TxnOffsetCommit (its typings omit it).
+        topics: [{ topic: this.markerTopic!, partitions: [{ partition: 0, offset: String(epoch), metadata: this.lineage() } as { partition: number; offset: string }] }],
       });
       faultPoint('kafka-before-commit', epoch);
       await tx.commit();

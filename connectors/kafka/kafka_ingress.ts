@@ -20,7 +20,7 @@
  * the same ingress would both read every partition.
  */
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type Kafka, type Producer } from 'kafkajs';
 import type { IngressConnector, IngressContext, RoutedMessage } from '../../engine/shared/connector_api.js';
 import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
 import { Message } from '../../engine/shared/message.js';
@@ -172,7 +172,7 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
         }
       }
     }
-    const kafka = (this.kafka = newKafka(this.settings));
+    const kafka = (this.kafka = newKafka(this.settings, this.where, ctx.logger));
     const admin = (this.admin = kafka.admin());
     try {
       await admin.connect();
@@ -187,7 +187,7 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     await this.resolveStartOffsets(admin);
 
     if (this.opts.deadLetterTopic !== undefined) {
-      this.dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
+      this.dlq = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
       await this.dlq.connect();
     }
     const isolation = (this.opts.properties?.['isolation.level'] ?? 'read_committed').toLowerCase();
@@ -445,7 +445,7 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
    */
   private async commitGroupOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
     if (this.offsets === undefined) {
-      const p = this.kafka!.producer({ idempotent: true, maxInFlightRequests: 1, transactionalId: `${this.opts.consumerGroupId}.statefn-offsets`, transactionTimeout: 30_000 });
+      const p = this.kafka!.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, transactionalId: `${this.opts.consumerGroupId}.statefn-offsets`, transactionTimeout: 30_000 });
       await p.connect();
       this.offsets = p;
     }

@@ -6,6 +6,7 @@
  * The main thread never blocks: it waits for worker frames with `Atomics.waitAsync` on its
  * doorbell, and parks frames a full ring cannot take (back-pressure then pauses the ingresses).
  */
+import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
@@ -209,9 +210,11 @@ export class Engine {
       if (opts.workers > keyGroups) {
         throw new StatefnError(ErrorCode.CONFIG_INVALID, `workers (${opts.workers}) must be at most keyGroups (${keyGroups})`);
       }
+      // The state's history continues only when the local state does (see Layout.lineage).
+      const lineage = prev?.lineage !== undefined && fromStore === null ? prev.lineage : randomUUID();
       const layout: Layout = prev === undefined
-        ? { version: 1, keyGroups, workers: opts.workers, generation: 0 }
-        : prev.workers === opts.workers ? prev : { version: 1, keyGroups, workers: opts.workers, generation: prev.generation + 1 };
+        ? { version: 1, keyGroups, workers: opts.workers, generation: 0, lineage }
+        : prev.workers === opts.workers ? { ...prev, lineage } : { version: 1, keyGroups, workers: opts.workers, generation: prev.generation + 1, lineage };
       const engine = new Engine(loaded, ref, { ...opts, limits }, layout);
       engine.releaseLock = releaseLock;
       engine.recovered = readCheckpointRecord(opts.stateDir);
@@ -294,6 +297,7 @@ export class Engine {
       await c.start?.({
         logger: this.logger,
         signal: this.ingressControllers.signal,
+        lineage: this.layout.lineage!,
         deadLetter: (r, reason) => this.writeDeadLetter({
           code: (reason as { code?: string }).code ?? ErrorCode.EGRESS_FAILED, error: reason.message, egress: r.egressId, typename: r.message.typename, record: r.message.toJSON(), at: new Date().toISOString(),
         }),

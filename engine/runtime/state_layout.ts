@@ -19,6 +19,14 @@ export interface Layout {
   keyGroups: number;
   workers: number;
   generation: number;
+  /**
+   * Identifies this state's history of checkpoints: kept across restarts and rescaling, new
+   * whenever the state is created or replaced (fresh directory, restore from the snapshot store,
+   * savepoint), since checkpoint numbers then start over or go back. Exactly-once sinks that
+   * remember a committed checkpoint number outside the state directory (the Kafka egress) tie it
+   * to this id.
+   */
+  lineage?: string;
 }
 
 export function readLayout(stateDir: string): Layout | undefined {
@@ -30,7 +38,7 @@ export function readLayout(stateDir: string): Layout | undefined {
   } catch (e) {
     throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not valid JSON (${(e as Error).message}); restore it or move the state directory away`);
   }
-  if (v.version !== 1 || !Number.isInteger(v.keyGroups) || !Number.isInteger(v.workers) || !Number.isInteger(v.generation)) {
+  if (v.version !== 1 || !Number.isInteger(v.keyGroups) || !Number.isInteger(v.workers) || !Number.isInteger(v.generation) || (v.lineage !== undefined && typeof v.lineage !== 'string')) {
     throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not a statefn layout (expected {version: 1, keyGroups, workers, generation})`);
   }
   return v as Layout;

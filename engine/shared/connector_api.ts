@@ -71,6 +71,13 @@ export interface EgressRecord {
 export interface EgressContext {
   readonly logger: Logger;
   readonly signal: AbortSignal;
+  /**
+   * Identifies the history of checkpoints the epochs of `commitEpoch` belong to: the same across
+   * restarts of one state directory, new when the state is created or replaced (then epoch
+   * numbers start over or go back). A sink that stores its committed epoch outside the state
+   * directory must store this with it and treat another lineage's epoch as nothing committed.
+   */
+  readonly lineage: string;
   /** Hand a record the sink cannot write (wrong type, malformed) to the dead-letter egress, counted. */
   deadLetter(record: EgressRecord, reason: Error): void;
 }

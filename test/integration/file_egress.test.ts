@@ -86,7 +86,7 @@ describe('FileEgress', () => {
     const logs: string[] = [];
     const logger = { info: () => {}, warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
     const egress = new FileEgress({ id: 'test/out', path: '/dev/full', bufferBytesMax: 0, writeAttemptsMax: 2 });
-    await egress.start({ logger, signal: new AbortController().signal, deadLetter: () => {} });
+    await egress.start({ logger, signal: new AbortController().signal, deadLetter: () => {}, lineage: 'test' });
     const err = await Promise.resolve(egress.write([str('x')])).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(StatefnError);
     expect((err as StatefnError).code).toBe(ErrorCode.EGRESS_FAILED);

@@ -128,6 +128,18 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
       expect(mine).toEqual([`${id}:1`, `${id}:2`, `${id}:3`]);
     }
     await engine.stop();
+
+    // A wiped state directory is a new history: its checkpoints number from 1 again, and the
+    // egress must not mistake the old history's committed checkpoints for its own.
+    rmSync(stateDir, { recursive: true, force: true });
+    engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+    await eventually('300 greetings committed', async () => (await readCommitted(brokers, [greets], 20_000)).length >= 300, 60_000, 500);
+    const again = await readCommitted(brokers, [greets]);
+    expect(again).toHaveLength(300);
+    expect(again.filter((r) => r.key === 'user7').map((r) => r.value!.toString().split(':').slice(0, 2).join(':'))).toEqual(
+      ['user7:1', 'user7:2', 'user7:3', 'user7:1', 'user7:2', 'user7:3'],
+    );
+    await engine.stop();
     await admin.disconnect();
     await producer.disconnect();
     expect(logger.errors()).toEqual([]);

@@ -130,7 +130,7 @@ describe('Kafka egress, delivery semantic none', () => {
     await createTopics(kafkaBrokers(), [{ topic, numPartitions: 1 }]);
     const egress = new KafkaEgress({ id: 'kp/out', address: kafkaBrokers().join(','), deliverySemantic: { type: 'none' } });
     const dead: EgressRecord[] = [];
-    await egress.start({ logger: new MemoryLogger(), signal: new AbortController().signal, deadLetter: (r) => dead.push(r) });
+    await egress.start({ logger: new MemoryLogger(), signal: new AbortController().signal, deadLetter: (r) => dead.push(r), lineage: 'test' });
     await egress.write([
       { egressId: 'kp/out', message: kafkaProducerRecord({ topic, key: 'a', value: 'one' }) },
       { egressId: 'kp/out', message: Message.of(Types.string, 'not a record') },

@@ -451,7 +451,7 @@ describe('TeeEgress', () => {
     const b = new FakeEgress('x/b');
     const tee = new TeeEgress({ id: ALERTS_EGRESS, targets: [a, b] });
     expect(tee.id).toBe(ALERTS_EGRESS);
-    await tee.start({ logger, signal, deadLetter: () => {} });
+    await tee.start({ logger, signal, deadLetter: () => {}, lineage: 'test' });
     await tee.write([alert(1), alert(2)]);
     await tee.write([alert(3)]);
     await tee.flush();
