@@ -12,6 +12,8 @@
  * that fails with a clear message. statefn also adds environment-variable interpolation
  * (`${VAR}`, `${VAR:-default}`, `$${` for a literal `${`), which StateFun's users asked for.
  */
+import type { KafkaStartupPosition } from '../../connectors/kafka/kafka_ingress.js';
+import type { KafkaDeliverySemantic } from '../../connectors/kafka/kafka_egress.js';
 import { resolve } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
@@ -81,14 +83,7 @@ export interface EndpointDocument {
   readonly transport: HttpTransport;
 }
 
-export type KafkaStartupPosition =
-  | { readonly type: 'earliest' }
-  | { readonly type: 'latest' }
-  | { readonly type: 'group-offsets' }
-  /** Offsets keyed by `topic/partition`. */
-  | { readonly type: 'specific-offsets'; readonly offsets: Readonly<Record<string, number>> }
-  /** Epoch milliseconds: start from the first record with a timestamp at or after it. */
-  | { readonly type: 'date'; readonly date: number };
+export type { KafkaDeliverySemantic, KafkaStartupPosition };
 
 export interface KafkaIngressTopic {
   readonly topic: string;
@@ -114,11 +109,6 @@ export interface KafkaIngressDocument {
   /** statefn extension: the topic for records that cannot be decoded or routed. */
   readonly deadLetterTopic?: string;
 }
-
-export type KafkaDeliverySemantic =
-  | { readonly type: 'exactly-once'; readonly transactionTimeoutMs: number }
-  | { readonly type: 'at-least-once' }
-  | { readonly type: 'none' };
 
 /** `io.statefun.kafka.v1/egress`. */
 export interface KafkaEgressDocument {

@@ -12,7 +12,7 @@ import { Engine } from '../../engine/runtime/engine.js';
 import { Types } from '../../engine/shared/types.js';
 import { startKafkaBroker, type KafkaBroker } from '../../scripts/kafka_broker.js';
 import { MemoryLogger } from '../fixtures/engine_harness.js';
-import { createTopics, eventually, freshGroup, freshTopic, kafkaBrokers, readCommitted, type ReadRecord } from '../fixtures/kafka_test_env.js';
+import { createTopics, eventually, freshGroup, freshTopic, greeterModuleYaml, kafkaBrokers, readCommitted, type ReadRecord } from '../fixtures/kafka_test_env.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const greeterApp = join(repo, 'test', 'fixtures', 'apps', 'kafka_greeter_app.ts');
@@ -30,32 +30,11 @@ function tempDir(prefix: string): string {
 }
 
 /** A StateFun-style application directory: module.yaml (Kafka ingress + exactly-once egress) and index.ts. */
-function appDir(o: { brokers: string; names: string; group: string; txId: string }): string {
+function appDir(o: { brokers: string; names: string; group: string }): string {
   const dir = tempDir('kafka-app');
   writeFileSync(join(dir, 'package.json'), '{"type": "module"}\n');
   writeFileSync(join(dir, 'index.ts'), `export { default } from ${JSON.stringify(greeterApp)};\n`);
-  writeFileSync(join(dir, 'module.yaml'), `kind: io.statefun.kafka.v1/ingress
-spec:
-  id: kt/names
-  address: ${o.brokers}
-  consumerGroupId: ${o.group}
-  startupPosition:
-    type: earliest
-  topics:
-    - topic: ${o.names}
-      valueType: io.statefun.types/string
-      targets: [kt/greeter]
----
-kind: io.statefun.kafka.v1/egress
-spec:
-  id: kt/greets
-  address: ${o.brokers}
-  deliverySemantic:
-    type: exactly-once
-    transactionTimeout: 1min
-  properties:
-    - transactional.id: ${o.txId}
-`);
+  writeFileSync(join(dir, 'module.yaml'), greeterModuleYaml({ ...o, semantic: 'exactly-once' }));
   return dir;
 }
 
@@ -119,7 +98,7 @@ describe('Kafka faults', () => {
     await producer.send({ topic: names, acks: -1, messages: ids.map((id) => ({ key: id, value: str('hello') })) });
     await producer.disconnect();
 
-    const dir = appDir({ brokers: brokers.join(','), names, group, txId: `statefn-test-${group}` });
+    const dir = appDir({ brokers: brokers.join(','), names, group });
     const stateDir = tempDir('kafka-tx-state');
     const args = [dir, '--state-dir', stateDir, '--workers', '2', '--params', JSON.stringify({ outTopic: greets })];
     const killed = await runCli([...args, '--stop-after', '60s'], { STATEFN_FAULT_INJECTION: '1', STATEFN_FAULT_KAFKA_KILL_BEFORE_COMMIT: '1' });
@@ -145,7 +124,7 @@ describe('Kafka faults', () => {
     const greets = freshTopic('greets-br');
     const group = freshGroup('br');
     await createTopics(brokers, [{ topic: names, numPartitions: 3 }, { topic: greets, numPartitions: 2 }]);
-    const dir = appDir({ brokers: broker.bootstrap, names, group, txId: `statefn-test-${group}` });
+    const dir = appDir({ brokers: broker.bootstrap, names, group });
     const stateDir = tempDir('kafka-br-state');
     const logger = new MemoryLogger();
     const engine = await Engine.start(

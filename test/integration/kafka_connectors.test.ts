@@ -11,7 +11,7 @@ import { Engine } from '../../engine/runtime/engine.js';
 import { Types } from '../../engine/shared/types.js';
 import type { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
 import { MemoryLogger } from '../fixtures/engine_harness.js';
-import { createTopics, eventually, freshGroup, freshTopic, kafkaBrokers, readCommitted } from '../fixtures/kafka_test_env.js';
+import { createTopics, eventually, freshGroup, freshTopic, greeterModuleYaml, kafkaBrokers, readCommitted } from '../fixtures/kafka_test_env.js';
 
 const appUrl = new URL('../fixtures/apps/kafka_greeter_app.ts', import.meta.url).href;
 const dirs: string[] = [];
@@ -21,34 +21,6 @@ function tempDir(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), `statefn-${prefix}-`));
   dirs.push(d);
   return d;
-}
-
-function moduleYaml(o: { brokers: string; names: string; dlt?: string; group: string; semantic: string; fetchBytes?: number }): string {
-  return `kind: io.statefun.kafka.v1/ingress
-spec:
-  id: kt/names
-  address: ${o.brokers}
-  consumerGroupId: ${o.group}
-  startupPosition:
-    type: earliest
-  ${o.dlt !== undefined ? `deadLetterTopic: ${o.dlt}` : ''}
-  ${o.fetchBytes !== undefined ? `properties:\n    - max.partition.fetch.bytes: ${o.fetchBytes}` : ''}
-  topics:
-    - topic: ${o.names}
-      valueType: io.statefun.types/string
-      targets:
-        - kt/greeter
----
-kind: io.statefun.kafka.v1/egress
-spec:
-  id: kt/greets
-  address: ${o.brokers}
-  deliverySemantic:
-    type: ${o.semantic}
-    ${o.semantic === 'exactly-once' ? 'transactionTimeout: 1min' : ''}
-  properties:
-    - transactional.id: statefn-test-${o.group}
-`;
 }
 
 describe('Kafka ingress and egress (module.yaml, real broker)', () => {
@@ -61,7 +33,7 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     await createTopics(brokers, [{ topic: names, numPartitions: 3 }, { topic: greets, numPartitions: 2 }, { topic: dlt, numPartitions: 1 }]);
     const dir = tempDir('kafka-conn');
     const yamlPath = join(dir, 'module.yaml');
-    writeFileSync(yamlPath, moduleYaml({ brokers: brokers.join(','), names, dlt, group, semantic: 'exactly-once' }));
+    writeFileSync(yamlPath, greeterModuleYaml({ brokers: brokers.join(','), names, dlt, group, semantic: 'exactly-once' }));
 
     const kafka = new Kafka({ clientId: 'statefn-test', brokers, logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -154,7 +126,7 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const dir = tempDir('kafka-bp');
     const yamlPath = join(dir, 'module.yaml');
     // Small fetches, so the ingress sees back-pressure between batches.
-    writeFileSync(yamlPath, moduleYaml({ brokers: brokers.join(','), names, group, semantic: 'at-least-once', fetchBytes: 4096 }));
+    writeFileSync(yamlPath, greeterModuleYaml({ brokers: brokers.join(','), names, group, semantic: 'at-least-once', fetchBytes: 4096 }));
     const kafka = new Kafka({ clientId: 'statefn-test', brokers, logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
