@@ -1,4 +1,5 @@
 /** What the main thread hands a worker at spawn (structured-clone safe). */
+import type { RemoteEndpoint } from '../engine/remote/endpoint.js';
 import type { EngineLimits } from '../engine/shared/limits.js';
 import type { AppModuleRef } from '../engine/shared/load_app.js';
 import type { SnapshotStoreConfig } from '../engine/snapshot/store_config.js';
@@ -16,6 +17,8 @@ export interface WorkerInit {
   app: AppModuleRef;
   /** Every egress id of the application (including ones module.yaml adds on the main thread). */
   egressIds: string[];
+  /** Remote endpoints of the application (including ones module.yaml adds on the main thread). */
+  remoteEndpoints: RemoteEndpoint[];
   /** This worker's LMDB environment directory. */
   stateDir: string;
   /** Environments of a previous layout to copy this worker's key groups from (rescaling). */

@@ -34,9 +34,16 @@ import { pruneCommitted } from './recovery.js';
 import { undoDbOf, type StateStore, type WriteOp } from './state_store.js';
 import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
 import type { WorkerInit } from './worker_init.js';
+import { endpointFor, endpointUrl, type RemoteEndpoint } from '../engine/remote/endpoint.js';
+import { RemoteHttpClient } from '../engine/remote/http_client.js';
+import { decodeFromFunction, encodeToFunction } from '../engine/remote/protocol.js';
+import { buildRequest, registerSpecs, REMOTE_STATE_SPEC, stageResponse, type RemoteFnState, type RemoteValues } from './remote_batch.js';
 
 /** Messages handled between pushes of what is queued for other workers (a power of two, minus 1). */
 const PEER_FLUSH_EVERY_MASK = 63;
+
+/** Rounds of "incomplete invocation context" a remote batch may take before it fails. */
+const REMOTE_NEGOTIATION_ROUNDS = 4;
 
 /** States encoded and queued per loop step during a flush. */
 const FLUSH_SLICE_STATES = 500;
@@ -56,6 +63,8 @@ interface Cut {
 
 interface FnRuntime {
   spec: FunctionSpec;
+  /** Set for a function type served by a remote endpoint (its state is REMOTE_STATE_SPEC). */
+  remote?: RemoteFnState;
   specs: readonly ValueSpec[];
   specIndex: Map<string, number>;
   Storage: new (inv: Invocation) => object;
@@ -113,6 +122,14 @@ export class WorkerRuntime {
   private flushing: Promise<void> | null = null;
   /** Inputs of async invocations running now and of messages waiting to be retried, by address. */
   private readonly running = new Map<string, Envelope>();
+  /** Remote batches in flight, by address (their messages are part of any checkpoint taken meanwhile). */
+  private readonly remoteRunning = new Map<string, Envelope[]>();
+  /** Addresses of remote functions whose mailbox reached the endpoint's maxNumBatchRequests. */
+  private readonly remoteFull = new Set<string>();
+  private readonly endpoints: readonly RemoteEndpoint[];
+  private readonly remoteClients = new Map<RemoteEndpoint, RemoteHttpClient>();
+  /** Aborts remote calls in flight when the worker stops (their batches are saved and sent again). */
+  private readonly remoteAbort = new AbortController();
   private readonly badFrame = (err: StatefnError): void => this.fatal(err);
   private readonly loopFn = (): void => this.loop();
 
@@ -146,7 +163,10 @@ export class WorkerRuntime {
     }
     // Read the main thread's ring last so internal traffic is preferred under load.
     this.inputs.sort((a, b) => (a.source === this.main ? 1 : 0) - (b.source === this.main ? 1 : 0));
+    this.endpoints = init.remoteEndpoints;
     for (const spec of app.functions.values()) {
+      // A type a remote endpoint serves runs remote (configuration decides, not the code).
+      if (endpointFor(this.endpoints, spec.typename) !== undefined) continue;
       const specs = spec.specs ?? [];
       this.fns.set(spec.typename, {
         spec,
@@ -297,6 +317,8 @@ export class WorkerRuntime {
         // Stop invoking handlers. Once running async invocations have settled (their effects
         // may still send), every other worker gets a mark after everything we sent it.
         this.quiescing = true;
+        // Remote calls in flight are cut short; their batches are saved with the mailboxes.
+        if (this.remoteRunning.size > 0) this.remoteAbort.abort();
         return;
       case ControlOp.QUIESCE_MARK:
         this.quiesceMarks++;
@@ -376,21 +398,155 @@ export class WorkerRuntime {
     targetType: string, targetId: string, callerType: string | null, callerId: string | null,
     typename: string, payload: Payload, attempt: number,
   ): void {
-    const fn = this.fns.get(targetType);
+    const fn = this.fns.get(targetType) ?? this.remoteFn(targetType);
     if (fn === undefined) {
       this.deadLetter({ targetType, targetId, callerType, callerId, typename, payload, attempt },
         new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `no function type '${targetType}' is registered`));
       return;
     }
     if (this.busy.size > 0) {
-      const q = this.busy.get(targetType + '\0' + targetId);
+      const key = targetType + '\0' + targetId;
+      const q = this.busy.get(key);
       if (q !== undefined) {
         q.push({ targetType, targetId, callerType, callerId, typename, payload, attempt });
         this.mailboxed++;
+        if (fn.remote !== undefined && q.length >= fn.remote.endpoint.maxNumBatchRequests) this.remoteFull.add(key);
         return;
       }
     }
-    this.invoke(fn, { targetType, targetId, callerType, callerId, typename, payload, attempt });
+    const env = { targetType, targetId, callerType, callerId, typename, payload, attempt };
+    if (fn.remote !== undefined) this.startRemoteBatch(fn, targetType + '\0' + targetId, [env]);
+    else this.invoke(fn, env);
+  }
+
+  // ---- remote functions ----
+
+  /** The runtime of a function type a remote endpoint serves (made on its first message), or undefined. */
+  private remoteFn(typename: string): FnRuntime | undefined {
+    const endpoint = endpointFor(this.endpoints, typename);
+    if (endpoint === undefined) return undefined;
+    const specs = [REMOTE_STATE_SPEC];
+    const fn: FnRuntime = {
+      spec: { typename, specs, handler: () => { throw new StatefnError(ErrorCode.INVARIANT, `remote function ${typename} invoked as embedded`); } },
+      remote: { typename, endpoint, url: endpointUrl(endpoint, typename), specs: new Map() },
+      specs,
+      specIndex: new Map([[REMOTE_STATE_SPEC.name, 0]]),
+      Storage: storageClass(specs),
+      hasCallTtl: false,
+      cache: new Map(),
+    };
+    this.fns.set(typename, fn);
+    return fn;
+  }
+
+  private remoteClient(e: RemoteEndpoint): RemoteHttpClient {
+    let c = this.remoteClients.get(e);
+    if (c === undefined) this.remoteClients.set(e, (c = new RemoteHttpClient(e)));
+    return c;
+  }
+
+  /** Send `envs` (this address's waiting messages, in order) to the function as one batch. */
+  private startRemoteBatch(fn: FnRuntime, key: string, envs: Envelope[]): void {
+    if (!this.busy.has(key)) this.busy.set(key, []);
+    this.remoteRunning.set(key, envs);
+    this.asyncInFlight++;
+    this.runRemoteBatch(fn, envs).then(
+      () => {
+        this.asyncInFlight--;
+        this.remoteRunning.delete(key);
+        this.stats.add(this.self, Stat.processed, envs.length);
+        this.nextRemoteBatch(fn, key);
+        this.kick();
+      },
+      (e: unknown) => {
+        this.asyncInFlight--;
+        this.remoteRunning.delete(key);
+        this.remoteFailed(fn, key, envs, e);
+        this.kick();
+      },
+    );
+  }
+
+  /** Call the function (negotiating missing state first), then commit the reply like an embedded invocation. */
+  private async runRemoteBatch(fn: FnRuntime, envs: Envelope[]): Promise<void> {
+    const remote = fn.remote!;
+    const first = envs[0]!;
+    const st = this.loadState(fn, first.targetType, first.targetId);
+    const client = this.remoteClient(remote.endpoint);
+    for (let round = 1; round <= REMOTE_NEGOTIATION_ROUNDS; round++) {
+      const values = st.values[0] as RemoteValues | undefined;
+      const sent = new Set(remote.specs.keys());
+      const body = encodeToFunction(buildRequest(remote, first.targetId, values, envs, this.clock.now()));
+      this.stats.add(this.self, Stat.remoteCalls, 1);
+      this.stats.add(this.self, Stat.remoteBatched, envs.length);
+      const retriesBefore = client.stats.retries;
+      let reply;
+      try {
+        reply = decodeFromFunction(await client.call(remote.url, body, this.remoteAbort.signal));
+      } finally {
+        this.stats.add(this.self, Stat.remoteRetries, client.stats.retries - retriesBefore);
+      }
+      if (reply.kind === 'incomplete') {
+        registerSpecs(remote, reply.missingValues, sent);
+        continue;
+      }
+      if (this.stopped) return;
+      const now = this.clock.now();
+      const inv = new Invocation({ typename: first.targetType, id: first.targetId }, undefined, st, fn.specs, fn.Storage, this.clock, now);
+      if (reply.kind === 'result') stageResponse(remote, inv.self, st.values[0] as RemoteValues | undefined, reply.result, inv, now);
+      inv.closed = true;
+      this.commit(fn, inv, now);
+      return;
+    }
+    throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${first.targetType}/${first.targetId}: the function still answered "incomplete invocation context" after ${REMOTE_NEGOTIATION_ROUNDS} rounds`);
+  }
+
+  /** The batch is done: send what waited meanwhile as the next batch (up to maxNumBatchRequests). */
+  private nextRemoteBatch(fn: FnRuntime, key: string): void {
+    const q = this.busy.get(key);
+    if (q === undefined) return;
+    if (this.quiescing || this.stopped) return; // keep the mailbox; it is saved at shutdown
+    if (q.length === 0) {
+      this.busy.delete(key);
+      this.remoteFull.delete(key);
+      return;
+    }
+    const max = fn.remote!.endpoint.maxNumBatchRequests;
+    const batch = q.length <= max ? q.splice(0) : q.splice(0, max);
+    this.mailboxed -= batch.length;
+    if (q.length < max) this.remoteFull.delete(key);
+    this.startRemoteBatch(fn, key, batch);
+  }
+
+  /**
+   * A batch failed for good (its call after retries, a malformed reply, a reply whose effects are
+   * invalid). The endpoint's policy decides: dead-letter its messages and go on, or fail the
+   * worker so the engine restores the last checkpoint and sends the batch again.
+   */
+  private remoteFailed(fn: FnRuntime, key: string, envs: Envelope[], e: unknown): void {
+    if (this.stopped) return;
+    if (this.quiescing && this.remoteAbort.signal.aborted) {
+      // Stopping: the call was cut short; the batch waits at the head of its mailbox and is saved.
+      const q = this.busy.get(key) ?? [];
+      q.unshift(...envs);
+      this.busy.set(key, q);
+      this.mailboxed += envs.length;
+      return;
+    }
+    this.stats.add(this.self, Stat.remoteFailures, 1);
+    const endpoint = fn.remote!.endpoint;
+    const info = errorInfo(e);
+    const err = new StatefnError(
+      isStatefnError(e) ? e.code : ErrorCode.REMOTE_FAILED,
+      `remote function ${envs[0]!.targetType}/${envs[0]!.targetId} (endpoint ${fn.remote!.url.text}, ${endpoint.source}): batch of ${envs.length} message(s) failed: ${info.message}`,
+      { cause: e },
+    );
+    if (endpoint.onFailure === 'restore') {
+      this.fatal(err);
+      return;
+    }
+    for (const env of envs) this.deadLetter(env, err);
+    this.nextRemoteBatch(fn, key);
   }
 
   private loadState(fn: FnRuntime, fnType: string, id: string): AddressState {
@@ -579,6 +735,10 @@ export class WorkerRuntime {
 
   /** The invocation for env's address is over: run the next waiting message, if any. */
   private release(fn: FnRuntime, env: Envelope): void {
+    if (fn.remote !== undefined) {
+      this.nextRemoteBatch(fn, env.targetType + '\0' + env.targetId);
+      return;
+    }
     if (this.busy.size === 0) return;
     const key = env.targetType + '\0' + env.targetId;
     const q = this.busy.get(key);
@@ -683,8 +843,8 @@ export class WorkerRuntime {
     // The dirty set (state changed since the last checkpoint) waits in memory for the next
     // barrier: bound it too, so a slow or stuck checkpoint pauses ingress instead of growing it.
     const dirty = this.dirty.length;
-    const on = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax || dirty > L.dirtyEntriesMax;
-    const off = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax && dirty <= L.dirtyEntriesMax / 2;
+    const on = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax || dirty > L.dirtyEntriesMax || this.remoteFull.size > 0;
+    const off = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax && dirty <= L.dirtyEntriesMax / 2 && this.remoteFull.size === 0;
     if (!this.pressured && on) {
       this.pressured = true;
       this.stats.setPressure(this.self, true);
@@ -753,6 +913,7 @@ export class WorkerRuntime {
   private unhandledMessages(): unknown[] {
     const out: unknown[] = [];
     for (const e of this.running.values()) out.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
+    for (const b of this.remoteRunning.values()) for (const e of b) out.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
     for (const q of this.busy.values()) for (const e of q) out.push(e.targetType, e.targetId, e.callerType, e.callerId, e.typename, e.payload);
     const p = this.pending;
     for (let h = this.pendingHead; h < p.length; h++) out.push(p[h]);

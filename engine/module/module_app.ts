@@ -83,11 +83,22 @@ export function applyModuleDocuments(app: App, docs: readonly ModuleDocument[]):
         }));
         break;
       case 'endpoint':
-        throw new StatefnError(
-          ErrorCode.MODULE_KIND_UNSUPPORTED,
-          `${where(d)}: this kind is parsed and validated, but not supported by this version of statefn yet ` +
-            '(remote HTTP functions come in the next release); remove the document to start without it',
-        );
+        if (d.transport.tls !== undefined) {
+          throw new StatefnError(ErrorCode.MODULE_KIND_UNSUPPORTED, `${where(d)}: transport TLS settings (trust_cacerts, client_cert, client_key) are not supported yet; use an https URL with a certificate Node trusts (NODE_EXTRA_CA_CERTS), or remove them`);
+        }
+        app.remote({
+          functions: d.functions,
+          urlPathTemplate: d.urlPathTemplate,
+          maxNumBatchRequests: d.maxNumBatchRequests,
+          callTimeoutMs: d.transport.callMs,
+          connectTimeoutMs: d.transport.connectMs,
+          poolSize: d.transport.poolSize,
+          poolTtlMs: d.transport.poolTtlMs,
+          payloadMaxBytes: d.transport.payloadMaxBytes,
+          onFailure: d.onFailure,
+          source: `${d.source.file}:${d.source.line}`,
+        });
+        break;
       default: {
         const never: never = d;
         throw new StatefnError(ErrorCode.INVARIANT, `unhandled module document ${JSON.stringify(never)}`);

@@ -81,6 +81,8 @@ export interface EndpointDocument {
   /** Messages queued per address while a request is in flight before back-pressure. */
   readonly maxNumBatchRequests: number;
   readonly transport: HttpTransport;
+  /** statefn extension: `dead-letter` (default) or `restore` (fail and restore the last checkpoint). */
+  readonly onFailure: 'dead-letter' | 'restore';
 }
 
 export type { KafkaDeliverySemantic, KafkaStartupPosition };
@@ -889,8 +891,8 @@ function parseUrlTemplate(r: Reader, node: YNode, path: string): string {
 function parseEndpoint(r: Reader, spec: YMap, version: 'v1' | 'v2'): Parsed {
   const allowed =
     version === 'v1'
-      ? ['functions', 'urlPathTemplate', 'maxNumBatchRequests', 'timeouts']
-      : ['functions', 'urlPathTemplate', 'maxNumBatchRequests', 'transport'];
+      ? ['functions', 'urlPathTemplate', 'maxNumBatchRequests', 'timeouts', 'onFailure']
+      : ['functions', 'urlPathTemplate', 'maxNumBatchRequests', 'transport', 'onFailure'];
   const hints: Record<string, string> =
     version === 'v1'
       ? { transport: `'transport' is read only by ${MODULE_KINDS.endpointV2}; change the kind, or move the timeouts to spec.timeouts` }
@@ -914,6 +916,12 @@ function parseEndpoint(r: Reader, spec: YMap, version: 'v1' | 'v2'): Parsed {
     transport = t === undefined ? defaultAsyncTransport() : parseTransport(r, r.map(t.value, 'spec.transport', 'the transport settings'), 'spec.transport');
   }
 
+  // statefn extension: what happens to a batch whose call failed after its retries.
+  const failEntry = spec.entries.get('onFailure');
+  const onFailure = failEntry
+    ? r.oneOf(failEntry.value, 'spec.onFailure', 'what happens to a batch whose call failed after its retries', ['dead-letter', 'restore'] as const)
+    : 'dead-letter';
+
   const doc: EndpointDocument = {
     kind: 'endpoint',
     source: r.ctx.source,
@@ -922,6 +930,7 @@ function parseEndpoint(r: Reader, spec: YMap, version: 'v1' | 'v2'): Parsed {
     urlPathTemplate,
     maxNumBatchRequests,
     transport,
+    onFailure,
   };
   return { doc, ctx: r.ctx, idPos: functionsEntry.value.pos };
 }

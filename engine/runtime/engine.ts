@@ -72,6 +72,8 @@ export interface EngineStats {
   /** How long the checkpoint under way has taken so far (0 when none). */
   checkpointPendingMs: number;
   lastFlush: FlushInfo | undefined;
+  /** Remote functions: requests sent (negotiation rounds included), messages they carried, attempts repeated, batches failed for good. */
+  remote: { calls: number; batched: number; retries: number; failures: number };
 }
 
 /** Where the worker entry point is, and how to start it (from source under tsx, or compiled). */
@@ -255,7 +257,7 @@ export class Engine {
     for (let w = 0; w < n; w++) {
       const init: WorkerInit = {
         index: w, workers: n, keyGroups: this.layout.keyGroups, limits: this.options.limits, rings,
-        doorbells: this.doorbells.buffer, stats: this.statsBlock.buffer, app: this.appRef, egressIds: [...this.app.egresses.keys()],
+        doorbells: this.doorbells.buffer, stats: this.statsBlock.buffer, app: this.appRef, egressIds: [...this.app.egresses.keys()], remoteEndpoints: this.app.endpoints,
         stateDir: envDir(this.options.stateDir, this.layout.generation, w), migrateFrom,
         clock: this.options.clock?.buffer ?? null,
         recoverEpoch: this.epoch,
@@ -355,7 +357,7 @@ export class Engine {
       signal: this.ingressControllers.signal,
       logger: this.logger,
       reject: (record, reason) => this.rejectRecord(id, record, reason),
-      hasFunction: (typename) => this.app.functions.has(typename),
+      hasFunction: (typename) => this.app.hasFunction(typename),
       whenDurable: () => this.whenDurable(),
     };
   }
@@ -374,7 +376,7 @@ export class Engine {
         return;
       }
     }
-    if (!this.app.functions.has(to.typename)) {
+    if (!this.app.hasFunction(to.typename)) {
       this.rejectRecord(ingressId, record, new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `ingress ${ingressId}: no function type '${to.typename}' is registered`));
       return;
     }
@@ -756,6 +758,7 @@ export class Engine {
       backPressured: !this.writable() && this.state === 'running',
       checkpointPendingMs: this.flushInFlight === undefined ? 0 : Date.now() - this.flushInFlight.started,
       lastFlush: this.flushes[this.flushes.length - 1],
+      remote: { calls: s.sum(Stat.remoteCalls), batched: s.sum(Stat.remoteBatched), retries: s.sum(Stat.remoteRetries), failures: s.sum(Stat.remoteFailures) },
     };
   }
 

@@ -4,6 +4,7 @@
  * connectors) and in every worker (which uses the functions), so registering must have no side
  * effects beyond building this object.
  */
+import { endpointFor, remoteEndpoint, type RemoteEndpoint } from '../remote/endpoint.js';
 import { checkTypeName } from './address.js';
 import type { EgressConnector, IngressConnector, Router } from './connector_api.js';
 import { ErrorCode, StatefnError } from './errors.js';
@@ -16,6 +17,8 @@ export interface IngressRegistration {
 
 export class App {
   readonly functions = new Map<string, FunctionSpec>();
+  /** Remote endpoints (StateFun's HTTP request-reply protocol); they take precedence over embedded functions of the types they serve. */
+  readonly endpoints: RemoteEndpoint[] = [];
   readonly ingresses: IngressRegistration[] = [];
   readonly egresses = new Map<string, EgressConnector>();
   /** Engine options the app asks for (the CLI and `Engine` options override them). */
@@ -55,6 +58,25 @@ export class App {
     }
     this.functions.set(spec.typename, spec as unknown as FunctionSpec);
     return this;
+  }
+
+  /**
+   * Serve function types (`namespace/name` or `namespace/*`) from a remote endpoint over StateFun's
+   * HTTP request-reply protocol: `app.remote({ functions: 'example/*', urlPathTemplate:
+   * 'http://localhost:8000/statefun' })`. An embedded function of a type an endpoint serves is not
+   * used, so one codebase runs embedded or remote by configuration alone.
+   */
+  remote(endpoint: Partial<RemoteEndpoint> & Pick<RemoteEndpoint, 'functions' | 'urlPathTemplate'>): this {
+    const e = remoteEndpoint(endpoint);
+    const dup = this.endpoints.find((x) => x.functions === e.functions);
+    if (dup !== undefined) throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint for '${e.functions}' (${e.source}) is declared twice (also ${dup.source})`);
+    this.endpoints.push(e);
+    return this;
+  }
+
+  /** True if messages to `typename` can be delivered: a remote endpoint serves it, or it is registered embedded. */
+  hasFunction(typename: string): boolean {
+    return this.functions.has(typename) || endpointFor(this.endpoints, typename) !== undefined;
   }
 
   /** Register an ingress and, unless its records are already routed messages, its router. */

@@ -46,6 +46,10 @@ export const ErrorCode = {
   KAFKA_FAILED: 'STATEFN_KAFKA_FAILED',
   /** A Kafka topic a connector needs does not exist. Terminal until the topic is created. */
   KAFKA_TOPIC_MISSING: 'STATEFN_KAFKA_TOPIC_MISSING',
+  /** A call to a remote function failed after its retries (network, timeout, HTTP status). */
+  REMOTE_FAILED: 'STATEFN_REMOTE_FAILED',
+  /** A remote function's reply is not valid StateFun request-reply protobuf. */
+  REMOTE_PROTOCOL: 'STATEFN_REMOTE_PROTOCOL',
   /** An internal invariant failed: a bug in statefn. */
   INVARIANT: 'STATEFN_INVARIANT',
 } as const;

@@ -19,9 +19,13 @@ export const Stat = {
   flushedEpoch: 11, // last epoch flushed
   failures: 12, // handler attempts that threw
   ingested: 13, // (main) records accepted from ingresses
+  remoteCalls: 14, // requests sent to remote functions (negotiation rounds included)
+  remoteBatched: 15, // messages carried by those requests
+  remoteRetries: 16, // attempts repeated after a failed one
+  remoteFailures: 17, // batches whose call failed after its retries
 } as const;
 
-const ROW = 16;
+const ROW = 20;
 
 export class StatsBlock {
   private readonly f64: Float64Array;

@@ -11,6 +11,7 @@ import { Xoshiro128 } from '../../connectors/generator/rng.js';
 import { Kafka, logLevel } from 'kafkajs';
 import { COMMANDS_INGRESS, INSTANCES_DEFAULT, OUT_EGRESS, VERIFY_INGRESS, instanceId, makeCommandRecord, type CommandAppKafka, type CommandAppParams } from '../fixtures/apps/command_app.js';
 import { createTopics, readCommitted } from '../fixtures/kafka_io.js';
+import { startJsService, type RemoteService } from '../fixtures/remote/services.js';
 import { egressKey, runModel, type Expected } from './model.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -68,6 +69,12 @@ export interface CrashOptions {
    * read back with a read_committed consumer.
    */
   kafka?: { brokers: string[] };
+  /**
+   * Remote mode (env CRASH_REMOTE=1): the interpreter runs in a function service written with
+   * StateFun's official JS SDK (test/fixtures/remote/js_functions.mjs) behind HTTP; the harness
+   * also kills (SIGKILL) and restarts that service at every other interruption.
+   */
+  remote?: boolean;
 }
 
 export interface CrashResult {
@@ -227,7 +234,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const interruptMaxMs = o.interruptMaxMs ?? (mode === 'clean' ? 1500 : 4000);
   // Spread the records over the interruption phase so every interruption hits a busy engine.
   const ratePerSec = o.ratePerSec ?? Math.max(1, Math.ceil(count / ((interruptions * interruptMaxMs * 0.5) / 1000)));
-  const rerun = `${o.kafka ? `CRASH_KAFKA_BROKERS=${o.kafka.brokers.join(',')} ` : ''}CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
+  const rerun = `${o.kafka ? `CRASH_KAFKA_BROKERS=${o.kafka.brokers.join(',')} ` : ''}${o.remote ? 'CRASH_REMOTE=1 ' : ''}CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
   const eng = engineRoot(o.engineRoot ?? (process.env.CRASH_ENGINE_ROOT || undefined));
   const stateDir = mkdtempSync(join(tmpdir(), `statefn-crash-${mode}-${seed}-`));
   const outPath = join(stateDir, 'out.jsonl');
@@ -242,6 +249,11 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     verifyTopic = `statefn-crash-verify-${tag}`;
     await createTopics(brokers, [{ topic: kafka.inTopic, numPartitions: 4 }, { topic: kafka.outTopic, numPartitions: 3 }, { topic: verifyTopic, numPartitions: 1 }]);
     params.kafka = kafka;
+  }
+  let service: RemoteService | undefined;
+  if (o.remote === true) {
+    service = await startJsService();
+    params.remoteUrl = service.url;
   }
   log(`seed=${seed} mode=${mode} instances=${instances} count=${count} interruptions=${interruptions} ratePerSec=${ratePerSec} stateDir=${stateDir} engine=${eng.root}${kafka ? ` kafka=${kafka.brokers} in=${kafka.inTopic} out=${kafka.outTopic}` : ''}`);
 
@@ -267,10 +279,21 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const signal: NodeJS.Signals = mode === 'kill' ? 'SIGKILL' : 'SIGINT';
   for (let k = 0; k < interruptions; k++) {
     const after = 20 + schedule.int(interruptMaxMs - 20);
+    // Remote mode: at every other run the function service crashes as the engine starts and
+    // comes back 700 ms later on the same port (calls meanwhile fail and are retried).
+    let serviceBack: Promise<RemoteService> | undefined;
+    if (service !== undefined && k % 2 === 1) {
+      const port = service.port;
+      service.kill();
+      await service.exited;
+      serviceBack = new Promise((res) => setTimeout(res, 700)).then(() => startJsService({ port }));
+      log(`interruption ${k + 1}: the remote function service is killed and restarts in 700 ms`);
+    }
     const r = await runEngine(eng, stateDir, params, workers, mode === 'worker'
       ? { workerKillAfterMs: after, interruptAfterMs: 20 + schedule.int(1000) }
       : { interruptAfterMs: after, signal });
     if (mode === 'worker' && !r.stderr.includes('running again with')) problems.push(`interruption run ${k + 1}: no in-process restore after the worker kill:\n${r.stderr.slice(-2000)}`);
+    if (serviceBack !== undefined) service = await serviceBack;
     record(`interruption ${k + 1} (${signal} after ${after} ms)`, r);
     const pos = consumed(readPositions(stateDir)[COMMANDS_INGRESS]) ?? '?';
     log(`interruption ${k + 1}/${interruptions}: ${signal} ${after} ms after start -> ${r.stopped ? `stopped cleanly, processed ${r.stopped.processed}` : `exit code=${r.code} signal=${r.signal}`}; generator position ${pos}/${count}`);
@@ -409,6 +432,7 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     }
   }
 
+  await service?.stop();
   const ok = problems.length === 0;
   let report: string;
   if (ok) {
@@ -453,6 +477,7 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   if (workers !== undefined) o.workers = workers;
   const kafkaBrokers = process.env.CRASH_KAFKA_BROKERS;
   if (kafkaBrokers) o.kafka = { brokers: kafkaBrokers.split(',') };
+  if (process.env.CRASH_REMOTE === '1') o.remote = true;
   const r = await runCrashTest(o);
   process.exitCode = r.ok ? 0 : 1;
 }

@@ -30,7 +30,7 @@ describe('flush window', () => {
     const stateDir = dirs.make('flush-window');
     const init: WorkerInit = {
       index: 0, workers: 1, keyGroups: 16, limits, rings, doorbells, stats, app: appRef,
-      egressIds: [...app.egresses.keys()], stateDir, migrateFrom: [], clock: null, recoverEpoch: 0, restoreFrom: null,
+      egressIds: [...app.egresses.keys()], remoteEndpoints: [], stateDir, migrateFrom: [], clock: null, recoverEpoch: 0, restoreFrom: null,
     };
     const store = new StateStore(stateDir);
     const rt = new WorkerRuntime(init, app, store, systemClock, () => {});

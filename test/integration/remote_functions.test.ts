@@ -1,0 +1,139 @@
+// Remote functions served by StateFun's official JavaScript SDK (apache-flink-statefun 3.3.0),
+// called by statefn's runtime over the request-reply protocol: state negotiation on the first
+// call, state across calls and restarts, delayed messages and cancellation, TTL, batching under
+// a slow function, and functions that fail, hang or answer garbage.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../engine/runtime/engine.js';
+import { Message } from '../../engine/shared/message.js';
+import { Types } from '../../engine/shared/types.js';
+import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { MemoryLogger, TempDirs, egressOf, ingressOf } from '../fixtures/engine_harness.js';
+import { startBadService, startJsService, type RemoteService } from '../fixtures/remote/services.js';
+import type { RemoteAppParams } from '../fixtures/apps/remote_app.js';
+
+const appUrl = new URL('../fixtures/apps/remote_app.ts', import.meta.url).href;
+const dirs = new TempDirs();
+let js: RemoteService;
+beforeAll(async () => {
+  js = await startJsService();
+}, 120_000);
+afterAll(async () => {
+  await js?.stop();
+  dirs.removeAll();
+});
+
+const msg = (typename: string, id: string, s: string): RoutedMessage => ({ to: { typename, id }, message: Message.of(Types.string, s) });
+const strings = (e: ReturnType<typeof egressOf>): string[] => e.records.map((r) => r.message.asString());
+
+async function start(params: RemoteAppParams, stateDir = dirs.make('remote')): Promise<{ engine: Engine; stateDir: string; logger: MemoryLogger }> {
+  const logger = new MemoryLogger();
+  const engine = await Engine.start({ module: appUrl, params }, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+  return { engine, stateDir, logger };
+}
+
+describe('remote functions (official JS SDK)', () => {
+  it('negotiates state on the first call and keeps it across calls and a restart', async () => {
+    const { engine, stateDir, logger } = await start({ url: js.url });
+    const greets = egressOf(engine, 'remote-test/greets');
+    ingressOf(engine, 'rt/in').push(msg('remote-test/greeter', 'alice', 'hi'), msg('remote-test/greeter', 'bob', 'hi'), msg('remote-test/greeter', 'alice', 'hi'));
+    await greets.waitFor(3, 30_000).catch((e: unknown) => {
+      throw new Error(`${(e as Error).message}\n${JSON.stringify(logger.lines.slice(-10))}`);
+    });
+    expect(strings(greets).sort()).toEqual(['Hello alice, seen 1', 'Hello alice, seen 2', 'Hello bob, seen 1']);
+    await engine.stop();
+
+    const again = await start({ url: js.url }, stateDir);
+    const greets2 = egressOf(again.engine, 'remote-test/greets');
+    ingressOf(again.engine, 'rt/in').push(msg('remote-test/greeter', 'alice', 'hi'));
+    await greets2.waitFor(1, 30_000);
+    expect(strings(greets2)).toEqual(['Hello alice, seen 3']);
+    await again.engine.stop();
+  });
+
+  it('delayed messages fire, cancelled ones do not', async () => {
+    const { engine } = await start({ url: js.url });
+    const out = egressOf(engine, 'remote-test/delayed-out');
+    const input = ingressOf(engine, 'rt/in');
+    input.push(msg('remote-test/delayed', 'd', 'schedule:t1:300'), msg('remote-test/delayed', 'd', 'schedule:t2:400'));
+    input.push(msg('remote-test/delayed', 'd', 'cancel:t2'));
+    await out.waitFor(1, 20_000);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(strings(out)).toEqual(['fired:t1']);
+    await engine.stop();
+  });
+
+  it('expires state after its TTL (expireAfterWrite)', async () => {
+    const { engine } = await start({ url: js.url });
+    const out = egressOf(engine, 'remote-test/ttl-out');
+    const input = ingressOf(engine, 'rt/in');
+    input.push(msg('remote-test/ttl', 'x', 'set:v1'));
+    await out.waitFor(1, 20_000);
+    input.push(msg('remote-test/ttl', 'x', 'get'));
+    await out.waitFor(2, 20_000);
+    await new Promise((r) => setTimeout(r, 2_300)); // the service's TTL is 2 s
+    input.push(msg('remote-test/ttl', 'x', 'get'));
+    await out.waitFor(3, 20_000);
+    expect(strings(out)).toEqual(['read none', 'read v1', 'read none']);
+    await engine.stop();
+  });
+
+  it('batches the messages that queue while a slow call is in flight, and other addresses go on meanwhile', async () => {
+    const { engine } = await start({ url: js.url });
+    const slow = egressOf(engine, 'remote-test/slow-out');
+    const greets = egressOf(engine, 'remote-test/greets');
+    const input = ingressOf(engine, 'rt/in');
+    input.push(msg('remote-test/slow', 's1', '300'));
+    await new Promise((r) => setTimeout(r, 100));
+    input.push(...Array.from({ length: 20 }, () => msg('remote-test/slow', 's1', '1')));
+    input.push(msg('remote-test/slow', 's2', '3000'));
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    input.push(msg('remote-test/greeter', 'fast', 'hi'));
+    await greets.waitFor(1, 20_000);
+    expect(Date.now() - t0).toBeLessThan(2_000); // not behind s2's 3 s call
+    await slow.waitFor(22, 30_000);
+    const s1 = strings(slow).filter((x) => x.startsWith('s1 '));
+    expect(s1).toHaveLength(21);
+    // The 20 queued messages went out together: positions 1..20 of one batch.
+    expect(Math.max(...s1.map((x) => Number(/#(\d+)/.exec(x)![1])))).toBe(20);
+    const stats = engine.stats();
+    expect(stats.remote.batched / stats.remote.calls).toBeGreaterThan(1);
+    await engine.stop();
+  });
+
+  for (const mode of ['status500', 'hang', 'garbage'] as const) {
+    it(`a function that ${mode === 'status500' ? 'answers 500' : mode === 'hang' ? 'hangs' : 'answers garbage'}: its messages are dead-lettered with the endpoint and the reason, others go on`, async () => {
+      const bad = await startBadService(mode);
+      try {
+        const { engine, logger } = await start({ url: bad.url, callTimeoutMs: 1_500 });
+        ingressOf(engine, 'rt/in').push(msg('remote-test/greeter', 'victim', 'hi'));
+        const why = mode === 'status500' ? /HTTP 500/ : mode === 'hang' ? /no response within/ : /STATEFN_REMOTE_PROTOCOL|not valid|malformed|decode/i;
+        const deadline = Date.now() + 20_000;
+        let line: string | undefined;
+        while (line === undefined && Date.now() < deadline) {
+          line = logger.lines.map((l) => l.msg).find((m) => m.includes('dead letter') && m.includes('remote-test/greeter/victim'));
+          if (line === undefined) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(line, JSON.stringify(logger.lines)).toBeDefined();
+        expect(line).toContain(bad.url);
+        expect(line).toMatch(why);
+        expect(engine.stats().remote.failures).toBeGreaterThanOrEqual(1);
+        await engine.stop();
+      } finally {
+        await bad.stop();
+      }
+    });
+  }
+
+  it("onFailure 'restore' fails the engine (to restore the last checkpoint) instead of dead-lettering", async () => {
+    const bad = await startBadService('status500');
+    try {
+      const { engine } = await start({ url: bad.url, callTimeoutMs: 1_000, onFailure: 'restore' });
+      ingressOf(engine, 'rt/in').push(msg('remote-test/greeter', 'v', 'hi'));
+      await expect(engine.failed()).rejects.toThrow(/HTTP 500/);
+      await engine.tornDown();
+    } finally {
+      await bad.stop();
+    }
+  });
+});
