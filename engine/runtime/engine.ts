@@ -7,6 +7,7 @@
  * doorbell, and parks frames a full ring cannot take (back-pressure then pauses the ingresses).
  */
 import { randomUUID } from 'node:crypto';
+import { endpointFor } from '../remote/endpoint.js';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
@@ -218,6 +219,10 @@ export class Engine {
         ? { version: 1, keyGroups, workers: opts.workers, generation: 0, lineage }
         : prev.workers === opts.workers ? { ...prev, lineage } : { version: 1, keyGroups, workers: opts.workers, generation: prev.generation + 1, lineage };
       const engine = new Engine(loaded, ref, { ...opts, limits }, layout);
+      for (const e of loaded.endpoints) {
+        const embedded = [...loaded.functions.keys()].filter((t) => endpointFor(loaded.endpoints, t) === e);
+        opts.logger.info(`remote endpoint ${e.urlPathTemplate} serves ${e.functions} (${e.source})${embedded.length > 0 ? `; the embedded ${embedded.join(', ')} ${embedded.length > 1 ? 'are' : 'is'} not used` : ''}`);
+      }
       engine.releaseLock = releaseLock;
       engine.recovered = readCheckpointRecord(opts.stateDir);
       if (fromStore !== null) {
