@@ -8,7 +8,7 @@ import { Message } from '../../engine/shared/message.js';
 import { Types } from '../../engine/shared/types.js';
 import type { RoutedMessage } from '../../engine/shared/connector_api.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf } from '../fixtures/engine_harness.js';
-import { startBadService, startJsService, type RemoteService } from '../fixtures/remote/services.js';
+import { startBadService, startJsService, startPyService, type RemoteService } from '../fixtures/remote/services.js';
 import type { RemoteAppParams } from '../fixtures/apps/remote_app.js';
 
 const appUrl = new URL('../fixtures/apps/remote_app.ts', import.meta.url).href;
@@ -134,6 +134,40 @@ describe('remote functions (official JS SDK)', () => {
       await engine.tornDown();
     } finally {
       await bad.stop();
+    }
+  });
+});
+
+describe('remote functions (official Python SDK)', () => {
+  it('greets with state, fires and cancels delayed messages, and expires state after the last call (expireAfterCall)', async () => {
+    const py = await startPyService({ env: { REMOTE_TEST_TTL_MS: '1500' } });
+    try {
+      const { engine } = await start({ url: py.url });
+      const input = ingressOf(engine, 'rt/in');
+      const greets = egressOf(engine, 'remote-test/greets');
+      const delayed = egressOf(engine, 'remote-test/delayed-out');
+      const ttl = egressOf(engine, 'remote-test/ttl-out');
+      input.push(msg('remote-test/greeter', 'p1', 'hi'), msg('remote-test/greeter', 'p1', 'hi'));
+      input.push(msg('remote-test/delayed', 'd', 'schedule:a:200'), msg('remote-test/delayed', 'd', 'schedule:b:300'), msg('remote-test/delayed', 'd', 'cancel:b'));
+      input.push(msg('remote-test/ttl-call', 't', 'set:v'));
+      await greets.waitFor(2, 20_000);
+      await delayed.waitFor(1, 20_000);
+      await ttl.waitFor(1, 20_000);
+      // Calls within the TTL keep the value alive; then 2 s of silence expire it.
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 700));
+        input.push(msg('remote-test/ttl-call', 't', 'get'));
+        await ttl.waitFor(2 + i, 20_000);
+      }
+      await new Promise((r) => setTimeout(r, 2_000));
+      input.push(msg('remote-test/ttl-call', 't', 'get'));
+      await ttl.waitFor(5, 20_000);
+      expect(strings(greets)).toEqual(['Hello p1, seen 1', 'Hello p1, seen 2']);
+      expect(strings(delayed)).toEqual(['fired:a']);
+      expect(strings(ttl)).toEqual(['read none', 'read v', 'read v', 'read v', 'read none']);
+      await engine.stop();
+    } finally {
+      await py.stop();
     }
   });
 });
