@@ -25,7 +25,7 @@ import type { FunctionSpec, ValueSpec } from '../engine/shared/function_api.js';
 import { keyGroupOf, keyGroupRange, ownerTable } from '../engine/shared/key_group.js';
 import { InLink, OutLink } from '../engine/shared/link.js';
 import { Message } from '../engine/shared/message.js';
-import { Stat, StatsBlock } from '../engine/shared/stats_block.js';
+import { REMOTE_BATCH_BUCKETS, Stat, StatsBlock } from '../engine/shared/stats_block.js';
 import type { Payload } from '../engine/shared/types.js';
 import { decodeState, encodeState, isEmptyState, type AddressState } from './address_state.js';
 import { Invocation, storageClass } from './invocation.js';
@@ -479,6 +479,7 @@ export class WorkerRuntime {
       const body = encodeToFunction(buildRequest(remote, first.targetId, values, envs, this.clock.now()));
       this.stats.add(this.self, Stat.remoteCalls, 1);
       this.stats.add(this.self, Stat.remoteBatched, envs.length);
+      this.stats.add(this.self, Stat.remoteBatchHist + Math.min(REMOTE_BATCH_BUCKETS - 1, 31 - Math.clz32(envs.length)), 1);
       const retriesBefore = client.stats.retries;
       let reply;
       try {

@@ -22,7 +22,7 @@ import { InLink, OutLink } from '../shared/link.js';
 import { loadApp, type AppModuleRef } from '../shared/load_app.js';
 import { Message } from '../shared/message.js';
 import { allocateRing } from '../shared/ring_buffer.js';
-import { Stat, StatsBlock } from '../shared/stats_block.js';
+import { REMOTE_BATCH_BUCKETS, Stat, StatsBlock } from '../shared/stats_block.js';
 import { Types, type Payload } from '../shared/types.js';
 import type { EgressConnector, EgressRecord, IngressContext, Logger, RoutedMessage } from '../shared/connector_api.js';
 import type { WorkerInit } from '../../workers/worker_init.js';
@@ -74,7 +74,11 @@ export interface EngineStats {
   checkpointPendingMs: number;
   lastFlush: FlushInfo | undefined;
   /** Remote functions: requests sent (negotiation rounds included), messages they carried, attempts repeated, batches failed for good. */
-  remote: { calls: number; batched: number; retries: number; failures: number };
+  remote: {
+    calls: number; batched: number; retries: number; failures: number;
+    /** Requests by batch size: `{'1': n, '2-3': n, '4-7': n, ..., '1024+': n}`. */
+    batchSizes: Record<string, number>;
+  };
 }
 
 /** Where the worker entry point is, and how to start it (from source under tsx, or compiled). */
@@ -763,7 +767,12 @@ export class Engine {
       backPressured: !this.writable() && this.state === 'running',
       checkpointPendingMs: this.flushInFlight === undefined ? 0 : Date.now() - this.flushInFlight.started,
       lastFlush: this.flushes[this.flushes.length - 1],
-      remote: { calls: s.sum(Stat.remoteCalls), batched: s.sum(Stat.remoteBatched), retries: s.sum(Stat.remoteRetries), failures: s.sum(Stat.remoteFailures) },
+      remote: {
+        calls: s.sum(Stat.remoteCalls), batched: s.sum(Stat.remoteBatched), retries: s.sum(Stat.remoteRetries), failures: s.sum(Stat.remoteFailures),
+        batchSizes: Object.fromEntries(Array.from({ length: REMOTE_BATCH_BUCKETS }, (_, k) => [
+          k === 0 ? '1' : k === REMOTE_BATCH_BUCKETS - 1 ? `${2 ** k}+` : `${2 ** k}-${2 ** (k + 1) - 1}`, s.sum(Stat.remoteBatchHist + k),
+        ])),
+      },
     };
   }
 

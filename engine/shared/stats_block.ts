@@ -23,9 +23,13 @@ export const Stat = {
   remoteBatched: 15, // messages carried by those requests
   remoteRetries: 16, // attempts repeated after a failed one
   remoteFailures: 17, // batches whose call failed after its retries
+  /** Remote batch sizes: slot REMOTE_BATCH_HIST + k counts batches of 2^k..2^(k+1)-1 messages (k < REMOTE_BATCH_BUCKETS; the last bucket is open). */
+  remoteBatchHist: 18,
 } as const;
 
-const ROW = 20;
+export const REMOTE_BATCH_BUCKETS = 11;
+
+const ROW = 18 + REMOTE_BATCH_BUCKETS;
 
 export class StatsBlock {
   private readonly f64: Float64Array;

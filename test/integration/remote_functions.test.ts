@@ -98,6 +98,7 @@ describe('remote functions (official JS SDK)', () => {
     expect(Math.max(...s1.map((x) => Number(/#(\d+)/.exec(x)![1])))).toBe(20);
     const stats = engine.stats();
     expect(stats.remote.batched / stats.remote.calls).toBeGreaterThan(1);
+    expect(stats.remote.batchSizes['16-31']).toBeGreaterThanOrEqual(1);
     await engine.stop();
   });
 
