@@ -129,6 +129,7 @@ spec:
         urlPathTemplate: 'https://functions.example.com:8080/statefun/{function.name}',
         maxNumBatchRequests: 10000,
         transport: { type: 'async', callMs: 120_000, connectMs: 20_000, poolTtlMs: 15_000, poolSize: 1024, payloadMaxBytes: 32 * 1024 * 1024 },
+        onFailure: 'dead-letter',
       },
       {
         kind: 'endpoint',
@@ -147,6 +148,7 @@ spec:
           poolSize: 1024,
           payloadMaxBytes: 32 * 1024 * 1024,
         },
+        onFailure: 'dead-letter',
       },
       {
         kind: 'kafka-ingress',
@@ -770,5 +772,13 @@ describe('kafka ingress deadLetterTopic (statefn extension)', () => {
   it('must not be a topic the ingress reads', () => {
     expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: users\n' + TOPICS)).toMatch(/spec\.deadLetterTopic.*also read by this ingress/s);
     expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: "bad topic"\n' + TOPICS)).toMatch(/spec\.deadLetterTopic/);
+  });
+});
+
+describe('endpoint onFailure (statefn extension)', () => {
+  it('reads dead-letter or restore and rejects anything else', () => {
+    const head = 'kind: io.statefun.endpoints.v2/http\nspec:\n  functions: a/*\n  urlPathTemplate: http://fn:8000/\n';
+    expect(only(parse(head + '  onFailure: restore\n'), 'endpoint').onFailure).toBe('restore');
+    expect(failure(head + '  onFailure: crash\n')).toMatch(/spec\.onFailure/);
   });
 });
