@@ -753,7 +753,7 @@ export class WorkerRuntime {
       this.invoke(fn, next);
       if (this.busy.get(key) !== undefined) {
         const q2 = this.busy.get(key)!;
-        if (q2 !== q) q2.push(...q);
+        if (q2 !== q) for (const e of q) q2.push(e); // a mailbox may exceed the argument limit of push(...q)
         return;
       }
     }

@@ -619,7 +619,8 @@ export class Engine {
 
   private egressUpTo(epoch: number): EgressRecord[] {
     const out: EgressRecord[] = [];
-    for (const e of [...this.egressByEpoch.keys()].filter((k) => k <= epoch).sort((a, b) => a - b)) out.push(...this.egressByEpoch.get(e)!);
+    // A loop, not push(...records): an epoch may hold more records than a call takes arguments.
+    for (const e of [...this.egressByEpoch.keys()].filter((k) => k <= epoch).sort((a, b) => a - b)) for (const r of this.egressByEpoch.get(e)!) out.push(r);
     return out;
   }
 
