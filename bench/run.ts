@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- --quick] [-- --only micro|macro|checkpoint]`: runs the micro benchmarks (ring,
- * codec, LMDB, cross-thread ring), the macro (end-to-end) benchmarks and the checkpoint benchmarks, prints one aligned table per
+ * `npm run bench [-- --quick] [-- --only micro|macro|checkpoint|kafka]`: runs the micro benchmarks (ring,
+ * codec, LMDB, cross-thread ring), the macro (end-to-end) benchmarks, the checkpoint benchmarks and
+ * the Kafka benchmarks (statefn against a plain kafkajs loop; a real broker), prints one aligned table per
  * section, and writes everything with machine info and settings to
  * `bench/results/<ISO date-time>.json` (colons and dots replaced by dashes so the name is valid on
  * every file system).
@@ -12,8 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { runMacro, type MacroResult } from './macro.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { runCheckpoint, type CheckpointResult } from './checkpoint_bench.js';
+import { runKafka, type KafkaResult } from './kafka_bench.js';
 
-type Section = 'micro' | 'macro' | 'checkpoint';
+type Section = 'micro' | 'macro' | 'checkpoint' | 'kafka';
+const SECTIONS: readonly Section[] = ['micro', 'macro', 'checkpoint', 'kafka'];
 
 interface Settings {
   quick: boolean;
@@ -22,7 +25,9 @@ interface Settings {
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const USAGE = 'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint]';
+const USAGE =
+  'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint|kafka]\n' +
+  '  kafka: STATEFN_KAFKA_BROKERS=host:port[,...] uses that broker; otherwise a local one is started (needs java, and mvn the first time)';
 
 function parseArgs(argv: string[]): Settings {
   let quick = false;
@@ -32,8 +37,8 @@ function parseArgs(argv: string[]): Settings {
     if (a === '--quick') quick = true;
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
-      if (v !== 'micro' && v !== 'macro' && v !== 'checkpoint') throw new Error(`--only: expected micro, macro or checkpoint, got ${String(v)}\n${USAGE}`);
-      only = v;
+      if (!SECTIONS.includes(v as Section)) throw new Error(`--only: expected ${SECTIONS.join(', ')}, got ${String(v)}\n${USAGE}`);
+      only = v as Section;
     } else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -75,6 +80,7 @@ function machineInfo(): Record<string, unknown> {
       msgpackr: packageVersion('msgpackr'),
       lmdb: packageVersion('lmdb'),
       tinybench: packageVersion('tinybench'),
+      kafkajs: packageVersion('kafkajs'),
     },
     gitCommit: git(['rev-parse', 'HEAD']),
     gitDirty: status === null ? null : status.length > 0,
@@ -155,6 +161,31 @@ function printCheckpoint(results: CheckpointResult[]): void {
   );
 }
 
+function printKafka(r: KafkaResult): void {
+  const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+  printTable(
+    `kafka benchmarks (Kafka -> counter -> Kafka; broker ${r.broker.bootstrap}${r.broker.version === undefined ? '' : `, Kafka ${r.broker.version}`}; ` +
+      `${String(r.settings.records)} records closed loop, latency at ${String(r.settings.latencyRatePerSec)}/s open loop)`,
+    ['system', 'semantic', 'rec/s', 'ratio', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'achieved/s', 'guarantee'],
+    r.systems.map((s) => 'error' in s ? [s.system, s.semantic, 'FAILED', '-', '-', '-', '-', '-', '-', s.error.slice(0, 100)] : [
+      s.system,
+      s.semantic,
+      formatRate(s.throughput.recordsPerSec),
+      s.ratioToKafkajs === undefined ? '-' : s.ratioToKafkajs.toFixed(2),
+      ms(s.latency.p50Ms),
+      ms(s.latency.p99Ms),
+      ms(s.latency.p999Ms),
+      ms(s.latency.maxMs),
+      String(s.latency.achievedPerSec),
+      s.guarantee,
+    ]),
+    [false, false, true, true, true, true, true, true, true, false],
+  );
+  console.log('ratio = statefn throughput / the kafkajs loop\'s with the same semantic. The kafkajs loops keep their counts in memory only (no durable state);');
+  console.log('statefn\'s state is durable (LMDB + checkpoints in the snapshot store). Exactly-once latency is bounded below by the 1 s checkpoint/transaction interval.');
+  for (const s of r.systems) if ('error' in s) console.error(`kafka: ${s.name} FAILED: ${s.error}`);
+}
+
 async function main(): Promise<void> {
   const settings = parseArgs(process.argv.slice(2));
   const startedAt = new Date();
@@ -182,6 +213,24 @@ async function main(): Promise<void> {
     printCheckpoint(checkpoint);
   }
 
+  // ---- kafka section (bench/kafka_bench.ts) ----
+  // A failure here (no Java, no broker, a timeout) is recorded and reported, not fatal for the
+  // sections already measured; the exit code is 1.
+  let kafka: KafkaResult | { error: string } | undefined;
+  if (settings.only === null || settings.only === 'kafka') {
+    try {
+      const k = await runKafka({ quick: settings.quick });
+      printKafka(k);
+      kafka = k;
+      if (k.failed.length > 0) process.exitCode = 1;
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      console.error(`\nkafka benchmarks failed: ${message}`);
+      kafka = { error: message };
+      process.exitCode = 1;
+    }
+  }
+
   const finishedAt = new Date();
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
@@ -194,6 +243,7 @@ async function main(): Promise<void> {
     micro: micro ?? null,
     macro: macro ?? null,
     checkpoint: checkpoint ?? null,
+    kafka: kafka ?? null,
   };
   // Write then rename, so a reader never sees half a file (bench/results/*.tmp is git-ignored).
   writeFileSync(`${file}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
