@@ -333,6 +333,10 @@ export async function startKafkaBroker(opts: KafkaBrokerOptions = {}): Promise<K
   const advertisedHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   const logDir = resolve(opts.logDir ?? mkdtempSync(join(tmpdir(), 'statefn-kafka-')));
   mkdirSync(join(logDir, 'data'), { recursive: true });
+  if (opts.port !== undefined && !(await portFree(host, opts.port))) {
+    // Otherwise readiness would be checked against whatever already answers there.
+    throw new Error(`port ${opts.port} on ${host} is in use (another Kafka broker?); stop it, or pick another port with --port`);
+  }
   const port = opts.port ?? (await freePort(host));
   let controllerPort = await freePort(host);
   while (controllerPort === port) controllerPort = await freePort(host);
@@ -665,6 +669,14 @@ function signalAndWait(child: ChildProcess, signal: NodeJS.Signals, graceMs: num
       res();
     });
     child.kill(signal);
+  });
+}
+
+function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, host, () => s.close(() => res(true)));
   });
 }
 

@@ -198,6 +198,12 @@ export class WorkerRuntime {
 
   /** Schedule a loop step soon (idempotent). */
   kick(): void {
+    // Asleep on the doorbell (scheduled for its wake-up): ring it, or an async completion (a
+    // remote reply, an async handler, a retry timer) would wait for the next frame or the timeout.
+    if (this.sleeping && !this.stopped) {
+      this.doorbells.ringAlways(this.self);
+      return;
+    }
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
     setImmediate(this.loopFn);
@@ -441,7 +447,7 @@ export class WorkerRuntime {
 
   private remoteClient(e: RemoteEndpoint): RemoteHttpClient {
     let c = this.remoteClients.get(e);
-    if (c === undefined) this.remoteClients.set(e, (c = new RemoteHttpClient(e)));
+    if (c === undefined) this.remoteClients.set(e, (c = new RemoteHttpClient(e, this.remoteAbort.signal)));
     return c;
   }
 
@@ -483,7 +489,7 @@ export class WorkerRuntime {
       const retriesBefore = client.stats.retries;
       let reply;
       try {
-        reply = decodeFromFunction(await client.call(remote.url, body, this.remoteAbort.signal));
+        reply = decodeFromFunction(await client.call(remote.url, body));
       } finally {
         this.stats.add(this.self, Stat.remoteRetries, client.stats.retries - retriesBefore);
       }

@@ -115,7 +115,8 @@ export class KafkaEgress implements EgressConnector {
           idempotent: atLeastOnce,
           ...(atLeastOnce ? { maxInFlightRequests: 1 } : {}),
           allowAutoTopicCreation: false,
-          retry: atLeastOnce ? { retries: 5 } : { retries: 0 },
+          // An idempotent producer keeps kafkajs's default retries (fewer would void its ordering guarantees).
+          ...(atLeastOnce ? {} : { retry: { retries: 0 } }),
         });
         await this.producer.connect();
       }

@@ -81,6 +81,8 @@ export interface KafkaIngressOptions {
 }
 
 const WAIT_HEARTBEAT_MS = 1_000;
+/** Routed messages handed to the engine at once. */
+const SUBMIT_GROUP_MAX = 256;
 const DLT_ATTEMPTS = 5;
 
 interface Route {
@@ -287,8 +289,23 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     const { batch } = p;
     const route = this.routes.get(batch.topic);
     const key = tpKey(batch.topic, batch.partition);
+    // Routed messages are handed to the engine in groups (one frame, one writability check per
+    // group); the partition's position moves only past what was handed over.
+    let group: RoutedMessage[] = [];
+    let groupEnd = -1;
+    let groupLastOffset = '';
+    const submitGroup = async (): Promise<void> => {
+      if (groupEnd < 0) return;
+      const writable = group.length === 0 || ctx.submit(group);
+      this.next.set(key, groupEnd);
+      this.dirtySinceCommit = true;
+      p.resolveOffset(groupLastOffset);
+      group = [];
+      groupEnd = -1;
+      if (!writable) await this.waitWritable(p);
+    };
     for (const m of batch.messages) {
-      if (!p.isRunning() || p.isStale() || this.stopping.signal.aborted) return;
+      if (!p.isRunning() || p.isStale() || this.stopping.signal.aborted) break;
       const offset = Number(m.offset);
       const next = this.next.get(key);
       if (next !== undefined && offset < next) continue; // fetched before a seek took effect
@@ -306,18 +323,20 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       } catch (e) {
         failure = e instanceof StatefnError ? e : new StatefnError(ErrorCode.INGRESS_RECORD_INVALID, `the router threw: ${(e as Error)?.message ?? String(e)}`, { cause: e });
       }
-      let writable = true;
-      if (failure !== undefined) await this.deadLetter(record, failure);
-      else if (routed!.length === 0) this.stats.dropped++;
+      if (failure !== undefined) {
+        await submitGroup();
+        await this.deadLetter(record, failure);
+      } else if (routed!.length === 0) this.stats.dropped++;
       else {
-        writable = ctx.submit(routed!);
+        for (const r of routed!) group.push(r);
         this.stats.submitted++;
       }
-      this.next.set(key, offset + 1);
-      this.dirtySinceCommit = true;
-      p.resolveOffset(m.offset);
-      if (!writable) await this.waitWritable(p);
+      groupEnd = offset + 1;
+      groupLastOffset = m.offset;
+      if (group.length >= SUBMIT_GROUP_MAX) await submitGroup();
     }
+    // Stopping or re-seeked: what was grouped is not handed over (and the position stays before it).
+    if (!this.stopping.signal.aborted && !p.isStale()) await submitGroup();
     this.scheduleCommit();
   }
 

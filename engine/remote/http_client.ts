@@ -48,11 +48,17 @@ export class RemoteHttpClient {
   private readonly httpAgent: http.Agent;
   private readonly httpsAgent: https.Agent;
   private closed = false;
+  /** Abort callbacks of the attempts in flight (one listener on `signal` for all of them). */
+  private readonly inflight = new Set<() => void>();
 
-  constructor(private readonly endpoint: RemoteEndpoint) {
+  /** `signal` (optional) cuts every call short, e.g. when the worker stops. */
+  constructor(private readonly endpoint: RemoteEndpoint, private readonly signal?: AbortSignal) {
     const opts = { keepAlive: true, maxSockets: endpoint.poolSize, maxFreeSockets: endpoint.poolSize, timeout: endpoint.poolTtlMs, scheduling: 'lifo' as const };
     this.httpAgent = new http.Agent(opts);
     this.httpsAgent = new https.Agent(opts);
+    signal?.addEventListener('abort', () => {
+      for (const abort of [...this.inflight]) abort();
+    }, { once: true });
   }
 
   /**
@@ -60,7 +66,8 @@ export class RemoteHttpClient {
    * the endpoint's call timeout. Throws a RemoteCallError naming the URL, the last status or
    * error and the number of attempts.
    */
-  async call(url: EndpointUrl, body: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+  async call(url: EndpointUrl, body: Uint8Array): Promise<Uint8Array> {
+    const signal = this.signal;
     this.stats.calls++;
     const deadline = Date.now() + this.endpoint.callTimeoutMs;
     let last: Attempt | undefined;
@@ -70,7 +77,7 @@ export class RemoteHttpClient {
       if (left <= 0 || this.closed || signal?.aborted) break;
       this.stats.attempts++;
       attempts++;
-      last = await this.attempt(url, body, left, signal);
+      last = await this.attempt(url, body, left);
       if (last.ok) return last.body!;
       if (!last.retriable) break;
       const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt - 1, 20)) * (0.5 + Math.random() / 2);
@@ -86,7 +93,7 @@ export class RemoteHttpClient {
     );
   }
 
-  private attempt(url: EndpointUrl, body: Uint8Array, timeLeftMs: number, signal: AbortSignal | undefined): Promise<Attempt> {
+  private attempt(url: EndpointUrl, body: Uint8Array, timeLeftMs: number): Promise<Attempt> {
     const max = this.endpoint.payloadMaxBytes;
     if (body.length > max) {
       return Promise.resolve({ ok: false, error: `the request is ${body.length} bytes, over the endpoint's payload bound ${max}`, retriable: false });
@@ -97,7 +104,7 @@ export class RemoteHttpClient {
         if (settled) return;
         settled = true;
         clearTimeout(overall);
-        signal?.removeEventListener('abort', onAbort);
+        this.inflight.delete(onAbort);
         resolve(a);
       };
       const onAbort = (): void => {
@@ -112,7 +119,7 @@ export class RemoteHttpClient {
         path: url.path,
         headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': body.length },
       });
-      signal?.addEventListener('abort', onAbort, { once: true });
+      this.inflight.add(onAbort);
       // The whole attempt is bounded by what is left of the call timeout.
       const overall = setTimeout(() => {
         req.destroy();

@@ -125,7 +125,7 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     await createTopics(brokers, [{ topic: names, numPartitions: 2 }, { topic: greets, numPartitions: 2 }]);
     const dir = tempDir('kafka-bp');
     const yamlPath = join(dir, 'module.yaml');
-    // Small fetches, so the ingress sees back-pressure between batches.
+    // A slow function (2 ms a message) behind tiny queues: the ingress must pause between groups.
     writeFileSync(yamlPath, greeterModuleYaml({ brokers: brokers.join(','), names, group, semantic: 'at-least-once', fetchBytes: 4096 }));
     const kafka = new Kafka({ clientId: 'statefn-test', brokers, logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
@@ -133,14 +133,15 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const ids = Array.from({ length: 100 }, (_, i) => `k${i}`);
     const rounds = 30;
     for (let round = 1; round <= rounds; round++) {
-      await producer.send({ topic: names, acks: -1, messages: ids.map((id) => ({ key: id, value: Buffer.from(Types.string.serialize(`r${round}`)) })) });
+      // 1 KB values: far more than the 64 KiB rings hold, so the ingress has to wait.
+      await producer.send({ topic: names, acks: -1, messages: ids.map((id) => ({ key: id, value: Buffer.from(Types.string.serialize(`r${round}${'x'.repeat(1000)}`)) })) });
     }
     await producer.disconnect();
 
     const logger = new MemoryLogger();
     // A slow function and tiny queues: the ingress must pause and resume many times.
     const engine = await Engine.start(
-      { module: appUrl, moduleYaml: yamlPath, params: { outTopic: greets, spinMs: 0.2 } },
+      { module: appUrl, moduleYaml: yamlPath, params: { outTopic: greets, spinMs: 0.5 } },
       { stateDir: join(dir, 'state'), workers: 2, logger, limits: { flushIntervalMs: 300, pendingMessagesMax: 16, ringBytes: 64 * 1024, frameBytesMax: 16 * 1024, outboxBytesHighWater: 16 * 1024, outboxBytesLowWater: 4 * 1024 } },
     );
     const ingress = engine.app.ingresses[0]!.connector as unknown as KafkaIngress;
