@@ -14,9 +14,10 @@ import { runMacro, type MacroResult } from './macro.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { runCheckpoint, type CheckpointResult } from './checkpoint_bench.js';
 import { runKafka, type KafkaResult } from './kafka_bench.js';
+import { runRemote, type RemoteResult } from './remote_bench.js';
 
-type Section = 'micro' | 'macro' | 'checkpoint' | 'kafka';
-const SECTIONS: readonly Section[] = ['micro', 'macro', 'checkpoint', 'kafka'];
+type Section = 'micro' | 'macro' | 'checkpoint' | 'kafka' | 'remote';
+const SECTIONS: readonly Section[] = ['micro', 'macro', 'checkpoint', 'kafka', 'remote'];
 
 interface Settings {
   quick: boolean;
@@ -26,7 +27,7 @@ interface Settings {
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const USAGE =
-  'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint|kafka]\n' +
+  'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint|kafka|remote]\n' +
   '  kafka: STATEFN_KAFKA_BROKERS=host:port[,...] uses that broker; otherwise a local one is started (needs java, and mvn the first time)';
 
 function parseArgs(argv: string[]): Settings {
@@ -231,6 +232,21 @@ async function main(): Promise<void> {
     }
   }
 
+  // ---- remote section (bench/remote_bench.ts): the counter as a remote function, TS SDK and the official JS SDK ----
+  let remote: RemoteResult | { error: string } | undefined;
+  if (settings.only === null || settings.only === 'remote') {
+    try {
+      const r = await runRemote({ quick: settings.quick });
+      remote = r;
+      if (r.failed.length > 0) process.exitCode = 1;
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      console.error(`\nremote benchmarks failed: ${message}`);
+      remote = { error: message };
+      process.exitCode = 1;
+    }
+  }
+
   const finishedAt = new Date();
   const dir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(dir, { recursive: true });
@@ -244,6 +260,7 @@ async function main(): Promise<void> {
     macro: macro ?? null,
     checkpoint: checkpoint ?? null,
     kafka: kafka ?? null,
+    remote: remote ?? null,
   };
   // Write then rename, so a reader never sees half a file (bench/results/*.tmp is git-ignored).
   writeFileSync(`${file}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
