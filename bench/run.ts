@@ -21,21 +21,26 @@ const SECTIONS: readonly Section[] = ['micro', 'macro', 'checkpoint', 'kafka', '
 
 interface Settings {
   quick: boolean;
+  /** `--peers`: the side-by-side run with Restate and Flink StateFun (bench/peers/run_peers.ts) instead of the sections. */
+  peers: boolean;
   only: Section | null;
   argv: string[];
 }
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const USAGE =
-  'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint|kafka|remote]\n' +
+  'usage: npm run bench [-- --quick] [-- --only micro|macro|checkpoint|kafka|remote] [-- --peers]\n' +
+  '  --peers: statefn side by side with Restate and Flink StateFun (installs them; see bench/README.md)\n' +
   '  kafka: STATEFN_KAFKA_BROKERS=host:port[,...] uses that broker; otherwise a local one is started (needs java, and mvn the first time)';
 
 function parseArgs(argv: string[]): Settings {
   let quick = false;
+  let peers = false;
   let only: Section | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
+    else if (a === '--peers') peers = true;
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
       if (!SECTIONS.includes(v as Section)) throw new Error(`--only: expected ${SECTIONS.join(', ')}, got ${String(v)}\n${USAGE}`);
@@ -45,7 +50,7 @@ function parseArgs(argv: string[]): Settings {
       process.exit(0);
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
-  return { quick, only, argv };
+  return { quick, peers, only, argv };
 }
 
 function packageVersion(name: string): string | null {
@@ -189,6 +194,12 @@ function printKafka(r: KafkaResult): void {
 
 async function main(): Promise<void> {
   const settings = parseArgs(process.argv.slice(2));
+  if (settings.peers) {
+    const { runPeers } = await import('./peers/run_peers.js');
+    const out = await runPeers({ quick: settings.quick });
+    console.log(`peers: results ${out.resultsPath}, charts ${out.htmlPath}`);
+    return;
+  }
   const startedAt = new Date();
   const machine = machineInfo();
   console.log(
