@@ -483,7 +483,7 @@ export interface PeersDoc {
 
 function scalingTableOf(scaling: ScalingResult | null): { header: string[]; rows: string[][] } {
   const row = (series: string, p: ScalingResult['byKeys'][number]): string[] => [
-    series, String(p.workers), String(p.keys), p.error === undefined ? fmtRate(p.throughputPerSec) : 'FAILED', fmtMs(p.p99Ms), String(p.keysTouchedEstimate), String(p.detail.rssMaxMiB ?? '-'),
+    p.variant === 'raised dirty bound' ? `${series} (raised dirty bound)` : series, String(p.workers), String(p.keys), p.error === undefined ? fmtRate(p.throughputPerSec) : 'FAILED', fmtMs(p.p99Ms), String(p.keysTouchedEstimate), String(p.detail.rssMaxMiB ?? '-'),
     (p.error ?? p.notes ?? '').replace('closed loop: latency is queueing at saturation (behind back-pressure)', '').replace(/^; /, '').slice(0, 160),
   ];
   return {
