@@ -19,6 +19,16 @@
  * `delta-<epoch>`; the tag is the one addition, for that reason.) Manifests record, per epoch
  * they reference, the tag of the attempt that wrote it.
  *
+ * Packs: the deltas of one checkpoint are written together, in a few objects instead of one per key
+ * group (`<prefix>/packs/delta-<epoch:12>-<tag>-<n:3>`, each holding a sorted run of key groups,
+ * at most `packBytesMax` bytes each). A checkpoint of a uniform workload touches most key groups,
+ * and one object per key group made a small checkpoint cost hundreds of PUTs (S3) or fsyncs (a
+ * local directory), which bounded how often checkpoints could run. The manifest's `packs` says,
+ * per packed epoch, where each pack's key groups start and which key groups of that epoch have an
+ * object of their own (compacted bases). A key group with an empty chain may start with a packed
+ * delta: folding starts from the empty state either way. Manifests without `packs` (written
+ * before packs, or with `packBytesMax: 0`) name per-key-group objects only.
+ *
  * Compaction: when a chain holds more than `compactAfterDeltas` deltas, a later checkpoint folds
  * it (and that checkpoint's changes) into a new `base-<epoch>`; at most
  * `compactKeyGroupsPerCheckpointMax` key groups per checkpoint, longest chains first, so the extra
@@ -76,6 +86,16 @@ export interface CheckpointManifest {
   meta: Record<string, unknown>;
   /** Set on savepoint copies. */
   savepoint?: string;
+  /** Epochs whose deltas are packed (see the header): absent when none in the chains are. */
+  packs?: Record<string, PackIndex>;
+}
+
+/** Where an epoch's packed deltas are. */
+export interface PackIndex {
+  /** The first key group of pack 1, 2, ... (pack 0 starts at key group 0); ascending. */
+  splits: number[];
+  /** Key groups of this epoch with an object of their own (a compacted base), not in a pack. */
+  own: number[];
 }
 
 export interface LayoutOptions {
@@ -95,6 +115,16 @@ export interface WriteOptions extends LayoutOptions {
   sweepEveryCheckpoints?: number;
   /** Parallel uploads. Default 8. */
   uploadConcurrency?: number;
+  /** Pack the deltas of a checkpoint into objects of about this many bytes; 0 = one object per key group. Default 4 MiB. */
+  packBytesMax?: number;
+  /** A cache kept across checkpoints by one writer: packs written are kept for later compactions. */
+  packCache?: PackCache;
+  /** Manifests this writer wrote, for retention (see GcOptions.known). */
+  known?: Map<number, CheckpointManifest>;
+  /** Apply retention after this checkpoint. Default true (a writer of frequent checkpoints may run it less often). */
+  retention?: boolean;
+  /** Sweep orphans with this retention; default: when epoch % sweepEveryCheckpoints === 0. */
+  sweep?: boolean;
 }
 
 export interface WrittenObject {
@@ -150,23 +180,62 @@ function chainObjectRel(kg: number, epoch: number, tag: string, base: boolean): 
   return `kg/${pad(kg, KG_DIGITS)}/${base ? 'base' : 'delta'}-${pad(epoch, EPOCH_DIGITS)}-${tag}`;
 }
 
-/** The keys (with the layout prefix) of the objects making up key group `kg`, base first. */
+function packRel(epoch: number, tag: string, n: number): string {
+  return `packs/delta-${pad(epoch, EPOCH_DIGITS)}-${tag}-${pad(n, 3)}`;
+}
+
+/** The pack of `index` that holds key group `kg` (undefined: the key group has an object of its own). */
+function packOf(index: PackIndex | undefined, kg: number): number | undefined {
+  if (index === undefined || index.own.includes(kg)) return undefined;
+  let n = 0;
+  while (n < index.splits.length && index.splits[n]! <= kg) n++;
+  return n;
+}
+
+/** The keys (with the layout prefix) of the objects holding key group `kg`'s chain, base first (packs included). */
 export function chainKeys(manifest: CheckpointManifest, kg: number, opts: LayoutOptions = {}): string[] {
   const chain = manifest.chains[kg];
   assert(chain !== undefined, `key group ${kg} outside [0, ${manifest.keyGroups})`);
   return chain.map((e, i) => {
     const tag = manifest.tags[String(e)];
     assert(tag !== undefined, `manifest ${manifest.epoch} has no tag for epoch ${e}`);
-    return join(opts.prefix, chainObjectRel(kg, e, tag, i === 0));
+    const pack = packOf(manifest.packs?.[String(e)], kg);
+    return join(opts.prefix, pack === undefined ? chainObjectRel(kg, e, tag, i === 0) : packRel(e, tag, pack));
   });
 }
 
-/** Every object key (with prefix) a manifest references, except the manifest itself. */
-export function referencedKeys(manifest: CheckpointManifest, opts: LayoutOptions = {}): string[] {
-  const out: string[] = [];
-  for (let kg = 0; kg < manifest.keyGroups; kg++) out.push(...chainKeys(manifest, kg, opts));
-  if (manifest.inflight !== null) out.push(join(opts.prefix, manifest.inflight));
-  return out;
+const referencedMemo = new WeakMap<CheckpointManifest, { prefix: string; keys: string[] }>();
+
+/** Every object key (with prefix) a manifest references, except the manifest itself; each once. */
+export function referencedKeys(manifest: CheckpointManifest, opts: LayoutOptions = {}): readonly string[] {
+  const prefix = opts.prefix ?? '';
+  const memo = referencedMemo.get(manifest);
+  if (memo !== undefined && memo.prefix === prefix) return memo.keys;
+  const out = new Set<string>();
+  // A packed epoch's pack keys are the same for every key group: build each once.
+  const packKeys = new Map<string, string[]>();
+  for (let kg = 0; kg < manifest.keyGroups; kg++) {
+    const chain = manifest.chains[kg]!;
+    for (let i = 0; i < chain.length; i++) {
+      const e = String(chain[i]);
+      const tag = manifest.tags[e];
+      assert(tag !== undefined, `manifest ${manifest.epoch} has no tag for epoch ${e}`);
+      const pack = packOf(manifest.packs?.[e], kg);
+      if (pack === undefined) {
+        out.add(join(prefix, chainObjectRel(kg, chain[i]!, tag, i === 0)));
+        continue;
+      }
+      let keys = packKeys.get(e);
+      if (keys === undefined) packKeys.set(e, (keys = []));
+      let k = keys[pack];
+      if (k === undefined) keys[pack] = k = join(prefix, packRel(chain[i]!, tag, pack));
+      out.add(k);
+    }
+  }
+  if (manifest.inflight !== null) out.add(join(prefix, manifest.inflight));
+  const keys = [...out];
+  referencedMemo.set(manifest, { prefix, keys });
+  return keys;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,6 +248,13 @@ interface ChainObject {
   /** Flat [key, value, key, value, ...]: no per-entry array header. */
   p: Uint8Array[];
   d: Uint8Array[];
+}
+
+/** Packed deltas of one epoch: `g` = [kg, flat puts, deletes][], ascending key groups. */
+interface PackObject {
+  f: 1;
+  e: number;
+  g: [number, Uint8Array[], Uint8Array[]][];
 }
 
 interface InflightObject {
@@ -214,6 +290,70 @@ async function readChainObject(store: SnapshotStore, key: string, kg: number): P
   return o as ChainObject;
 }
 
+async function readPackObject(store: SnapshotStore, key: string): Promise<PackObject> {
+  const o = decode(store, key, await store.get(key)) as Partial<PackObject> | null;
+  if (o === null || typeof o !== 'object' || o.f !== 1 || !Array.isArray(o.g)) throw malformed(store, key, 'not a pack object');
+  for (const g of o.g) {
+    if (!Array.isArray(g) || !Number.isInteger(g[0]) || !Array.isArray(g[1]) || !Array.isArray(g[2]) || g[1].length % 2 !== 0) throw malformed(store, key, 'bad pack entry');
+  }
+  return o as PackObject;
+}
+
+/**
+ * Pack objects read (or written) while folding key groups: consecutive key groups of a restore
+ * share packs, and a checkpoint's compactions fold packs the same writer wrote moments before (the
+ * uploader keeps one cache across checkpoints: `WriteOptions.packCache`). Object names are never
+ * reused (random tags), so a cached pack never goes stale. FIFO, bounded by count and bytes.
+ */
+export class PackCache {
+  private readonly packs = new Map<string, { pack: Promise<PackObject>; bytes: number }>();
+  private bytes = 0;
+  constructor(private readonly countMax = 64, private readonly bytesMax = 64 << 20) {}
+
+  get(store: SnapshotStore, key: string): Promise<PackObject> {
+    const hit = this.packs.get(key);
+    if (hit !== undefined) return hit.pack;
+    const pack = readPackObject(store, key);
+    const entry = { pack, bytes: 0 };
+    this.packs.set(key, entry);
+    pack.then((p) => {
+      if (this.packs.get(key) !== entry) return;
+      entry.bytes = packBytes(p);
+      this.bytes += entry.bytes;
+      this.evict();
+    }, () => {
+      if (this.packs.get(key) === entry) this.packs.delete(key);
+    });
+    this.evict();
+    return pack;
+  }
+
+  /** A pack this process just wrote. */
+  put(key: string, pack: PackObject, bytes: number): void {
+    if (this.packs.has(key) || bytes > this.bytesMax / 4) return;
+    this.packs.set(key, { pack: Promise.resolve(pack), bytes });
+    this.bytes += bytes;
+    this.evict();
+  }
+
+  private evict(): void {
+    while (this.packs.size > this.countMax || (this.bytes > this.bytesMax && this.packs.size > 1)) {
+      const [k, e] = this.packs.entries().next().value!;
+      this.packs.delete(k);
+      this.bytes -= e.bytes;
+    }
+  }
+}
+
+function packBytes(p: PackObject): number {
+  let n = 0;
+  for (const [, puts, dels] of p.g) {
+    for (const b of puts) n += b.byteLength + 8;
+    for (const b of dels) n += b.byteLength + 8;
+  }
+  return n;
+}
+
 function validateManifest(store: SnapshotStore, key: string, m: unknown): CheckpointManifest {
   const bad = (why: string): never => {
     throw malformed(store, key, why);
@@ -232,6 +372,14 @@ function validateManifest(store: SnapshotStore, key: string, m: unknown): Checkp
   }
   if (o.inflight !== null && typeof o.inflight !== 'string') bad('bad inflight');
   if (o.meta === null || typeof o.meta !== 'object') bad('bad meta');
+  if (o.packs !== undefined) {
+    if (o.packs === null || typeof o.packs !== 'object') bad('bad packs');
+    for (const [e, p] of Object.entries(o.packs!)) {
+      if (typeof o.tags![e] !== 'string') bad(`packed epoch ${e} has no tag`);
+      if (p === null || typeof p !== 'object' || !Array.isArray(p.splits) || !Array.isArray(p.own)) bad(`bad pack index of epoch ${e}`);
+      for (const kg of [...p.splits, ...p.own]) if (!Number.isInteger(kg) || kg < 0 || kg >= o.keyGroups!) bad(`pack index of epoch ${e} names key group ${String(kg)}`);
+    }
+  }
   return o as CheckpointManifest;
 }
 
@@ -258,11 +406,18 @@ function* pairs(flat: Uint8Array[]): Generator<[Uint8Array, Uint8Array]> {
 }
 
 /** Fold the objects of one key group, in order, into a map of its full state. */
-async function foldKeyGroup(store: SnapshotStore, manifest: CheckpointManifest, kg: number, opts: LayoutOptions): Promise<Map<string, Uint8Array>> {
+async function foldKeyGroup(store: SnapshotStore, manifest: CheckpointManifest, kg: number, opts: LayoutOptions, packs: PackCache): Promise<Map<string, Uint8Array>> {
+  const chain = manifest.chains[kg]!;
   const keys = chainKeys(manifest, kg, opts);
-  const objects = await Promise.all(keys.map((k) => readChainObject(store, k, kg)));
+  const parts = await Promise.all(keys.map(async (k, i): Promise<{ p: Uint8Array[]; d: Uint8Array[] }> => {
+    if (packOf(manifest.packs?.[String(chain[i])], kg) === undefined) return readChainObject(store, k, kg);
+    const pack = await packs.get(store, k);
+    const g = pack.g.find((x) => x[0] === kg);
+    if (g === undefined) throw malformed(store, k, `holds no changes of key group ${kg}`);
+    return { p: g[1], d: g[2] };
+  }));
   const state = new Map<string, Uint8Array>();
-  for (const o of objects) applyChanges(state, pairs(o.p), o.d);
+  for (const o of parts) applyChanges(state, pairs(o.p), o.d);
   return state;
 }
 
@@ -273,7 +428,7 @@ function sortedEntries(state: Map<string, Uint8Array>): [string, Uint8Array][] {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const run = async (): Promise<void> => {
@@ -329,18 +484,65 @@ export async function writeCheckpoint(store: SnapshotStore, input: CheckpointInp
   candidates.sort((a, b) => prevChains[b]!.length - prevChains[a]!.length || a - b);
   const compact = new Set(candidates.slice(0, compactMax));
 
-  type Job = { kg: number; base: boolean };
+  const packBytesMax = opts.packBytesMax ?? 4 << 20;
+  const packCache = opts.packCache ?? new PackCache();
+  type Job = { kg: number; base: boolean } | { pack: number; kgs: number[] };
   const jobs: Job[] = [];
-  for (const kg of input.parts.keys()) if (!compact.has(kg)) jobs.push({ kg, base: prevChains[kg]!.length === 0 });
+  const packed: number[] = [];
+  for (const kg of input.parts.keys()) {
+    if (compact.has(kg)) continue;
+    if (packBytesMax > 0) packed.push(kg);
+    else jobs.push({ kg, base: prevChains[kg]!.length === 0 });
+  }
   for (const kg of compact) jobs.push({ kg, base: true });
-  jobs.sort((a, b) => a.kg - b.kg);
+  jobs.sort((a, b) => ('kg' in a ? a.kg : 0) - ('kg' in b ? b.kg : 0));
+  // Packs: sorted runs of key groups of about packBytesMax bytes each.
+  let packIndex: PackIndex | undefined;
+  if (packed.length > 0) {
+    packed.sort((a, b) => a - b);
+    packIndex = { splits: [], own: [...compact].sort((a, b) => a - b) };
+    let run: number[] = [];
+    let bytes = 0;
+    for (const kg of packed) {
+      const part = input.parts.get(kg)!;
+      let b = 16;
+      for (const [k, v] of part.puts) b += k.byteLength + v.byteLength + 8;
+      for (const k of part.deletes) b += k.byteLength + 4;
+      if (run.length > 0 && bytes + b > packBytesMax) {
+        jobs.push({ pack: packIndex.splits.length, kgs: run });
+        packIndex.splits.push(kg);
+        run = [];
+        bytes = 0;
+      }
+      run.push(kg);
+      bytes += b;
+    }
+    jobs.push({ pack: packIndex.splits.length, kgs: run });
+  }
 
-  const written = await mapLimit(jobs, concurrency, async ({ kg, base }): Promise<WrittenObject> => {
+  const written = await mapLimit(jobs, concurrency, async (job): Promise<WrittenObject> => {
+    if ('pack' in job) {
+      const g: PackObject['g'] = [];
+      for (const kg of job.kgs) {
+        const part = input.parts.get(kg)!;
+        const p: Uint8Array[] = [];
+        for (const [k, v] of part.puts) p.push(k, v);
+        g.push([kg, p, part.deletes]);
+      }
+      const key = join(opts.prefix, packRel(epoch, tag, job.pack));
+      const pack: PackObject = { f: 1, e: epoch, g };
+      const body = packr.pack(pack);
+      await store.put(key, body);
+      packCache.put(key, pack, body.byteLength);
+      for (const kg of job.kgs) chains[kg] = [...prevChains[kg]!, epoch];
+      return { key, bytes: body.byteLength };
+    }
+    const { kg, base } = job;
     const part = input.parts.get(kg);
     let obj: ChainObject;
     if (base) {
       // A new base: the previous chain (empty unless compacting) folded with this epoch's changes.
-      const state = previous !== null && prevChains[kg]!.length > 0 ? await foldKeyGroup(store, previous, kg, opts) : new Map<string, Uint8Array>();
+      const state = previous !== null && prevChains[kg]!.length > 0 ? await foldKeyGroup(store, previous, kg, opts, packCache) : new Map<string, Uint8Array>();
       if (part !== undefined) applyChanges(state, part.puts, part.deletes);
       const p: Uint8Array[] = [];
       for (const [k, v] of sortedEntries(state)) p.push(Buffer.from(k, 'latin1'), v);
@@ -376,7 +578,16 @@ export async function writeCheckpoint(store: SnapshotStore, input: CheckpointInp
       tags[String(e)] = t;
     }
   }
-  const manifest: CheckpointManifest = { format: 1, epoch, tag, keyGroups, chains, tags, inflight: inflightRel, meta: input.meta };
+  // Pack indexes of the epochs the chains still reference.
+  const packs: Record<string, PackIndex> = {};
+  for (const e of Object.keys(tags)) {
+    const index = Number(e) === epoch ? packIndex : previous?.packs?.[e];
+    if (index !== undefined) packs[e] = index;
+  }
+  const manifest: CheckpointManifest = {
+    format: 1, epoch, tag, keyGroups, chains, tags, inflight: inflightRel, meta: input.meta,
+    ...(Object.keys(packs).length > 0 ? { packs } : {}),
+  };
   const mKey = manifestKey(epoch, opts);
   const mBody = packr.pack(manifest);
   // The commit point: the checkpoint is complete once this put resolves.
@@ -384,9 +595,10 @@ export async function writeCheckpoint(store: SnapshotStore, input: CheckpointInp
   written.push({ key: mKey, bytes: mBody.byteLength });
 
   const result: CheckpointResult = { manifest, written, compacted: [...compact].sort((a, b) => a - b), deleted: [] };
+  if (opts.retention === false) return result;
   try {
     const sweepEvery = opts.sweepEveryCheckpoints ?? 100;
-    result.deleted = await collectGarbage(store, { ...opts, current: manifest, sweep: sweepEvery > 0 && epoch % sweepEvery === 0 });
+    result.deleted = await collectGarbage(store, { ...opts, current: manifest, sweep: opts.sweep ?? (sweepEvery > 0 && epoch % sweepEvery === 0) });
   } catch (e) {
     result.gcError = e as Error;
     logger.warn(`snapshot retention after checkpoint ${epoch} failed; it runs again after the next checkpoint`, { store: store.describe(), error: (e as Error).message });
@@ -471,9 +683,10 @@ export async function restoreKeyGroups(
     throw new RangeError(`key group range [${kgStart}, ${kgEnd}) outside [0, ${manifest.keyGroups})`);
   }
   let n = 0;
+  const packs = new PackCache();
   for (let kg = kgStart; kg < kgEnd; kg++) {
     if (manifest.chains[kg]!.length === 0) continue;
-    for (const [k, v] of sortedEntries(await foldKeyGroup(store, manifest, kg, opts))) {
+    for (const [k, v] of sortedEntries(await foldKeyGroup(store, manifest, kg, opts, packs))) {
       sink(Buffer.from(k, 'latin1'), v);
       n++;
     }
@@ -552,10 +765,15 @@ export interface GcOptions extends LayoutOptions {
   current?: CheckpointManifest;
   /** Also list every object and delete those no retained manifest or savepoint references. */
   sweep?: boolean;
+  /**
+   * Manifests the caller wrote itself, by epoch (the single writer's memory): used instead of
+   * reading them back. Entries of manifests retention deletes are removed.
+   */
+  known?: Map<number, CheckpointManifest>;
 }
 
 /** Names this layout writes (anything else under its prefix is left alone). */
-const OBJECT_NAME = /(?:kg\/\d+\/(?:base|delta)-|inflight\/)\d+-[0-9a-f]+$/;
+const OBJECT_NAME = /(?:(?:kg\/\d+\/(?:base|delta)-|inflight\/)\d+-[0-9a-f]+|packs\/delta-\d+-[0-9a-f]+-\d+)$/;
 
 /**
  * Apply retention: keep the newest `retain` complete checkpoints and every savepoint, delete the
@@ -568,6 +786,8 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
   const retain = opts.retain ?? 3;
   if (!Number.isInteger(retain) || retain < 1) throw new RangeError(`retain must be a positive integer, got ${retain}`);
 
+  const known = opts.known;
+  const read = async (epoch: number, key: string): Promise<CheckpointManifest> => known?.get(epoch) ?? readManifest(store, key);
   const retained: CheckpointManifest[] = [];
   const dropped: CheckpointManifest[] = [];
   const dropKeys: string[] = [];
@@ -578,7 +798,7 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
       logger.warn(`retention: deleting checkpoint ${epoch} of an abandoned timeline (the current checkpoint ${current.epoch} does not descend from it)`, { object: key });
       dropKeys.push(key);
       try {
-        dropped.push(await readManifest(store, key));
+        dropped.push(await read(epoch, key));
       } catch (e) {
         if (!isDamage(e)) throw e;
       }
@@ -598,14 +818,14 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
       dropKeys.push(key);
       // Read what it references so those objects can go too (unreadable: the sweep finds them).
       try {
-        dropped.push(await readManifest(store, key));
+        dropped.push(await read(epoch, key));
       } catch (e) {
         if (!isDamage(e)) throw e;
       }
       continue;
     }
     try {
-      retained.push(await readManifest(store, key));
+      retained.push(await read(epoch, key));
     } catch (e) {
       if (!isDamage(e)) throw e;
       // Not a complete checkpoint: it does not count towards `retain`, and it is garbage.
@@ -632,6 +852,7 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
   if (dropKeys.length > 0) {
     await store.delete(dropKeys);
     deleted.push(...dropKeys);
+    if (known !== undefined) for (const m of dropped) known.delete(m.epoch);
   }
   if (!savepointsKnown) return deleted;
 
@@ -640,7 +861,7 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
   if (opts.sweep === true) {
     // Orphans of attempts that never wrote a manifest, and of abandoned timelines. Safe because
     // there is one writer and it never runs retention while a checkpoint is being written.
-    for (const dir of ['kg/', 'inflight/']) {
+    for (const dir of ['kg/', 'packs/', 'inflight/']) {
       for (const k of await store.list(join(opts.prefix, dir))) {
         if (OBJECT_NAME.test(k) && !keep.has(k)) doomed.add(k);
       }

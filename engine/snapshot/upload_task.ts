@@ -8,7 +8,7 @@
 import { StateStore } from '../../workers/state_store.js';
 import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../../workers/state_keys.js';
 import { undoDbOf } from '../../workers/state_store.js';
-import { writeCheckpoint, type CheckpointManifest, type KeyGroupChanges } from './checkpoint_layout.js';
+import { PackCache, writeCheckpoint, type CheckpointManifest, type KeyGroupChanges } from './checkpoint_layout.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from './store_config.js';
 import type { SnapshotStore } from './snapshot_store.js';
 
@@ -20,6 +20,8 @@ export interface UploadTask {
   store: SnapshotStoreConfig;
   meta: Record<string, unknown>;
   retain: number;
+  /** The last checkpoint of a clean stop: retention always runs. */
+  final?: boolean;
   /** The checkpoint this one builds on, when the engine knows better than the store (a restored savepoint). */
   previous?: CheckpointManifest;
 }
@@ -32,6 +34,19 @@ export interface UploadResult {
   ms: number;
 }
 
+/**
+ * Retention (listing manifests, reading the retained ones, deleting) costs more than a small
+ * checkpoint itself: with checkpoints started on demand (group commit, tens per second) it runs at
+ * most this often, and the orphan sweep every SWEEP_EVERY retentions.
+ */
+const RETENTION_INTERVAL_MS = 200;
+const SWEEP_EVERY = 100;
+let lastRetention = 0;
+let retentions = 0;
+let packCache = new PackCache();
+/** Manifests this thread wrote (retention need not read them back), bounded. */
+let known = new Map<number, CheckpointManifest>();
+const KNOWN_MAX = 4096;
 let store: SnapshotStore | undefined;
 let storeKey = '';
 let previous: CheckpointManifest | null | undefined;
@@ -44,6 +59,8 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
     store = openSnapshotStore(task.store);
     storeKey = k;
     previous = undefined;
+    packCache = new PackCache();
+    known = new Map();
   }
   if (task.previous !== undefined) previous = task.previous;
   const parts = new Map<number, KeyGroupChanges>();
@@ -76,7 +93,16 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
     }
   }
   const input = { epoch: task.epoch, keyGroups: task.keyGroups, parts, inflight, meta: task.meta, ...(previous === undefined ? {} : { previous }) };
-  const r = await writeCheckpoint(store, input, { retain: task.retain });
+  const now = Date.now();
+  const retention = task.final === true || now - lastRetention >= RETENTION_INTERVAL_MS;
+  const sweep = retention && retentions % SWEEP_EVERY === SWEEP_EVERY - 1;
+  const r = await writeCheckpoint(store, input, { retain: task.retain, packCache, retention, sweep, known });
+  known.set(r.manifest.epoch, r.manifest);
+  if (known.size > KNOWN_MAX) known.delete(known.keys().next().value!);
+  if (retention) {
+    lastRetention = now;
+    retentions++;
+  }
   previous = r.manifest;
   return { epoch: task.epoch, objects: r.written.length, bytes: r.written.reduce((a, w) => a + w.bytes, 0), changedKeys, ms: Date.now() - started };
 }

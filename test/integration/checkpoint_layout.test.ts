@@ -106,35 +106,52 @@ function expectSameState(got: Map<string, Buffer>, want: Map<string, Buffer>): v
   for (const [k, v] of want) expect(got.get(k)?.toString()).toBe(v.toString());
 }
 
-async function checkpoint(store: S3Store, model: Model, epoch: number, opts: WriteOptions, meta: Record<string, unknown> = {}, inflight = new Map<number, Uint8Array[]>()) {
-  return writeCheckpoint(store, { epoch, keyGroups: KG, parts: model.take(), inflight, meta }, opts);
-}
+/** Object keys of the layout's data (not manifests or savepoints). */
+const isDataObject = (k: string): boolean => k.startsWith('kg/') || k.startsWith('packs/') || k.startsWith('inflight/');
 
-describe('checkpoint layout', () => {
+// Every test runs with the deltas packed (the default: one object for a whole small checkpoint),
+// packed into many small packs (key groups split across packs), and one object per key group.
+describe.each([
+  { mode: 'packed deltas', packBytesMax: undefined },
+  { mode: 'small packs', packBytesMax: 1500 },
+  { mode: 'one object per key group', packBytesMax: 0 },
+])('checkpoint layout ($mode)', ({ packBytesMax }) => {
+  const perKeyGroup = packBytesMax === 0;
+  async function checkpoint(store: S3Store, model: Model, epoch: number, opts: WriteOptions, meta: Record<string, unknown> = {}, inflight = new Map<number, Uint8Array[]>()) {
+    return writeCheckpoint(store, { epoch, keyGroups: KG, parts: model.take(), inflight, meta }, { ...opts, ...(packBytesMax === undefined ? {} : { packBytesMax }) });
+  }
+
   it('writes deltas proportional to the change: 10^4 keys, then 100 changed keys', async () => {
     const store = freshStore();
     const model = new Model();
     for (let id = 0; id < 10_000; id++) model.put(id, `value-${id}-${'x'.repeat(20)}`);
     const first = await checkpoint(store, model, 1, {}, { offsets: { 'in/0': 10_000 } });
-    const bases = first.written.filter((w) => w.key.includes('/base-'));
-    expect(bases).toHaveLength(KG);
-    const baseBytes = bases.reduce((s, w) => s + w.bytes, 0);
+    const firstData = first.written.filter((w) => isDataObject(w.key));
+    const baseBytes = firstData.reduce((s, w) => s + w.bytes, 0);
     expect(baseBytes).toBeGreaterThan(10_000 * 40); // each entry is ~20 B key + ~35 B value
+    if (perKeyGroup) expect(firstData.filter((w) => w.key.includes('/base-'))).toHaveLength(KG);
+    // Packed: an empty key group starts with a packed delta; ~600 KB fit one default pack.
+    else if (packBytesMax === undefined) expect(firstData.map((w) => w.key)).toEqual([expect.stringMatching(/^packs\/delta-000000000001-[0-9a-f]{8}-000$/)]);
+    else expect(firstData.length).toBeGreaterThan(KG / 2); // 1500-byte packs: about one per key group
 
     for (let i = 0; i < 90; i++) model.put(i * 97, `changed-${i}`); // 90 updates
     for (let i = 0; i < 10; i++) model.del(5_000 + i); // 10 deletes
     const second = await checkpoint(store, model, 2, {}, { offsets: { 'in/0': 10_100 } });
-    const deltas = second.written.filter((w) => w.key.includes('/delta-'));
+    const deltas = second.written.filter((w) => isDataObject(w.key));
     expect(second.written.filter((w) => w.key.includes('/base-'))).toHaveLength(0);
     const deltaBytes = deltas.reduce((s, w) => s + w.bytes, 0);
-    // 100 changes of at most ~45 B each plus a few bytes of framing per object.
-    expect(deltaBytes).toBeLessThan(100 * 45 + deltas.length * 32);
+    // 100 changes of at most ~45 B each plus a few bytes of framing per object and key group.
+    expect(deltaBytes).toBeLessThan(100 * 45 + deltas.length * 32 + KG * 8);
     expect(deltaBytes * 50).toBeLessThan(baseBytes);
     // The sizes reported are what the store holds (the body; the store adds a 36 B header).
     for (const w of deltas) expect((await store.get(w.key)).byteLength).toBe(w.bytes);
-    // Unchanged key groups wrote nothing.
+    // Unchanged key groups wrote nothing; packed, the whole checkpoint is one object (4,500 B fit 3 small packs).
     const changedKgs = new Set([...Array(90).keys()].map((i) => (i * 97) % KG).concat([...Array(10).keys()].map((i) => (5_000 + i) % KG)));
-    expect(deltas).toHaveLength(changedKgs.size);
+    if (perKeyGroup) expect(deltas).toHaveLength(changedKgs.size);
+    else if (packBytesMax === undefined) expect(deltas).toHaveLength(1);
+    else expect(deltas.length).toBeLessThanOrEqual(4);
+    const m2 = second.manifest;
+    for (let kg = 0; kg < KG; kg++) expect(m2.chains[kg]).toEqual(changedKgs.has(kg) ? [1, 2] : [1]);
 
     const latest = await latestCheckpoint(store, { logger: new WarnLog() });
     expect(latest?.epoch).toBe(2);
@@ -204,7 +221,7 @@ describe('checkpoint layout', () => {
     const manifests = all.filter((k) => k.startsWith('manifests/'));
     expect(manifests).toEqual([manifestKey(7), manifestKey(8)]);
     const referenced = new Set([...referencedKeys(m7!), ...referencedKeys(m8!), ...referencedKeys(sp)]);
-    const objects = all.filter((k) => k.startsWith('kg/') || k.startsWith('inflight/'));
+    const objects = all.filter(isDataObject);
     expect(new Set(objects)).toEqual(referenced);
 
     // The savepoint still restores exactly the state of epoch 2, with its in-flight message.
@@ -215,6 +232,7 @@ describe('checkpoint layout', () => {
 
     // An orphan of a crashed attempt, and the savepoint dropped: the sweep leaves only 7 and 8's objects.
     await store.put('kg/00003/delta-000000000005-deadbeef', Buffer.from('orphan'));
+    await store.put('packs/delta-000000000005-deadbeef-000', Buffer.from('orphan'));
     await deleteSavepoint(store, 'before-upgrade');
     await collectGarbage(store, { retain: 2, sweep: true, logger: log });
     const after = (await store.list('')).filter((k) => !k.startsWith('manifests/'));
@@ -274,7 +292,7 @@ describe('checkpoint layout', () => {
     expect(r.gcError).toBeUndefined();
     expect(log.warnings.filter((w) => w.includes('abandoned timeline'))).toHaveLength(2);
     expect((await store.list('manifests/'))).toEqual([manifestKey(2)]);
-    expect(new Set((await store.list('kg/')))).toEqual(new Set(referencedKeys(r.manifest)));
+    expect(new Set([...(await store.list('kg/')), ...(await store.list('packs/'))])).toEqual(new Set(referencedKeys(r.manifest)));
     expectSameState(await restoreAll(store, (await latestCheckpoint(store))!, [0, KG]), states[0]!);
   });
 
