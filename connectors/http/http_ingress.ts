@@ -53,7 +53,8 @@ export interface HttpIngressOptions {
   requestTimeoutMs?: number;
   /**
    * When to answer 202: `durable` (default) once the checkpoint covering the message is complete,
-   * so an acknowledged message survives any crash; `accepted` as soon as the engine took it.
+   * so an acknowledged message survives any crash (a waiting request starts that checkpoint within
+   * the engine's `durableWaitMs`: group commit); `accepted` as soon as the engine took it.
    */
   replyWhen?: 'durable' | 'accepted';
   /**
@@ -319,7 +320,7 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
       }
       const writable = ctx.submit([routed]);
       const accepted = writable ? Promise.resolve() : this.closeGate();
-      const durable = this.replyWhen === 'durable' ? ctx.whenDurable() : Promise.resolve();
+      const durable = this.replyWhen === 'durable' ? ctx.whenDurable({ soon: true }) : Promise.resolve();
       durable.catch(() => {});
       if (typeof key === 'string' && key.length > 0) this.remember(key, durable);
       await this.replyWhenAccepted(res, accepted, durable);

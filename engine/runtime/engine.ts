@@ -123,6 +123,8 @@ export class Engine {
   private ingressControllers: AbortController = new AbortController();
   private writableWaiters: (() => void)[] = [];
   private pumpScheduled = false;
+  /** The pump waits on the main thread's doorbell (schedulePump rings it). */
+  private mainSleeping = false;
   private pumpTimer: NodeJS.Timeout | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private epoch = 0;
@@ -367,7 +369,7 @@ export class Engine {
       logger: this.logger,
       reject: (record, reason) => this.rejectRecord(id, record, reason),
       hasFunction: (typename) => this.app.hasFunction(typename),
-      whenDurable: () => this.whenDurable(),
+      whenDurable: (opts) => this.whenDurable(opts),
     };
   }
 
@@ -445,6 +447,13 @@ export class Engine {
   // ---- the main loop ----
 
   private schedulePump(): void {
+    // Asleep on the doorbell: ring it, or work queued now (a checkpoint's barriers, commits,
+    // egress) would wait for a frame from a worker or the wait's timeout (up to 50 ms).
+    if (this.mainSleeping) {
+      this.mainSleeping = false;
+      this.doorbells.ringAlways(this.mainIdx);
+      return;
+    }
     if (this.pumpScheduled || this.state === 'stopped' || this.state === 'failed') return;
     this.pumpScheduled = true;
     setImmediate(() => this.pumpLoop());
@@ -490,8 +499,15 @@ export class Engine {
     const timeout = this.writableWaiters.length > 0 || parked > 0 ? 1 : 50;
     this.pumpScheduled = true;
     const r = this.doorbells.waitAsync(this.mainIdx, seq, timeout);
-    if (r === undefined) setImmediate(() => this.pumpLoop());
-    else void r.then(() => this.pumpLoop());
+    if (r === undefined) {
+      setImmediate(() => this.pumpLoop());
+    } else {
+      this.mainSleeping = true;
+      void r.then(() => {
+        this.mainSleeping = false;
+        this.pumpLoop();
+      });
+    }
   }
 
   private onFrame(f: unknown[], source: number): void {
@@ -566,6 +582,10 @@ export class Engine {
     if (this.flushInFlight !== undefined || this.state !== 'running') return;
     const epoch = ++this.epoch;
     this.flushInFlight = { epoch, started: Date.now(), acks: 0, writes: 0, positions: this.ingressPositions() };
+    // This checkpoint covers every durability waiter so far.
+    this.soonWanted = false;
+    if (this.soonTimer !== undefined) clearTimeout(this.soonTimer);
+    this.soonTimer = undefined;
     for (const o of this.outs) o.control(ControlOp.BARRIER, epoch);
     this.schedulePump();
   }
@@ -596,16 +616,34 @@ export class Engine {
     return this.recordWrite;
   }
 
-  /** Resolves when checkpoint `this.epoch + 1` (the first to cover what is submitted now) completes. */
-  whenDurable(): Promise<void> {
+  /**
+   * Resolves when checkpoint `this.epoch + 1` (the first to cover what is submitted now)
+   * completes. `soon`: start that checkpoint within `limits.durableWaitMs` (group commit).
+   */
+  whenDurable(opts?: { soon?: boolean }): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const epoch = this.epoch + 1;
+    if (opts?.soon === true) this.checkpointSoon();
     return new Promise((resolve, reject) => {
       let w = this.durableWaiters.get(epoch);
       if (w === undefined) this.durableWaiters.set(epoch, (w = []));
       w.push({ resolve, reject });
     });
   }
+
+  /** A checkpoint is wanted soon: start one after durableWaitMs, or right after the one under way. */
+  private checkpointSoon(): void {
+    this.soonWanted = true;
+    if (this.flushInFlight !== undefined || this.soonTimer !== undefined) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = undefined;
+      if (this.soonWanted) this.startFlush();
+    }, this.options.limits.durableWaitMs);
+  }
+
+  /** A durability waiter arrived after the last checkpoint started (it waits for the next one). */
+  private soonWanted = false;
+  private soonTimer: NodeJS.Timeout | undefined;
 
   private resolveDurable(upTo: number): void {
     for (const [epoch, ws] of this.durableWaiters) {
@@ -675,6 +713,8 @@ export class Engine {
     // The next barrier waits until this checkpoint is uploaded and recorded.
     void this.uploadEpoch(fl.epoch, fl.positions).then(() => {
       this.flushInFlight = undefined;
+      // Waiters that arrived while it ran want the next one.
+      if (this.soonWanted) this.checkpointSoon();
       return this.completeCheckpoint(fl.epoch, fl.positions, false);
     }).then(() => this.afterCheckpoint(fl), (e: unknown) => this.fail(e as Error));
   }
@@ -683,13 +723,13 @@ export class Engine {
    * Upload epoch `epoch` to the snapshot store (incremental: only what it changed), retrying with
    * backoff while the store is unavailable; message processing goes on meanwhile.
    */
-  private async uploadEpoch(epoch: number, positions: Record<string, unknown>): Promise<void> {
+  private async uploadEpoch(epoch: number, positions: Record<string, unknown>, final = false): Promise<void> {
     const pool = this.uploader;
     const snapshots = this.options.snapshots;
     if (pool === undefined || snapshots === false) return;
     const n = this.options.workers;
     const task: UploadTask = {
-      epoch, keyGroups: this.layout.keyGroups, store: snapshots, retain: this.options.snapshotRetain,
+      epoch, keyGroups: this.layout.keyGroups, store: snapshots, retain: this.options.snapshotRetain, final,
       meta: { positions, workers: n, layoutGeneration: this.layout.generation },
       // The first checkpoint after a restore builds on the restored one (a savepoint's manifest
       // may not be among the store's checkpoints any more).
@@ -802,6 +842,7 @@ export class Engine {
     this.logger.error(e.message, { code: (e as StatefnError).code, stack: e.stack });
     this.ingressControllers.abort();
     if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.soonTimer !== undefined) clearTimeout(this.soonTimer);
     this.teardown = Promise.allSettled([
       ...this.app.ingresses.map((reg) => Promise.resolve(reg.connector.stop())),
       ...this.workers.map((w) => w.terminate()),
@@ -861,6 +902,7 @@ export class Engine {
     }
     this.state = 'stopping';
     if (this.flushTimer) clearInterval(this.flushTimer);
+    if (this.soonTimer !== undefined) clearTimeout(this.soonTimer);
     this.ingressControllers.abort();
     await Promise.all(this.app.ingresses.map((r) => Promise.resolve(r.connector.stop())));
     this.ingressOpen = false;
@@ -883,7 +925,7 @@ export class Engine {
     for (const o of this.outs) o.control(ControlOp.SHUTDOWN, finalEpoch);
     this.schedulePump();
     await this.waitControl(() => this.shutdownDone === this.options.workers, 'workers to save state');
-    await this.uploadEpoch(finalEpoch, positions);
+    await this.uploadEpoch(finalEpoch, positions, true);
     await this.completeCheckpoint(finalEpoch, positions, true);
     await this.uploader?.destroy();
     // Frames sent before SHUTDOWN_DONE (egress, dead letters) were read by the pump already.

@@ -42,8 +42,10 @@ export interface IngressContext<R> {
   /**
    * Resolves once everything submitted so far is part of a complete checkpoint (it survives any
    * crash); rejects if the engine fails first. For ingresses that acknowledge to their clients.
+   * `soon`: a client is waiting, so start a checkpoint within `limits.durableWaitMs` rather than
+   * at the next interval (group commit: every waiter of that window shares one checkpoint).
    */
-  whenDurable(): Promise<void>;
+  whenDurable(opts?: { soon?: boolean }): Promise<void>;
 }
 
 export interface IngressConnector<R = RoutedMessage> {

@@ -66,6 +66,10 @@ export const LIMIT_SPECS = {
     default: 1000, min: 10, max: 3_600_000,
     description: 'checkpoint interval: how often changed state is written to LMDB and uploaded, and egress released',
   },
+  durableWaitMs: {
+    default: 2, min: 0, max: 60_000,
+    description: 'group commit: a checkpoint starts this long after the first caller waits for durability (an HTTP reply with replyWhen durable) instead of at the next interval; waiters arriving meanwhile share it',
+  },
   handlerAttemptsMax: {
     default: 3, min: 1, max: 100,
     description: 'attempts of a failing handler invocation before its message goes to the dead-letter egress',

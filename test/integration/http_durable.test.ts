@@ -1,6 +1,8 @@
 // Proves the HTTP ingress acknowledges a message only once the checkpoint that covers it is
 // complete (checkpoint.json already names a later epoch when the 202 arrives), and that the
-// acknowledged effect is in the state after a restart.
+// acknowledged effect is in the state after a restart. Group commit: a waiting reply starts a
+// checkpoint on demand (a 60 s interval never fires here), concurrent requests share checkpoints,
+// and a plain whenDurable() (Kafka's offset commits) does not start one.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +39,38 @@ describe('HTTP ingress durable replies', () => {
       // covering it is later: the reply waited for it.
       expect(epochOf(stateDir)).toBeGreaterThan(before);
     }
+    await engine.stop();
+  });
+
+  it('starts a checkpoint on demand for waiting replies, shared by concurrent requests', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'statefn-httpd-'));
+    dirs.push(stateDir);
+    const engine = await Engine.start(app, { stateDir, workers: 2, limits: { flushIntervalMs: 60_000, durableWaitMs: 5 } });
+    const http = engine.app.ingresses[0]!.connector as unknown as HttpIngress;
+    const { port } = http.address();
+    const post = (id: string) => fetch(`http://127.0.0.1:${port}/hc/counter/${id}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/vnd.io.statefun.types/string' }, body: '',
+    });
+    // No interval checkpoint runs during this test: each reply needs one started on demand.
+    expect((await post('a')).status).toBe(202);
+    expect(epochOf(stateDir)).toBeGreaterThanOrEqual(1);
+    // 200 concurrent requests: every one answered, by far fewer checkpoints than requests.
+    const before = epochOf(stateDir);
+    const rs = await Promise.all(Array.from({ length: 200 }, (_, i) => post(`k${i % 50}`)));
+    expect(rs.every((r) => r.status === 202)).toBe(true);
+    const used = epochOf(stateDir) - before;
+    expect(used).toBeGreaterThanOrEqual(1);
+    expect(used).toBeLessThan(100);
+    // A waiter without `soon` does not start a checkpoint; a `soon` one does, and covers both.
+    const e0 = epochOf(stateDir);
+    let plainDone = false;
+    const plain = engine.whenDurable().then(() => { plainDone = true; });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(plainDone).toBe(false);
+    expect(epochOf(stateDir)).toBe(e0);
+    await engine.whenDurable({ soon: true });
+    await plain;
+    expect(epochOf(stateDir)).toBe(e0 + 1);
     await engine.stop();
   });
 });
