@@ -130,6 +130,19 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private readonly stopController = new AbortController();
+  /**
+   * Waits that end when the ingress or the engine stops. One listener per signal fans out to this
+   * set: a listener per waiting request made every add and remove O(requests waiting).
+   */
+  private readonly stopWaiters = new Set<() => void>();
+  private stopFired = false;
+  private readonly fireStop = (): void => {
+    if (this.stopFired) return;
+    this.stopFired = true;
+    const ws = [...this.stopWaiters];
+    this.stopWaiters.clear();
+    for (const w of ws) w();
+  };
   /** Closed (a promise) while the engine is back-pressured; undefined when open. */
   private gate: Promise<void> | undefined;
   private readonly handling = new Set<Promise<void>>();
@@ -176,6 +189,8 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
       throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${this.id}': started twice; create one HttpIngress per engine`);
     }
     this.ctx = ctx;
+    if (ctx.signal.aborted) this.fireStop();
+    else ctx.signal.addEventListener('abort', this.fireStop, { once: true });
     const server = http.createServer({
       requestTimeout: this.requestTimeoutMs,
       headersTimeout: Math.min(this.requestTimeoutMs, HEADERS_TIMEOUT_MS_MAX),
@@ -226,6 +241,7 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   stop(): Promise<void> {
     this.stopping = true;
     this.stopController.abort();
+    this.fireStop();
     this.stopped ??= this.closeServer();
     return this.stopped;
   }
@@ -383,19 +399,18 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   }
 
   private isStopping(): boolean {
-    return this.stopping || (this.ctx?.signal.aborted ?? false);
+    return this.stopping || this.stopFired || (this.ctx?.signal.aborted ?? false);
   }
 
   /** Resolves when `p` settles or the ingress or engine stops. */
   private untilStopped(p: Promise<void>): Promise<void> {
-    const signals = [this.stopController.signal, this.ctx!.signal];
+    if (this.isStopping()) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      if (signals.some((s) => s.aborted)) return resolve();
       const done = (): void => {
-        for (const s of signals) s.removeEventListener('abort', done);
+        this.stopWaiters.delete(done);
         resolve();
       };
-      for (const s of signals) s.addEventListener('abort', done, { once: true });
+      this.stopWaiters.add(done);
       p.then(done, done);
     });
   }
@@ -406,7 +421,6 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
    */
   private readBody(req: http.IncomingMessage): Promise<Uint8Array | typeof TOO_LARGE | typeof ABORTED | typeof STOPPED> {
     const max = this.bodyBytesMax;
-    const stopSignal = this.stopController.signal;
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -415,7 +429,7 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
         req.off('end', onEnd);
         req.off('error', onGone);
         req.off('close', onGone);
-        stopSignal.removeEventListener('abort', onStop);
+        this.stopWaiters.delete(onStop);
         if (v !== ABORTED && !req.readableEnded) req.pause();
         resolve(v);
       };
@@ -437,14 +451,14 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
       };
       const onGone = (): void => finish(ABORTED);
       const onStop = (): void => finish(STOPPED);
-      if (stopSignal.aborted) return finish(STOPPED);
+      if (this.stopFired || this.stopController.signal.aborted) return finish(STOPPED);
       // The client may have gone while the request waited at the gate ('close' already fired).
       if (req.destroyed) return finish(ABORTED);
       req.on('data', onData);
       req.on('end', onEnd);
       req.on('error', onGone);
       req.on('close', onGone);
-      stopSignal.addEventListener('abort', onStop, { once: true });
+      this.stopWaiters.add(onStop);
     });
   }
 
