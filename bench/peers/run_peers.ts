@@ -27,7 +27,7 @@ import os from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_PEER_OPTIONS, type PeerResult, type PeerRunOptions } from './types.js';
-import { HTTP_FAST_FLUSH_MS, STATEFN_ENGINE_DEFAULTS, runStatefn, statefnTiming, statefnVersion } from './statefn.js';
+import { STATEFN_ENGINE_DEFAULTS, runStatefn, statefnTiming, statefnVersion } from './statefn.js';
 import { runScaling, type ScalingResult } from './scaling.js';
 import { renderHtml, seriesName, writePngs } from './charts.js';
 import { LoadClient } from './apps/http_load.js';
@@ -444,7 +444,7 @@ export async function runPeers(opts: RunPeersOptions): Promise<{ resultsPath: st
       quick: opts.quick,
       systems: [...only],
       options,
-      statefn: { engine: STATEFN_ENGINE_DEFAULTS, timing: statefnTiming(o), httpFastFlushVariantMs: HTTP_FAST_FLUSH_MS },
+      statefn: { engine: STATEFN_ENGINE_DEFAULTS, timing: statefnTiming(o) },
     },
     limits,
     timings,

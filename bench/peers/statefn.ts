@@ -275,11 +275,6 @@ export interface StatefnCaseOptions {
   measureMs: number;
   /** A label for variants of the engine settings (e.g. `ckpt 20 ms`). */
   variant?: string;
-  /**
-   * Diagnostic only (not shipped code): swap the HTTP ingress's two AbortSignals for O(1)
-   * stand-ins, see {@link patchAbortWaits}.
-   */
-  patchAbortWaits?: boolean;
 }
 
 type Detailed = PeerResult & { detail: Record<string, unknown> };
@@ -298,7 +293,6 @@ function baseSettings(c: StatefnCaseOptions, o: PeerRunOptions): Record<string, 
     measureMs: c.measureMs,
     stateDir: 'fresh temporary directory per run (os.tmpdir())',
     ...(c.variant === undefined ? {} : { variant: c.variant }),
-    ...(c.patchAbortWaits === true ? { diagnostic: true } : {}),
   };
 }
 
@@ -402,52 +396,6 @@ export async function generatorCase(c: StatefnCaseOptions, o: PeerRunOptions): P
 
 // ---- one HTTP run ----
 
-/**
- * An AbortSignal stand-in whose listeners live in a Set: add and remove are O(1). Node's
- * EventTarget scans its whole listener list on every addEventListener (to skip duplicates), so
- * with K requests waiting for their checkpoint (each holding 'abort' listeners on the same two
- * signals, see HttpIngress.untilStopped/readBody) every new request costs O(K).
- */
-class SetSignal {
-  aborted = false;
-  private readonly listeners = new Set<() => void>();
-  addEventListener(_type: string, f: () => void): void {
-    if (this.aborted) return;
-    this.listeners.add(f);
-  }
-  removeEventListener(_type: string, f: () => void): void {
-    this.listeners.delete(f);
-  }
-  fire(): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    const ls = [...this.listeners];
-    this.listeners.clear();
-    for (const f of ls) f();
-  }
-}
-
-/**
- * Diagnostic variant, not statefn as shipped: replace the running HttpIngress's stop signal and
- * its view of the engine's ingress signal by {@link SetSignal}s (wired to the real ones), so the
- * per-request abort listeners cost O(1). Touches two instance fields of this one ingress object
- * at runtime; the engine's and the connector's code are unchanged. Used to measure how much of
- * the HTTP path's main-thread time the O(K) listener bookkeeping takes.
- */
-function patchAbortWaits(ingress: HttpIngress): void {
-  const inner = ingress as unknown as { stopController: AbortController; ctx: { signal: AbortSignal } & Record<string, unknown> };
-  const stop = new SetSignal();
-  const realStop = inner.stopController;
-  realStop.signal.addEventListener('abort', () => stop.fire(), { once: true });
-  inner.stopController = { signal: stop as unknown as AbortSignal, abort: () => realStop.abort() } as AbortController;
-  const engineSignal = new SetSignal();
-  const real = inner.ctx.signal;
-  if (real.aborted) engineSignal.fire();
-  else real.addEventListener('abort', () => engineSignal.fire(), { once: true });
-  inner.ctx = { ...inner.ctx, signal: engineSignal as unknown as AbortSignal };
-}
-
-
 export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client: LoadClient): Promise<Detailed> {
   const app = appOf(c.workload);
   const s = await startEngine(app.module, { ...app.params(o, 'http', 0, 0), http: { requestsInFlightMax: 1 << 20, connectionsMax: 8192 } }, c.workers, { ...app.limits, ...c.limits }, o.log);
@@ -458,7 +406,6 @@ export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client:
       failure = e;
     });
     const ingress = s.engine.app.ingresses[0]!.connector as unknown as HttpIngress;
-    if (c.patchAbortWaits === true) patchAbortWaits(ingress);
     const { host, port } = ingress.address();
     const rate = c.ratePerSec ?? 0;
     const concurrency = c.concurrency ?? 0;
@@ -536,8 +483,7 @@ export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client:
       guarantee: guaranteeText('http', c.workload, c.limits.flushIntervalMs ?? STATEFN_ENGINE_DEFAULTS.flushIntervalMs),
       settings: {
         ...baseSettings(c, o),
-        ingress: 'HttpIngress, replyWhen durable, 127.0.0.1, requestsInFlightMax 1048576, connectionsMax 8192' +
-          (c.patchAbortWaits === true ? '; DIAGNOSTIC: its two AbortSignals replaced at runtime by O(1) Set-based stand-ins (not shipped code)' : ''),
+        ingress: 'HttpIngress, replyWhen durable, 127.0.0.1, requestsInFlightMax 1048576, connectionsMax 8192; group commit (durableWaitMs 2)',
         client: `pipelining HTTP/1.1 client in a child process (bench/peers/apps/http_load.ts), ${r.connections} keep-alive connections` +
           (c.mode === 'closed' ? `, ${concurrency} requests outstanding` : `, open loop, in-flight cap ${job.maxInFlight}`),
         latency: c.mode === 'closed' ? 'request sent -> durable reply (202), at the client' : 'request due -> durable reply (202), at the client (no coordinated omission)',
@@ -581,8 +527,6 @@ export function statefnTiming(o: PeerRunOptions): StatefnTiming {
   return o.quick ? { warmupMs: 1500, measureMs: Math.min(o.runMs, 4000) } : { warmupMs: 3000, measureMs: Math.min(o.runMs, 10_000) };
 }
 
-/** HTTP variants: the default engine, and (full runs) checkpoints every `fastFlushMs`. */
-export const HTTP_FAST_FLUSH_MS = 50;
 
 function fmt(r: PeerResult): string {
   const at = r.mode === 'open' ? `open ${r.offeredPerSec}/s` : r.concurrency !== undefined ? `closed c=${r.concurrency}` : 'closed max';
@@ -608,31 +552,15 @@ interface HttpVariant {
   variant?: string;
   workloads: Workload[];
   concurrencies: number[];
-  /** Diagnostic: O(1) abort waits in the HTTP ingress (not shipped code). */
-  patch?: boolean;
 }
 
 /**
- * The HTTP cases: statefn as shipped (every workload), checkpoints every 50 ms (counter-uniform
- * and chain; the same durability promise with a shorter wait for it), and two diagnostic variants
- * with the HTTP ingress's abort listeners made O(1) at runtime (counter-uniform; excluded from
- * the target checks), which show what the listener bookkeeping costs.
+ * The HTTP cases: statefn as shipped, every workload. (Earlier runs also tried 50 ms checkpoint
+ * intervals and a runtime patch of the ingress's abort waits; group commit and the O(1) stop
+ * waits made both the default.)
  */
 function httpVariants(o: PeerRunOptions): HttpVariant[] {
-  const fastMs = HTTP_FAST_FLUSH_MS;
-  const has = (w: Workload): boolean => o.workloads.includes(w);
-  const fast = o.workloads.filter((w) => w === 'counter-uniform' || w === 'chain');
-  const out: HttpVariant[] = [
-    { limits: {}, workloads: o.workloads, concurrencies: o.quick ? [o.httpConcurrency, 4096] : [16, o.httpConcurrency, 256, 4096] },
-  ];
-  if (fast.length > 0) {
-    out.push({ limits: { flushIntervalMs: fastMs }, variant: `ckpt ${fastMs} ms`, workloads: o.quick ? fast.slice(0, 1) : fast, concurrencies: o.quick ? [o.httpConcurrency, 4096] : [16, o.httpConcurrency, 256, 4096] });
-  }
-  if (has('counter-uniform')) {
-    if (!o.quick) out.push({ limits: {}, variant: 'ckpt 1 s, patched abort waits (diagnostic)', workloads: ['counter-uniform'], concurrencies: [4096], patch: true });
-    out.push({ limits: { flushIntervalMs: fastMs }, variant: `ckpt ${fastMs} ms, patched abort waits (diagnostic)`, workloads: ['counter-uniform'], concurrencies: o.quick ? [4096] : [256, 4096], patch: true });
-  }
-  return out;
+  return [{ limits: {}, workloads: o.workloads, concurrencies: o.quick ? [o.httpConcurrency, 4096] : [16, o.httpConcurrency, 256, 1024, 4096] }];
 }
 
 /**
@@ -641,8 +569,8 @@ function httpVariants(o: PeerRunOptions): HttpVariant[] {
  *   http: closed loop at concurrency 16, `o.httpConcurrency` and 256 (Restate's), plus 4,096
  *         (pipelined; how far durable replies scale with outstanding requests), then open loop at
  *         `o.openRates` ascending until a rate is not sustained (achieved < 80% or > 1% errors).
- * Full runs repeat the counter and chain HTTP cases with checkpoints every 50 ms (same durability
- * promise, shorter wait for it), labelled `variant: ckpt 50 ms`.
+ * Durable replies use group commit: a waiting request starts a checkpoint within the engine's
+ * durableWaitMs (docs/checkpoints.md), so they do not wait for the 1 s interval.
  */
 export async function runStatefn(opts: PeerRunOptions): Promise<PeerResult[]> {
   const t = statefnTiming(opts);
@@ -687,7 +615,7 @@ export async function runStatefn(opts: PeerRunOptions): Promise<PeerResult[]> {
       for (const w of v.workloads) {
         const base: StatefnCaseOptions = {
           workload: w, path: 'http', mode: 'closed', workers, limits: v.limits, ...t,
-          ...(v.variant === undefined ? {} : { variant: v.variant }), ...(v.patch === true ? { patchAbortWaits: true } : {}),
+          ...(v.variant === undefined ? {} : { variant: v.variant }),
         };
         const concurrencies = [...new Set(v.concurrencies)].sort((x, y) => x - y);
         for (const cc of concurrencies) {
@@ -733,7 +661,6 @@ async function main(): Promise<void> {
   let workers = 2;
   let ms: number | undefined;
   let all = false;
-  let patch = false;
   const limits: Record<string, number> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -753,7 +680,6 @@ async function main(): Promise<void> {
     } else if (a === '--concurrency') concurrency = Number(v());
     else if (a === '--workers') workers = Number(v());
     else if (a === '--ms') ms = Number(v());
-    else if (a === '--patch-abort') patch = true;
     else if (a === '--limit') {
       const [k, x] = v().split('=');
       limits[k!] = Number(x);
@@ -766,7 +692,7 @@ async function main(): Promise<void> {
     return;
   }
   const t = statefnTiming(o);
-  const c: StatefnCaseOptions = { workload, path, mode, workers, limits, ...t, ...(ms === undefined ? {} : { measureMs: ms }), ...(patch ? { patchAbortWaits: true, variant: 'patched abort waits' } : {}), ...(mode === 'open' ? { ratePerSec: rate } : { concurrency }) };
+  const c: StatefnCaseOptions = { workload, path, mode, workers, limits, ...t, ...(ms === undefined ? {} : { measureMs: ms }), ...(mode === 'open' ? { ratePerSec: rate } : { concurrency }) };
   if (path === 'http') {
     const client = LoadClient.start();
     try {
