@@ -5,7 +5,7 @@
  * The loop, one step at a time (never blocking; the event loop stays free for async handlers,
  * LMDB commits and timers):
  *   1. read frames from the input rings into the `pending` queue (ingress from the main ring
- *      only while this worker is not back-pressured; worker rings always, so cycles can't wedge);
+ *      only while this worker is not back-pressured, except by its dirty set, which only a barrier on that ring clears; worker rings always, so cycles can't wedge);
  *   2. handle up to `batchMessagesMax` pending messages, each on its address: synchronously when
  *      the handler is sync, else the address is busy until its promise settles and later
  *      messages for it wait in its mailbox, in arrival order;
@@ -111,6 +111,8 @@ export class WorkerRuntime {
   private scheduled = false;
   private sleeping = false;
   private pressured = false;
+  /** Back-pressured for a reason that reading the main ring would worsen (everything but the dirty set). */
+  private gateMain = false;
   private quiescing = false;
   private quiesceMarks = 0;
   private quiescedSent = false;
@@ -266,7 +268,7 @@ export class WorkerRuntime {
    * would never clear and a clean stop under load would wait for SHUTDOWN forever.
    */
   private gated(link: InLink): boolean {
-    return link.source === this.main && this.pressured && !this.quiescing;
+    return link.source === this.main && this.gateMain && !this.quiescing;
   }
 
   private sleep(): void {
@@ -850,8 +852,16 @@ export class WorkerRuntime {
     // The dirty set (state changed since the last checkpoint) waits in memory for the next
     // barrier: bound it too, so a slow or stuck checkpoint pauses ingress instead of growing it.
     const dirty = this.dirty.length;
-    const on = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax || dirty > L.dirtyEntriesMax || this.remoteFull.size > 0;
-    const off = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax && dirty <= L.dirtyEntriesMax / 2 && this.remoteFull.size === 0;
+    const gateOn = parked > L.outboxBytesHighWater || pending > L.pendingMessagesMax || this.mailboxed > L.mailboxMessagesMax || this.asyncInFlight >= L.asyncInvocationsMax || this.remoteFull.size > 0;
+    const gateOff = parked <= L.outboxBytesLowWater && pending <= L.pendingMessagesMax / 2 && this.mailboxed <= L.mailboxMessagesMax / 2 && this.asyncInFlight < L.asyncInvocationsMax && this.remoteFull.size === 0;
+    const on = gateOn || dirty > L.dirtyEntriesMax;
+    const off = gateOff && dirty <= L.dirtyEntriesMax / 2;
+    // A dirty set over its bound clears only by a checkpoint, whose barrier arrives on the main
+    // ring behind the ingress already in it: keep reading that ring (the main thread stops
+    // submitting while any worker is pressured, so the overshoot is at most one ring's worth).
+    // Gating it deadlocked large key spaces: every worker waited for a barrier it never read.
+    if (!this.gateMain && gateOn) this.gateMain = true;
+    else if (this.gateMain && gateOff) this.gateMain = false;
     if (!this.pressured && on) {
       this.pressured = true;
       this.stats.setPressure(this.self, true);
