@@ -22,7 +22,7 @@
  * (`--limit` overrides an engine limit for experiments, e.g. `--limit flushIntervalMs=3600000`
  * shows latency without the periodic state flush; the figures of `runMacro` use the defaults.)
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +34,7 @@ import type { LatencyEgress } from './apps/latency_egress.js';
 import type { CounterBenchParams } from './apps/counter_bench.js';
 import type { PingPongParams } from './apps/pingpong_bench.js';
 import type { MicroResult } from './micro.js';
+import { threadTicks } from './machine.js';
 
 export interface MacroResult {
   name: string;
@@ -101,27 +102,6 @@ interface Mark {
   cpu: NodeJS.CpuUsage;
   elu: ReturnType<typeof performance.eventLoopUtilization>;
   threads: Map<number, number>;
-}
-
-/**
- * CPU ticks (user + system, in clock ticks of 10 ms) per thread of this process, from Linux's
- * /proc/self/task/<tid>/stat; empty elsewhere. Node does not name its threads, so the main thread
- * is the one whose tid is the pid and the statefn workers are the busiest of the others (the rest
- * are V8's GC helpers, libuv's pool, lmdb's write thread and tsx's loader threads).
- */
-function threadTicks(): Map<number, number> {
-  const out = new Map<number, number>();
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(f[11]) + Number(f[12]));
-    }
-  } catch {
-    // Not Linux (or /proc hidden): no per-thread figures.
-  }
-  return out;
 }
 
 function mark(engine: Engine): Mark {

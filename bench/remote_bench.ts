@@ -34,7 +34,7 @@
  * (`--limit` overrides an engine limit for experiments, as in bench/macro.ts.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -45,6 +45,7 @@ import type { GeneratorIngress } from '../connectors/generator/generator_ingress
 import { startJsService } from '../test/fixtures/remote/services.js';
 import { JS_SDK_SPEC } from '../test/fixtures/remote/install.js';
 import { COUNTS_EGRESS_ID, type ProbeEgress, type RemoteCounterParams } from './apps/remote_counter_app.js';
+import { threadTicks } from './machine.js';
 
 // ---- settings ----
 
@@ -264,20 +265,6 @@ function statTicks(path: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Ticks per thread of this process (Linux; empty elsewhere). */
-function threadTicks(): Map<number, number> {
-  const out = new Map<number, number>();
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const t = statTicks(`/proc/self/task/${tid}/stat`);
-      if (t !== undefined) out.set(Number(tid), t);
-    }
-  } catch {
-    // no /proc
-  }
-  return out;
 }
 
 interface Mark {

@@ -6,15 +6,14 @@
  * `bench/results/<ISO date-time>.json` (colons and dots replaced by dashes so the name is valid on
  * every file system).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runMacro, type MacroResult } from './macro.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { runCheckpoint, type CheckpointResult } from './checkpoint_bench.js';
 import { runKafka, type KafkaResult } from './kafka_bench.js';
 import { runRemote, type RemoteResult } from './remote_bench.js';
+import { machineInfo } from './machine.js';
 
 type Section = 'micro' | 'macro' | 'checkpoint' | 'kafka' | 'remote';
 const SECTIONS: readonly Section[] = ['micro', 'macro', 'checkpoint', 'kafka', 'remote'];
@@ -51,46 +50,6 @@ function parseArgs(argv: string[]): Settings {
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   return { quick, peers, only, argv };
-}
-
-function packageVersion(name: string): string | null {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL(`../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function machineInfo(): Record<string, unknown> {
-  const cpus = os.cpus();
-  const status = git(['status', '--porcelain']);
-  return {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cpuCount: cpus.length,
-    totalMemoryBytes: os.totalmem(),
-    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    platform: os.platform(),
-    release: os.release(),
-    arch: os.arch(),
-    node: process.version,
-    packages: {
-      msgpackr: packageVersion('msgpackr'),
-      lmdb: packageVersion('lmdb'),
-      tinybench: packageVersion('tinybench'),
-      kafkajs: packageVersion('kafkajs'),
-    },
-    gitCommit: git(['rev-parse', 'HEAD']),
-    gitDirty: status === null ? null : status.length > 0,
-  };
 }
 
 /** Format a rate with thousands separators, or in M/K units when large. */

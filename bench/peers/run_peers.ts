@@ -19,7 +19,6 @@
  * the machine-limit probes), `bench/results/peers-<ISO date>.html` (charts, charts.ts) and a
  * stable copy `bench/peers-latest.html`; a PNG beside it only if a headless Chromium is on PATH.
  */
-import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,57 +30,13 @@ import { STATEFN_ENGINE_DEFAULTS, runStatefn, statefnTiming, statefnVersion } fr
 import { runScaling, type ScalingResult } from './scaling.js';
 import { renderHtml, seriesName, writePngs } from './charts.js';
 import { LoadClient } from './apps/http_load.js';
+import { machineInfo } from '../machine.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
 const LATEST_HTML = fileURLToPath(new URL('../peers-latest.html', import.meta.url));
 const SYSTEMS = ['statefn', 'restate', 'flink', 'scaling'] as const;
 type SystemKey = (typeof SYSTEMS)[number];
-
-// ---- machine info (copied from bench/run.ts, where machineInfo() is not exported) ----
-
-function packageVersion(name: string): string | null {
-  try {
-    const pkg = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string };
-    return pkg.version ?? null;
-  } catch {
-    return null;
-  }
-}
-
-function git(args: string[]): string | null {
-  try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return null;
-  }
-}
-
-function machineInfo(): Record<string, unknown> {
-  const cpus = os.cpus();
-  const status = git(['status', '--porcelain']);
-  return {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cpuCount: cpus.length,
-    totalMemoryBytes: os.totalmem(),
-    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    platform: os.platform(),
-    release: os.release(),
-    arch: os.arch(),
-    node: process.version,
-    packages: {
-      msgpackr: packageVersion('msgpackr'),
-      lmdb: packageVersion('lmdb'),
-      tinybench: packageVersion('tinybench'),
-      kafkajs: packageVersion('kafkajs'),
-      piscina: packageVersion('piscina'),
-      tsx: packageVersion('tsx'),
-    },
-    gitCommit: git(['rev-parse', 'HEAD']),
-    gitDirty: status === null ? null : status.length > 0,
-    loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
-  };
-}
 
 // ---- machine limits (back-of-the-envelope figures, measured now) ----
 

@@ -23,7 +23,7 @@
  *        [--ms measureMs] [--limit name=value ...]
  *   node --import tsx bench/peers/statefn.ts --all [--quick]      (what runStatefn does)
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -31,7 +31,6 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../../engine/runtime/engine.js';
 import type { Logger } from '../../engine/shared/connector_api.js';
-import type { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
 import type { HttpIngress } from '../../connectors/http/http_ingress.js';
 import { DEFAULT_PEER_OPTIONS, type LoadMode, type LoadPath, type PeerResult, type PeerRunOptions, type Workload } from './types.js';
 import { LATENCY_EGRESS_ID, type PeerLatencyEgress } from './apps/common.js';
@@ -39,6 +38,7 @@ import { HOPS } from './apps/chain.js';
 import { FRAUD_MESSAGES_PER_TRANSACTION } from './apps/fraud.js';
 import { LoadClient, type LoadJob, type LoadResult } from './apps/http_load.js';
 import { CONFIRMED_FRAUD_INGRESS } from '../../examples/fraud_detection/types.js';
+import { threadTicks } from '../machine.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const APP: Record<'counter' | 'chain' | 'fraud', string> = {
@@ -93,23 +93,6 @@ function benchLogger(log: (l: string) => void): Logger {
     },
     error: (m, f) => log(`statefn: engine error: ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
   };
-}
-
-// ---- CPU per thread (copied from bench/macro.ts, where it is not exported) ----
-
-/** CPU ticks (user + system, 10 ms each) per thread of this process; empty when not on Linux. */
-function threadTicks(): Map<number, number> {
-  const out = new Map<number, number>();
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(f[11]) + Number(f[12]));
-    }
-  } catch {
-    // Not Linux: no per-thread figures.
-  }
-  return out;
 }
 
 interface Mark {
