@@ -14,7 +14,7 @@
  * Environment: STATEFN_KAFKA_VERSION (default version), JAVA_HOME (which java to run, as Kafka's
  * own scripts do), STATEFN_KAFKA_JVM_OPTS (extra JVM options, space separated).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -34,6 +34,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
+import { requireJava, requireMaven, type JavaInfo } from './java_tools.js';
 
 export const DEFAULT_KAFKA_VERSION = '3.9.1';
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -41,9 +42,6 @@ const MAVEN_DEPENDENCY_PLUGIN = '3.8.1';
 const MAVEN_TIMEOUT_MS = 600_000;
 const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
-const INSTALL_HINT =
-  'install Java and Maven with `apt-get install -y openjdk-17-jdk-headless maven` on Debian/Ubuntu, ' +
-  'or see https://adoptium.net (Java) and https://maven.apache.org (Maven)';
 
 export interface KafkaJarsOptions {
   /** Kafka version on Maven Central; default STATEFN_KAFKA_VERSION or 3.9.1. */
@@ -92,52 +90,13 @@ export interface KafkaBroker {
 // ---------------------------------------------------------------------------------------------
 // Java and Maven
 
-interface JavaInfo {
-  bin: string;
-  major: number;
-}
-let javaInfo: JavaInfo | undefined;
-
-function javaBin(): string {
-  const home = process.env.JAVA_HOME;
-  if (home !== undefined && home !== '') {
-    const bin = join(home, 'bin', process.platform === 'win32' ? 'java.exe' : 'java');
-    if (existsSync(bin)) return bin;
-  }
-  return 'java';
-}
-
-/** The Java to run Kafka with; throws a clear error if it is missing or too old for `version`. */
+/** The Java to run Kafka `version` with (Kafka 4 needs 17). */
 function checkJava(version: string): JavaInfo {
-  if (javaInfo === undefined) {
-    const bin = javaBin();
-    const r = spawnSync(bin, ['-version'], { encoding: 'utf8', timeout: 30_000 });
-    if (r.error !== undefined || r.status !== 0) {
-      const why = r.error !== undefined ? r.error.message : `exit ${r.status}: ${(r.stderr ?? '').trim()}`;
-      throw new Error(`Kafka needs Java, but \`${bin} -version\` failed (${why}); ${INSTALL_HINT}`);
-    }
-    const text = `${r.stderr ?? ''}\n${r.stdout ?? ''}`;
-    const m = /version "(\d+)(?:\.(\d+))?/.exec(text);
-    if (m === null) throw new Error(`could not read the Java version from \`${bin} -version\`:\n${text.trim()}`);
-    const first = Number(m[1]);
-    javaInfo = { bin, major: first === 1 ? Number(m[2] ?? '0') : first };
-  }
-  const needed = kafkaMajor(version) >= 4 ? 17 : 11;
-  if (javaInfo.major < needed) {
-    throw new Error(
-      `Kafka ${version} needs Java ${needed} or newer, but \`${javaInfo.bin}\` is Java ${javaInfo.major}; ` +
-        `${INSTALL_HINT} (or point JAVA_HOME at a newer JDK)`,
-    );
-  }
-  return javaInfo;
+  return requireJava(`Kafka ${version}`, kafkaMajor(version) >= 4 ? 17 : 11);
 }
 
 function checkMaven(): void {
-  const r = spawnSync('mvn', ['-v', '-B', '-q'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error !== undefined || r.status !== 0) {
-    const why = r.error !== undefined ? r.error.message : `exit ${r.status}: ${(r.stderr ?? r.stdout ?? '').trim()}`;
-    throw new Error(`resolving the Kafka jars needs Maven, but \`mvn -v\` failed (${why}); ${INSTALL_HINT}`);
-  }
+  requireMaven('resolving the Kafka jars');
 }
 
 function kafkaMajor(version: string): number {

@@ -43,13 +43,14 @@
  * Standalone: node --import tsx bench/peers/flink_statefun.ts [--quick] [--workloads a,b]
  *   [--ms runMs] [--rates 500,2000] [--buffer-timeout-ms n] [--json results.json]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { delimiter, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_PEER_OPTIONS, type PeerResult, type PeerRunOptions, type Workload } from './types.js';
+import { JAVA_MAVEN_INSTALL_HINT as INSTALL_HINT, requireJava, requireMaven, type JavaInfo } from '../../scripts/java_tools.js';
 
 export const STATEFUN_VERSION = '3.3.0';
 /** The Flink version StateFun 3.3.0 is built against (the JVM reports the one it ran). */
@@ -74,9 +75,6 @@ const OPEN_MAX_IN_FLIGHT = 100_000;
 const SEED = 42;
 /** How long the JVM may take to start the mini cluster and the job. */
 const STARTUP_LIMIT_MS = 120_000;
-const INSTALL_HINT =
-  'install a JDK (11 or newer) and Maven, e.g. `apt-get install -y openjdk-17-jdk-headless maven` on Debian/Ubuntu, ' +
-  'or see https://adoptium.net (Java) and https://maven.apache.org (Maven)';
 
 /**
  * Flink 1.16 predates Java 17 support; on 16+ its closure cleaner and serializers reflect into
@@ -100,49 +98,13 @@ const JAVA17_OPENS = [
 // ---------------------------------------------------------------------------------------------
 // Java, Maven and the build
 
-interface JavaInfo {
-  bin: string;
-  major: number;
-  version: string;
-}
-let javaInfo: JavaInfo | undefined;
-
-function javaBin(): string {
-  const home = process.env.JAVA_HOME;
-  if (home !== undefined && home !== '') {
-    const bin = join(home, 'bin', process.platform === 'win32' ? 'java.exe' : 'java');
-    if (existsSync(bin)) return bin;
-  }
-  return 'java';
-}
-
-/** The Java to run Flink with; throws a clear error if it is missing or older than 11. */
+/** The Java to run Flink with (11 or newer). */
 function checkJava(): JavaInfo {
-  if (javaInfo !== undefined) return javaInfo;
-  const bin = javaBin();
-  const r = spawnSync(bin, ['-version'], { encoding: 'utf8', timeout: 30_000 });
-  if (r.error !== undefined || r.status !== 0) {
-    const why = r.error !== undefined ? r.error.message : `exit ${r.status}: ${(r.stderr ?? '').trim()}`;
-    throw new Error(`the Flink StateFun peer needs Java 11+, but \`${bin} -version\` failed (${why}); ${INSTALL_HINT}`);
-  }
-  const text = `${r.stderr ?? ''}\n${r.stdout ?? ''}`;
-  const m = /version "((\d+)(?:\.(\d+))?[^"]*)"/.exec(text);
-  if (m === null) throw new Error(`could not read the Java version from \`${bin} -version\`:\n${text.trim()}`);
-  const first = Number(m[2]);
-  const major = first === 1 ? Number(m[3] ?? '0') : first;
-  if (major < 11) {
-    throw new Error(`the Flink StateFun peer needs Java 11 or newer, but \`${bin}\` is Java ${major}; ${INSTALL_HINT} (or point JAVA_HOME at a newer JDK)`);
-  }
-  javaInfo = { bin, major, version: m[1]! };
-  return javaInfo;
+  return requireJava('the Flink StateFun peer', 11);
 }
 
 function checkMaven(): void {
-  const r = spawnSync('mvn', ['-v', '-B', '-q'], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error !== undefined || r.status !== 0) {
-    const why = r.error !== undefined ? r.error.message : `exit ${r.status}: ${(r.stderr ?? r.stdout ?? '').trim()}`;
-    throw new Error(`building the Flink StateFun peer (bench/peers/flink) needs Maven, but \`mvn -v\` failed (${why}); ${INSTALL_HINT}`);
-  }
+  requireMaven('building the Flink StateFun peer (bench/peers/flink)');
 }
 
 function listFiles(dir: string): string[] {
