@@ -32,20 +32,7 @@ export const DOUBLE = Types.double.typename;
 /** The latency egress of every peer app. */
 export const LATENCY_EGRESS_ID = 'peers/latency';
 
-/** FNV-1a (32 bit) of a string's UTF-16 code units (ASCII keys: the bytes). */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/** Key of hop `i` of the chain started for `key`: hash(key, i) mod keys (as the Restate peer). */
-export function hopKey(key: string, i: number, keys: number): string {
-  return String(fnv1a(`${key}:${i}`) % keys);
-}
+export { fnv1a, hopKey } from '../chain_keys.js';
 
 /** The latency sample a handler egresses: `"<created>|<processed now>"`. */
 export function latencySample(created: number): Message {

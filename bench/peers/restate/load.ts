@@ -68,20 +68,7 @@ export function zipfTopShare(n: number, s: number): number {
   return 1 / sum;
 }
 
-/** FNV-1a (32 bit) of an ASCII string; `service.mjs` has the same function. */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/** Key of hop `i` of the chain started for `key`: hash(key, i) mod keys (as `service.mjs`). */
-export function hopKey(key: string, i: number, keys: number): string {
-  return String(fnv1a(`${key}:${i}`) % keys);
-}
+export { fnv1a, hopKey } from '../chain_keys.js';
 
 // ---------------------------------------------------------------------------------------------
 // Runs
