@@ -473,6 +473,9 @@ export class Engine {
       frames += fs.length;
       for (const f of fs) this.onFrame(f, link.source);
     }
+    // A dirty set over its bound clears only by a checkpoint (and pauses ingress meanwhile):
+    // start one now instead of at the next interval (docs/checkpoints.md, "When checkpoints start").
+    if (this.flushInFlight === undefined && this.state === 'running' && this.dirtyOverBound()) this.checkpointSoon();
     let parked = 0;
     for (const o of this.outs) {
       o.flush();
@@ -639,6 +642,12 @@ export class Engine {
       this.soonTimer = undefined;
       if (this.soonWanted) this.startFlush();
     }, this.options.limits.durableWaitMs);
+  }
+
+  private dirtyOverBound(): boolean {
+    const max = this.options.limits.dirtyEntriesMax;
+    for (let w = 0; w < this.options.workers; w++) if (this.statsBlock.get(w, Stat.dirty) > max) return true;
+    return false;
   }
 
   /** A durability waiter arrived after the last checkpoint started (it waits for the next one). */
