@@ -12,9 +12,9 @@
  * `load` then idles until killed (the parent SIGKILLs it); `recover` stops cleanly and exits.
  */
 import { performance } from 'node:perf_hooks';
-import { Engine } from '../engine/runtime/engine.js';
+import { Engine } from '../engine/engine.js';
 import type { MemoryIngress } from '../connectors/memory/memory_ingress.js';
-import type { RoutedMessage } from '../engine/shared/connector_api.js';
+import type { RoutedMessage } from '../api/connector_api.js';
 import { increment } from './apps/checkpoint_app.js';
 
 const APP = new URL('./apps/checkpoint_app.ts', import.meta.url).href;

@@ -50,8 +50,8 @@ import { createHistogram } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Kafka, logLevel, Partitioners, type Consumer, type ConsumerConfig, type EachBatchPayload, type Message as KafkaMessage, type Producer, type ProducerConfig } from 'kafkajs';
-import type { Engine } from '../engine/runtime/engine.js';
-import type { Logger } from '../engine/shared/connector_api.js';
+import type { Engine } from '../engine/engine.js';
+import type { Logger } from '../api/connector_api.js';
 import type { KafkaEgress } from '../connectors/kafka/kafka_egress.js';
 import type { BenchKafkaIngress, KafkaCounterParams } from './apps/kafka_counter_app.js';
 import { nowMs } from './apps/latency_egress.js';
@@ -615,7 +615,7 @@ interface SystemUnderTest {
 }
 
 async function startStatefn(semantic: KafkaSemantic, t: Topics): Promise<SystemUnderTest> {
-  const { Engine } = await import('../engine/runtime/engine.js');
+  const { Engine } = await import('../engine/engine.js');
   const stateDir = mkdtempSync(join(tmpdir(), 'statefn-kafka-bench-'));
   const logger = benchLogger();
   const params: KafkaCounterParams = { brokers: t.brokers.join(','), inTopic: t.inTopic, outTopic: t.outTopic, group: t.group, semantic, txId: t.txId };

@@ -19,10 +19,10 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { open, type Database } from 'lmdb';
 import { Bench, type Task } from 'tinybench';
-import { Doorbells, allocateDoorbells } from '../engine/shared/doorbell.js';
-import { FrameKind, MESSAGE_FIELDS, createCodec, decodeFrame, type Envelope } from '../engine/shared/frames.js';
-import { RingConsumer, RingProducer, allocateRing, frameFootprint } from '../engine/shared/ring_buffer.js';
-import type { Payload } from '../engine/shared/types.js';
+import { Doorbells, allocateDoorbells } from '../shared/doorbell.js';
+import { FrameKind, MESSAGE_FIELDS, createCodec, decodeFrame, type Envelope } from '../shared/frames.js';
+import { RingConsumer, RingProducer, allocateRing, frameFootprint } from '../shared/ring_buffer.js';
+import type { Payload } from '../api/types.js';
 import type { RingConsumerData, RingConsumerReport } from './fixtures/ring_consumer.js';
 
 export interface MicroResult {

@@ -14,12 +14,12 @@ export {
 } from './server.js';
 
 // The function API, so a remote-only module needs no other import.
-export { App, createApp } from '../engine/shared/app.js';
-export type { Address } from '../engine/shared/address.js';
-export { Message } from '../engine/shared/message.js';
-export { Types } from '../engine/shared/types.js';
-export type { Type, TypeOf } from '../engine/shared/types.js';
-export { defineFunction, valueSpec } from '../engine/shared/function_api.js';
-export type { Context, FunctionSpec, Handler, Storage, ValueSpec } from '../engine/shared/function_api.js';
-export { ErrorCode, StatefnError } from '../engine/shared/errors.js';
-export { ProtocolError } from '../engine/remote/protocol.js';
+export { App, createApp } from '../api/app.js';
+export type { Address } from '../api/address.js';
+export { Message } from '../api/message.js';
+export { Types } from '../api/types.js';
+export type { Type, TypeOf } from '../api/types.js';
+export { defineFunction, valueSpec } from '../api/function_api.js';
+export type { Context, FunctionSpec, Handler, Storage, ValueSpec } from '../api/function_api.js';
+export { ErrorCode, StatefnError } from '../shared/errors.js';
+export { ProtocolError } from '../remote/protocol.js';

@@ -16,16 +16,16 @@
  *   messages, delayed messages (and cancellations) and egress messages, each in call order.
  * - A handler that throws fails the whole batch (HANDLER_FAILED): the runtime retries it.
  */
-import { checkAddress, splitTypeName, type Address } from '../engine/shared/address.js';
-import { App } from '../engine/shared/app.js';
-import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
-import type { Context, FunctionSpec, ValueSpec } from '../engine/shared/function_api.js';
-import { Message, checkMessage } from '../engine/shared/message.js';
-import { builtinType } from '../engine/shared/types.js';
+import { checkAddress, splitTypeName, type Address } from '../api/address.js';
+import { App } from '../api/app.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import type { Context, FunctionSpec, ValueSpec } from '../api/function_api.js';
+import { Message, checkMessage } from '../api/message.js';
+import { builtinType } from '../api/types.js';
 import {
   decodeToFunction, encodeFromFunction, type DelayedInvocation, type EgressMessage, type InvocationResponse,
   type PbAddress, type PbTypedValue, type PersistedValueMutation, type PersistedValueSpec,
-} from '../engine/remote/protocol.js';
+} from '../remote/protocol.js';
 
 /** What the SDK serves: an App (its embedded functions) or a list of FunctionSpecs (`any`: each spec's storage type is its own). */
 export type Functions = Pick<App, 'functions'> | readonly FunctionSpec<any>[];

@@ -11,7 +11,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, StatefnError, isStatefnError } from '../engine/shared/errors.js';
+import { ErrorCode, StatefnError, isStatefnError } from '../shared/errors.js';
 import { functionIndex, handleInvocationBatch, type Functions } from './request_reply.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;

@@ -4,8 +4,8 @@
  * record is msgpack: `[[name, typename, bytes, expiresAtMs], ...]` for non-empty values.
  */
 import type { Packr } from 'msgpackr';
-import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
-import type { ValueSpec } from '../engine/shared/function_api.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import type { ValueSpec } from '../api/function_api.js';
 
 export interface AddressState {
   readonly fnType: string;

@@ -3,12 +3,12 @@
  * and applied by the runtime only when the handler succeeds, so a failed attempt leaves nothing
  * behind (and a retry starts from the same state).
  */
-import { checkAddress, type Address } from '../engine/shared/address.js';
-import type { Context, ValueSpec } from '../engine/shared/function_api.js';
-import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
-import { Message, checkMessage } from '../engine/shared/message.js';
+import { checkAddress, type Address } from '../api/address.js';
+import type { Context, ValueSpec } from '../api/function_api.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { Message, checkMessage } from '../api/message.js';
 import type { AddressState } from './address_state.js';
-import type { Clock } from '../engine/shared/clock.js';
+import type { Clock } from '../shared/clock.js';
 
 export interface Delayed {
   delayMs: number;

@@ -6,10 +6,10 @@
  * cost follows the change since that checkpoint, not the size of the state. Messages recorded
  * by newer epochs are dropped. Runs before the runtime reads anything.
  */
-import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from './state_keys.js';
-import { readInflight, readManifest, restoreKeyGroups } from '../engine/snapshot/checkpoint_layout.js';
-import { openSnapshotStore, type SnapshotStoreConfig } from '../engine/snapshot/store_config.js';
-import type { StateStore, WriteOp } from './state_store.js';
+import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../state/state_keys.js';
+import { readInflight, readManifest, restoreKeyGroups } from '../snapshot/checkpoint_layout.js';
+import { openSnapshotStore, type SnapshotStoreConfig } from '../snapshot/store_config.js';
+import type { StateStore, WriteOp } from '../state/state_store.js';
 
 export interface RollbackResult {
   undone: number;

@@ -1,6 +1,6 @@
 /**
  * The state and the request/response logic of one remote function type in a worker (StateFun's
- * request-reply protocol; the HTTP part is engine/remote/http_client.ts).
+ * request-reply protocol; the HTTP part is remote/http_client.ts).
  *
  * State: a remote function declares its values at run time (an "incomplete invocation context"
  * reply names the missing ones), so an address's values are kept as one engine-side value, a map
@@ -10,15 +10,15 @@
  * format; statefn checks only that a value keeps the type its spec declares.
  */
 import { pack, unpack } from 'msgpackr';
-import type { Address } from '../engine/shared/address.js';
-import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
-import type { ValueSpec } from '../engine/shared/function_api.js';
-import { Message } from '../engine/shared/message.js';
-import { builtinType, payloadBytes, Types, type Payload } from '../engine/shared/types.js';
-import type { RemoteEndpoint, EndpointUrl } from '../engine/remote/endpoint.js';
+import type { Address } from '../api/address.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import type { ValueSpec } from '../api/function_api.js';
+import { Message } from '../api/message.js';
+import { builtinType, payloadBytes, Types, type Payload } from '../api/types.js';
+import type { RemoteEndpoint, EndpointUrl } from '../api/endpoint.js';
 import type {
   ExpireMode, InvocationBatchRequest, InvocationResponse, PbAddress, PbTypedValue, PersistedValueSpec,
-} from '../engine/remote/protocol.js';
+} from '../remote/protocol.js';
 import type { Invocation } from './invocation.js';
 
 export interface RemoteValue {

@@ -10,10 +10,10 @@
  */
 import type { Packr } from 'msgpackr';
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, StatefnError } from '../engine/shared/errors.js';
-import type { Payload } from '../engine/shared/types.js';
-import { timerKey, timerKeyFireAt, tokenKey } from './state_keys.js';
-import type { StateStore, WriteOp } from './state_store.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
+import type { Payload } from '../api/types.js';
+import { timerKey, timerKeyFireAt, tokenKey } from '../state/state_keys.js';
+import type { StateStore, WriteOp } from '../state/state_store.js';
 
 export interface Timer {
   key: Buffer;

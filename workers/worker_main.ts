@@ -4,12 +4,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { rmSync } from 'node:fs';
-import { ManualClock, systemClock, type Clock } from '../engine/shared/clock.js';
-import { keyGroupRange } from '../engine/shared/key_group.js';
-import { loadApp } from '../engine/shared/load_app.js';
-import { StateStore } from './state_store.js';
+import { ManualClock, systemClock, type Clock } from '../shared/clock.js';
+import { keyGroupRange } from '../shared/key_group.js';
+import { loadApp } from '../api/load_app.js';
+import { StateStore } from '../state/state_store.js';
 import { rollbackTo, restoreFromStore } from './recovery.js';
-import type { WorkerInit } from './worker_init.js';
+import type { WorkerInit } from '../config/worker_init.js';
 import { WorkerRuntime } from './worker_runtime.js';
 
 const init = workerData as WorkerInit;

@@ -14,29 +14,29 @@
  *   5. sleep on the doorbell when there is nothing to do.
  */
 import type { Packr } from 'msgpackr';
-import type { Address } from '../engine/shared/address.js';
-import type { App } from '../engine/shared/app.js';
-import { DEAD_LETTER_EGRESS } from '../engine/shared/app.js';
-import type { Clock } from '../engine/shared/clock.js';
-import { Doorbells } from '../engine/shared/doorbell.js';
-import { ErrorCode, StatefnError, assert, errorInfo, isStatefnError } from '../engine/shared/errors.js';
-import { ControlOp, FrameKind, MESSAGE_FIELDS, createCodec } from '../engine/shared/frames.js';
-import type { FunctionSpec, ValueSpec } from '../engine/shared/function_api.js';
-import { keyGroupOf, keyGroupRange, ownerTable } from '../engine/shared/key_group.js';
-import { InLink, OutLink } from '../engine/shared/link.js';
-import { Message } from '../engine/shared/message.js';
-import { REMOTE_BATCH_BUCKETS, Stat, StatsBlock } from '../engine/shared/stats_block.js';
-import type { Payload } from '../engine/shared/types.js';
+import type { Address } from '../api/address.js';
+import type { App } from '../api/app.js';
+import { DEAD_LETTER_EGRESS } from '../api/app.js';
+import type { Clock } from '../shared/clock.js';
+import { Doorbells } from '../shared/doorbell.js';
+import { ErrorCode, StatefnError, assert, errorInfo, isStatefnError } from '../shared/errors.js';
+import { ControlOp, FrameKind, MESSAGE_FIELDS, createCodec } from '../shared/frames.js';
+import type { FunctionSpec, ValueSpec } from '../api/function_api.js';
+import { keyGroupOf, keyGroupRange, ownerTable } from '../shared/key_group.js';
+import { InLink, OutLink } from '../shared/link.js';
+import { Message } from '../api/message.js';
+import { REMOTE_BATCH_BUCKETS, Stat, StatsBlock } from '../shared/stats_block.js';
+import type { Payload } from '../api/types.js';
 import { decodeState, encodeState, isEmptyState, type AddressState } from './address_state.js';
 import { Invocation, storageClass } from './invocation.js';
-import { ckptKey, kgEpochBound, kgOfKey, stateKey, undoKey, type UndoDb } from './state_keys.js';
+import { ckptKey, kgEpochBound, kgOfKey, stateKey, undoKey, type UndoDb } from '../state/state_keys.js';
 import { pruneCommitted } from './recovery.js';
-import { undoDbOf, type StateStore, type WriteOp } from './state_store.js';
+import { undoDbOf, type StateStore, type WriteOp } from '../state/state_store.js';
 import { TimerService, tokenInUseError, type Timer } from './timer_service.js';
-import type { WorkerInit } from './worker_init.js';
-import { endpointFor, endpointUrl, type RemoteEndpoint } from '../engine/remote/endpoint.js';
-import { RemoteHttpClient } from '../engine/remote/http_client.js';
-import { decodeFromFunction, encodeToFunction } from '../engine/remote/protocol.js';
+import type { WorkerInit } from '../config/worker_init.js';
+import { endpointFor, endpointUrl, type RemoteEndpoint } from '../api/endpoint.js';
+import { RemoteHttpClient } from '../remote/http_client.js';
+import { decodeFromFunction, encodeToFunction } from '../remote/protocol.js';
 import { buildRequest, registerSpecs, REMOTE_STATE_SPEC, stageResponse, type RemoteFnState, type RemoteValues } from './remote_batch.js';
 
 /** Messages handled between pushes of what is queued for other workers (a power of two, minus 1). */

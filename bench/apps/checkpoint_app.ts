@@ -4,10 +4,10 @@
  * benchmark fills from the main thread, so it controls exactly which keys change between two
  * forced checkpoints. No egress. Params: none.
  */
-import { createApp } from '../../engine/shared/app.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { createApp } from '../../api/app.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
 
 export const CK_COUNTER_TYPE = 'bench/ckcounter';

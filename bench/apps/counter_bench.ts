@@ -9,10 +9,10 @@
  * The module is imported by the main thread and by every worker; only the main thread starts
  * the ingress and the egress. Params must be structured-clone safe (they go to the workers).
  */
-import { createApp } from '../../engine/shared/app.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { createApp } from '../../api/app.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
 import { LatencyEgress, nowMs } from './latency_egress.js';
 

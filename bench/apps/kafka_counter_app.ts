@@ -10,9 +10,9 @@
  * The module is imported by the main thread and by every worker; only the main thread starts the
  * connectors (constructing them does no I/O). Params must be structured-clone safe.
  */
-import { createApp } from '../../engine/shared/app.js';
-import { Types } from '../../engine/shared/types.js';
-import type { IngressContext, RoutedMessage } from '../../engine/shared/connector_api.js';
+import { createApp } from '../../api/app.js';
+import { Types } from '../../api/types.js';
+import type { IngressContext, RoutedMessage } from '../../api/connector_api.js';
 import { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
 import { KafkaEgress } from '../../connectors/kafka/kafka_egress.js';
 import { kafkaProducerRecord } from '../../connectors/kafka/kafka_record.js';

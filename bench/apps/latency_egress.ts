@@ -9,7 +9,7 @@
  * microseconds, so sub-millisecond latencies keep their precision.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import type { EgressConnector, EgressRecord } from '../../engine/shared/connector_api.js';
+import type { EgressConnector, EgressRecord } from '../../api/connector_api.js';
 
 // `performance.timeOrigin` is a getter that does work on every read: read it once per thread.
 const ORIGIN_MS = performance.timeOrigin;

@@ -8,11 +8,11 @@
  *
  * The hop function keeps no state: this measures messaging (codec + rings + dispatch) alone.
  */
-import { createApp } from '../../engine/shared/app.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import { keyGroupOf, ownerTable } from '../../engine/shared/key_group.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { createApp } from '../../api/app.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
 import { LatencyEgress } from './latency_egress.js';
 

@@ -26,11 +26,11 @@
  * the workers); the module is imported by the main thread and every worker.
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import { createApp } from '../../engine/shared/app.js';
-import type { EgressConnector, EgressRecord, RoutedMessage } from '../../engine/shared/connector_api.js';
-import { defineFunction, type FunctionSpec } from '../../engine/shared/function_api.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import { createApp } from '../../api/app.js';
+import type { EgressConnector, EgressRecord, RoutedMessage } from '../../api/connector_api.js';
+import { defineFunction, type FunctionSpec } from '../../api/function_api.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
 import { nowMs } from './latency_egress.js';
 

@@ -13,8 +13,8 @@
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
-import type { EgressConnector, EgressContext, EgressRecord, Logger } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError, errorInfo } from '../../engine/shared/errors.js';
+import type { EgressConnector, EgressContext, EgressRecord, Logger } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError, errorInfo } from '../../shared/errors.js';
 
 /** Options of a {@link FileEgress}. */
 export interface FileEgressOptions {

@@ -12,8 +12,8 @@
  * loop with `setImmediate` between batches. With `ratePerSec`, a token bucket refilled from the
  * clock limits the rate; waiting for tokens is a timer, never a busy loop.
  */
-import type { IngressConnector, IngressContext } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError, errorInfo } from '../../engine/shared/errors.js';
+import type { IngressConnector, IngressContext } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError, errorInfo } from '../../shared/errors.js';
 import { Xoshiro128, type Rng } from './rng.js';
 
 /** Options of a {@link GeneratorIngress}. */

@@ -13,7 +13,7 @@
  * `RejectionInversionZipfSampler`): O(1) memory and O(1) expected time for any number of ranks,
  * so `zipf(10_000_000, 1.1)` costs the same as `zipf(10, 1.1)`.
  */
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 
 /** A deterministic random stream. */
 export interface Rng {

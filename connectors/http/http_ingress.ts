@@ -29,11 +29,11 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ID_LENGTH_MAX, isTypeName, type Address } from '../../engine/shared/address.js';
-import type { IngressConnector, IngressContext, RoutedMessage } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError, errorInfo } from '../../engine/shared/errors.js';
-import { Message } from '../../engine/shared/message.js';
-import { builtinType, type Payload } from '../../engine/shared/types.js';
+import { ID_LENGTH_MAX, isTypeName, type Address } from '../../api/address.js';
+import type { IngressConnector, IngressContext, RoutedMessage } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError, errorInfo } from '../../shared/errors.js';
+import { Message } from '../../api/message.js';
+import { builtinType, type Payload } from '../../api/types.js';
 
 /** Options of an {@link HttpIngress}. */
 export interface HttpIngressOptions {

@@ -4,8 +4,8 @@
  * reports the rest, so a property is never silently ignored.
  */
 import { Kafka, logLevel, type ConsumerConfig, type KafkaConfig, type LogEntry, type ProducerConfig, type SASLOptions } from 'kafkajs';
-import type { Logger } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+import type { Logger } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 
 /** Properties read by statefn itself rather than the client. */
 const STATEFN_PROPERTIES = new Set(['group.id', 'bootstrap.servers', 'isolation.level', 'transactional.id', 'transaction.timeout.ms']);

@@ -16,8 +16,8 @@
  * - `none`: acks=1 and no retries; a failed send is logged, counted and dropped.
  */
 import { Partitioners, type Admin, type Kafka, type Message as KafkaMessage, type Producer, type Transaction } from 'kafkajs';
-import type { EgressConnector, EgressContext, EgressRecord } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+import type { EgressConnector, EgressContext, EgressRecord } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import { clientSettings, describeKafkaError, newKafka, reportUnsupported, type ClientSettings } from './kafka_config.js';
 import { KAFKA_PRODUCER_RECORD_TYPENAME, KafkaProducerRecordType, type KafkaProducerRecord } from './kafka_record.js';
 

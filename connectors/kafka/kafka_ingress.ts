@@ -21,10 +21,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type Kafka, type Producer } from 'kafkajs';
-import type { IngressConnector, IngressContext, RoutedMessage } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { Message } from '../../engine/shared/message.js';
-import { builtinType } from '../../engine/shared/types.js';
+import type { IngressConnector, IngressContext, RoutedMessage } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { Message } from '../../api/message.js';
+import { builtinType } from '../../api/types.js';
 import { clientSettings, describeKafkaError, newKafka, reportUnsupported, type ClientSettings } from './kafka_config.js';
 
 export type KafkaStartupPosition =

@@ -12,9 +12,9 @@
  * hand-written decoder, so malformed bytes fail with its precise errors.
  */
 import protobuf from 'protobufjs';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types, type Type } from '../../engine/shared/types.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { Message } from '../../api/message.js';
+import { Types, type Type } from '../../api/types.js';
 
 export const KAFKA_PRODUCER_RECORD_TYPENAME = 'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord';
 

@@ -3,8 +3,8 @@
  * await a number of records or a condition. Bounded by `recordsMax`: past it `write` rejects
  * with OVERLOADED (retriable), so the engine backs off until the test calls `clear()`.
  */
-import type { EgressConnector, EgressRecord } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+import type { EgressConnector, EgressRecord } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 
 /** Options of a {@link MemoryEgress}. */
 export interface MemoryEgressOptions {

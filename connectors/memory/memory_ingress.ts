@@ -3,8 +3,8 @@
  * to the engine in batches, honouring back-pressure. The queue is bounded: pushing beyond
  * `queueRecordsMax` throws OVERLOADED instead of growing without limit.
  */
-import type { IngressConnector, IngressContext } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError, errorInfo } from '../../engine/shared/errors.js';
+import type { IngressConnector, IngressContext } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError, errorInfo } from '../../shared/errors.js';
 
 /** Options of a {@link MemoryIngress}. */
 export interface MemoryIngressOptions {

@@ -16,9 +16,9 @@
  * from the ~1% of transactions made on compromised accounts, and of those from the ones at risky
  * merchants or with large amounts.
  */
-import { App } from '../../engine/shared/app.js';
-import { Message } from '../../engine/shared/message.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { App } from '../../api/app.js';
+import { Message } from '../../api/message.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
 import type { Rng } from '../../connectors/generator/rng.js';
 import { FileEgress, StdoutEgress } from '../../connectors/file/file_egress.js';

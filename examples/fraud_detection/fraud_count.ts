@@ -9,9 +9,9 @@
  *   state).
  * - `QueryFraud`: replies `ReportedFraud {count}` to the caller.
  */
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import { defineFunction } from '../../engine/shared/function_api.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import { defineFunction } from '../../api/function_api.js';
 import {
   ConfirmFraudType,
   ExpireFraudType,

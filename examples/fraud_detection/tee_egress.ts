@@ -7,7 +7,7 @@
  * does not print every alert twice on stdout. A retry is recognised as the same records (by
  * identity, or by egress id, type name and bytes when the engine rebuilt the array).
  */
-import type { EgressConnector, EgressContext, EgressRecord } from '../../engine/shared/connector_api.js';
+import type { EgressConnector, EgressContext, EgressRecord } from '../../api/connector_api.js';
 
 function sameRecord(a: EgressRecord, b: EgressRecord): boolean {
   if (a === b) return true;

@@ -20,9 +20,9 @@
  * Values expire an hour after they were written, so a transaction whose scoring can never
  * finish (a reply dead-lettered after failing) does not keep state forever.
  */
-import { Message } from '../../engine/shared/message.js';
-import { defineFunction } from '../../engine/shared/function_api.js';
-import { Types } from '../../engine/shared/types.js';
+import { Message } from '../../api/message.js';
+import { defineFunction } from '../../api/function_api.js';
+import { Types } from '../../api/types.js';
 import {
   ALERTS_EGRESS,
   AlertType,

@@ -7,7 +7,7 @@
  *
  * See the README's Kafka quick start for a local broker, producing names and reading greetings.
  */
-import { createApp, kafkaProducerRecord, Types } from '../../engine/index.js';
+import { createApp, kafkaProducerRecord, Types } from '../../index.js';
 
 const NAME = Types.raw('greeter.types/Name');
 const GREETINGS_EGRESS = 'greeter.io/greetings';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Types } from '../../engine/shared/types.js';
+import { Types } from '../../api/types.js';
 import { createTopics, freshGroup, freshTopic, kafkaBrokers, readCommitted } from '../fixtures/kafka_test_env.js';
 import { startPyService, type RemoteService } from '../fixtures/remote/services.js';
 

@@ -17,12 +17,12 @@ import {
   type CheckpointManifest,
   type KeyGroupChanges,
   type WriteOptions,
-} from '../../engine/snapshot/checkpoint_layout.js';
-import type { S3Store } from '../../engine/snapshot/s3_store.js';
-import { SnapshotError } from '../../engine/snapshot/snapshot_store.js';
-import { kgOfKey, stateKey } from '../../workers/state_keys.js';
+} from '../../snapshot/checkpoint_layout.js';
+import type { S3Store } from '../../snapshot/s3_store.js';
+import { SnapshotError } from '../../snapshot/snapshot_store.js';
+import { kgOfKey, stateKey } from '../../state/state_keys.js';
 import { freshBucket, rawS3Client, s3StoreFor } from '../fixtures/s3_test_env.js';
-import type { Logger } from '../../engine/shared/connector_api.js';
+import type { Logger } from '../../api/connector_api.js';
 
 const KG = 16;
 const raw = rawS3Client();

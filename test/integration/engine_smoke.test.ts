@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import { Engine } from '../../engine/engine.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import type { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
 import type { MemoryEgress } from '../../connectors/memory/memory_egress.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 
 const app = new URL('../fixtures/apps/counter_app.ts', import.meta.url).href;
 const dirs: string[] = [];

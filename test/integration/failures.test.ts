@@ -1,14 +1,14 @@
 // Proves failing invocations never vanish: a handler that always throws is retried handlerAttemptsMax times and dead-lettered with its error; one that throws once is retried without any effect of the failed attempt and keeps per-address order (sync and async); unknown function types, unknown egresses, oversized messages and state type mismatches become dead letters; and the engine keeps working afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { DEAD_LETTER_EGRESS } from '../../engine/shared/app.js';
-import { ErrorCode } from '../../engine/shared/errors.js';
-import { keyGroupOf, ownerTable } from '../../engine/shared/key_group.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import { Engine } from '../../engine/engine.js';
+import { DEAD_LETTER_EGRESS } from '../../api/app.js';
+import { ErrorCode } from '../../shared/errors.js';
+import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import type { MemoryEgress } from '../../connectors/memory/memory_egress.js';
 import type { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { ASYNC, CMD, SINK, SYNC, TYPED, type Cmd, type Report } from '../fixtures/apps/failures_app.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf, jsonRecords, orFail } from '../fixtures/engine_harness.js';
 

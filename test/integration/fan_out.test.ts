@@ -1,10 +1,10 @@
 // Proves fan-out under back-pressure keeps memory bounded: a burst of inputs that each send 100 messages back-pressures the ingress, outboxes and pending queues stay within bounds derived from the limits, and every message is delivered exactly once; a clean stop while back-pressured loses nothing.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types, type TypeOf } from '../../engine/shared/types.js';
-import { createCodec } from '../../engine/shared/frames.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { Engine } from '../../engine/engine.js';
+import { Message } from '../../api/message.js';
+import { Types, type TypeOf } from '../../api/types.js';
+import { createCodec } from '../../shared/frames.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { ASK, SINK, SOURCE, type REPORT } from '../fixtures/apps/fan_out_app.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf, jsonRecords, orFail, sampleStats } from '../fixtures/engine_harness.js';
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { EgressRecord } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import type { EgressRecord } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import { FileEgress, StdoutEgress } from '../../connectors/file/file_egress.js';
 
 let dir: string;

@@ -1,17 +1,17 @@
 // Proves a state that became empty is not read back from LMDB while the flush deleting it is being written (regression: the cache entry was dropped before the delete committed, so a message handled in that window saw the old values again). Drives one WorkerRuntime step by step in this thread, so the window is hit deterministically.
 import { afterAll, describe, expect, it } from 'vitest';
-import { allocateDoorbells, Doorbells } from '../../engine/shared/doorbell.js';
-import { ControlOp, FrameKind, EGRESS_FIELDS, createCodec } from '../../engine/shared/frames.js';
-import { defaultLimits } from '../../engine/shared/limits.js';
-import { loadApp } from '../../engine/shared/load_app.js';
-import { InLink, OutLink } from '../../engine/shared/link.js';
-import { Message } from '../../engine/shared/message.js';
-import { allocateRing } from '../../engine/shared/ring_buffer.js';
-import { StatsBlock } from '../../engine/shared/stats_block.js';
-import { systemClock } from '../../engine/shared/clock.js';
-import { StateStore } from '../../workers/state_store.js';
+import { allocateDoorbells, Doorbells } from '../../shared/doorbell.js';
+import { ControlOp, FrameKind, EGRESS_FIELDS, createCodec } from '../../shared/frames.js';
+import { defaultLimits } from '../../shared/limits.js';
+import { loadApp } from '../../api/load_app.js';
+import { InLink, OutLink } from '../../shared/link.js';
+import { Message } from '../../api/message.js';
+import { allocateRing } from '../../shared/ring_buffer.js';
+import { StatsBlock } from '../../shared/stats_block.js';
+import { systemClock } from '../../shared/clock.js';
+import { StateStore } from '../../state/state_store.js';
 import { WorkerRuntime } from '../../workers/worker_runtime.js';
-import type { WorkerInit } from '../../workers/worker_init.js';
+import type { WorkerInit } from '../../config/worker_init.js';
 import { CMD, SNAPSHOT, VALUES, type Cmd, type Snapshot } from '../fixtures/apps/state_app.js';
 import { TempDirs } from '../fixtures/engine_harness.js';
 

@@ -1,7 +1,7 @@
 // Proves GeneratorIngress submits exactly `count` deterministic records, that seek() regenerates identical records, and that it honours back-pressure, its rate limit and stop.
 import { describe, expect, it } from 'vitest';
-import type { IngressContext, Logger } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+import type { IngressContext, Logger } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
 import type { Rng } from '../../connectors/generator/rng.js';
 

@@ -2,9 +2,9 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { IngressContext, Logger, RoutedMessage } from '../../engine/shared/connector_api.js';
-import { ErrorCode } from '../../engine/shared/errors.js';
-import { Types } from '../../engine/shared/types.js';
+import type { IngressContext, Logger, RoutedMessage } from '../../api/connector_api.js';
+import { ErrorCode } from '../../shared/errors.js';
+import { Types } from '../../api/types.js';
 import { HttpIngress, type HttpIngressOptions } from '../../connectors/http/http_ingress.js';
 
 /** The engine side, reduced to what an ingress sees: collects records, back-pressure on demand. */

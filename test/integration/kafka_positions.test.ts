@@ -3,9 +3,9 @@
 // unknown targets dead-lettered; and the egress's `none` semantic.
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { EgressRecord, IngressContext, RoutedMessage } from '../../engine/shared/connector_api.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import type { EgressRecord, IngressContext, RoutedMessage } from '../../api/connector_api.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import { KafkaIngress, type KafkaIngressOptions } from '../../connectors/kafka/kafka_ingress.js';
 import { KafkaEgress } from '../../connectors/kafka/kafka_egress.js';
 import { kafkaProducerRecord } from '../../connectors/kafka/kafka_record.js';

@@ -3,9 +3,9 @@
 // where a backlog read faster than checkpoints complete made the engine fail with "cannot write
 // the checkpoint record: Maximum call stack size exceeded".
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import { Engine } from '../../engine/engine.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf } from '../fixtures/engine_harness.js';
 
 const appUrl = new URL('../fixtures/apps/counter_app.ts', import.meta.url).href;

@@ -1,10 +1,10 @@
 // Proves cyclic messaging across all workers (worker<->worker rings in every direction plus self-sends) delivers exactly the expected messages per address, with default and with small rings (outboxes and wrap-around), without deadlock.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { keyGroupOf, keyGroupRange } from '../../engine/shared/key_group.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { Engine } from '../../engine/engine.js';
+import { keyGroupOf, keyGroupRange } from '../../shared/key_group.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { PLAYER, ASK } from '../fixtures/apps/ping_pong_app.js';
 import { MemoryLogger, TempDirs, type StatsPeaks, egressOf, ingressOf, jsonRecords, orFail, sampleStats } from '../fixtures/engine_harness.js';
 

@@ -3,10 +3,10 @@
 // call, state across calls and restarts, delayed messages and cancellation, TTL, batching under
 // a slow function, and functions that fail, hang or answer garbage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { Engine } from '../../engine/engine.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf } from '../fixtures/engine_harness.js';
 import { startBadService, startJsService, startPyService, type RemoteService } from '../fixtures/remote/services.js';
 import type { RemoteAppParams } from '../fixtures/apps/remote_app.js';

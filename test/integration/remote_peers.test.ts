@@ -2,7 +2,7 @@
 // Apache Flink StateFun's official SDKs (npm apache-flink-statefun@3.3.0, PyPI
 // apache-flink-statefun==3.3.0) answer hand-built ToFunction requests over StateFun's HTTP
 // request-reply protocol as the protocol says, and the misbehaving endpoints misbehave as named.
-// Encoding/decoding uses statefn's own codecs (engine/remote/protocol.ts, engine/shared/types.ts,
+// Encoding/decoding uses statefn's own codecs (remote/protocol.ts, api/types.ts,
 // connectors/kafka/kafka_record.ts), so this also checks that they agree with the official SDKs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,8 +14,8 @@ import {
   type PbAddress as Address,
   type PbTypedValue as TypedValue,
   type PersistedValueSpec,
-} from '../../engine/remote/protocol.js';
-import { Types } from '../../engine/shared/types.js';
+} from '../../remote/protocol.js';
+import { Types } from '../../api/types.js';
 import { KafkaProducerRecordType } from '../../connectors/kafka/kafka_record.js';
 import { startBadService, startJsService, startPyService, type RemoteService } from '../fixtures/remote/services.js';
 

@@ -1,8 +1,8 @@
 // Proves the SPSC ring and the Doorbells sleep/wake protocol move millions of seeded random-size frames between real threads (worker<->worker, main->worker, worker->main) with every byte intact, in order, and without a lost wake-up.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { Doorbells, allocateDoorbells } from '../../engine/shared/doorbell.js';
-import { RING_HEADER_BYTES, RingConsumer, RingProducer, allocateRing } from '../../engine/shared/ring_buffer.js';
+import { Doorbells, allocateDoorbells } from '../../shared/doorbell.js';
+import { RING_HEADER_BYTES, RingConsumer, RingProducer, allocateRing } from '../../shared/ring_buffer.js';
 import type { StressWorkerData } from '../fixtures/ring_stress_worker.js';
 import {
   checkFrame,

@@ -1,8 +1,8 @@
 // Proves the S3 snapshot store against a real S3-compatible server (moto): the S3 behaviours it relies on, the shared store conformance suite, and retriable errors when S3 is unreachable.
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Store } from '../../engine/snapshot/s3_store.js';
-import { SnapshotError } from '../../engine/snapshot/snapshot_store.js';
+import { S3Store } from '../../snapshot/s3_store.js';
+import { SnapshotError } from '../../snapshot/snapshot_store.js';
 import { snapshotStoreConformance } from '../fixtures/snapshot_store_conformance.js';
 import { freshBucket, rawS3Client, s3StoreFor } from '../fixtures/s3_test_env.js';
 

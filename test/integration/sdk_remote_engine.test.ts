@@ -3,10 +3,10 @@
 // protocol; both runs must produce the same egress (state, messages, delayed messages,
 // cancellations, TTL specs all go over the wire in the remote run).
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import { Engine } from '../../engine/engine.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { serve } from '../../sdk/index.js';
 import sdkCounterApp from '../fixtures/apps/sdk_counter_app.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf } from '../fixtures/engine_harness.js';

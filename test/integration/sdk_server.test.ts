@@ -7,7 +7,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   decodeFromFunction, encodeToFunction, type FromFunction, type InvocationBatchRequest, type PbTypedValue,
-} from '../../engine/remote/protocol.js';
+} from '../../remote/protocol.js';
 import {
   defineFunction, Message, requestReplyHandler, serve, Types, type RemoteFunctionServer, type StatefnError,
 } from '../../sdk/index.js';

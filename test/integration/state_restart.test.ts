@@ -1,11 +1,11 @@
 // Proves state survives clean restarts for every value type and several function types, deleted values stay deleted, and messages in flight at stop (endless loops within and across workers) are saved and continue after restart with no loss and no duplicate.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { keyGroupOf, ownerTable } from '../../engine/shared/key_group.js';
-import { Message } from '../../engine/shared/message.js';
+import { Engine } from '../../engine/engine.js';
+import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
+import { Message } from '../../api/message.js';
 import type { MemoryEgress } from '../../connectors/memory/memory_egress.js';
 import type { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { CMD, LOOP, LOOPER, OTHER, PROGRESS_EVERY, VALUES, type Cmd, type LoopOut, type Snapshot, type Wire } from '../fixtures/apps/state_app.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf, jsonRecords, orFail } from '../fixtures/engine_harness.js';
 

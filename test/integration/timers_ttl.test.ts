@@ -1,13 +1,13 @@
 // Proves delayed messages and state TTL follow the injected clock: delivery only after the delay, cancellation by token (also after a restart and for far-future timers), token reuse fails the invocation into a dead letter without side effects, 30-day timers fire, timers due while stopped fire at restart, and TTL expireAfterWrite/expireAfterCall hold across restarts.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/runtime/engine.js';
-import { ManualClock } from '../../engine/shared/clock.js';
-import { ErrorCode } from '../../engine/shared/errors.js';
-import { keyGroupOf, ownerTable } from '../../engine/shared/key_group.js';
-import { Message } from '../../engine/shared/message.js';
+import { Engine } from '../../engine/engine.js';
+import { ManualClock } from '../../shared/clock.js';
+import { ErrorCode } from '../../shared/errors.js';
+import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
+import { Message } from '../../api/message.js';
 import type { MemoryEgress } from '../../connectors/memory/memory_egress.js';
 import type { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
-import type { RoutedMessage } from '../../engine/shared/connector_api.js';
+import type { RoutedMessage } from '../../api/connector_api.js';
 import { CMD, TIMER, TTL, TTL_MS, type Cmd, type Out } from '../fixtures/apps/timers_app.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf, orFail, readDeadLetterFile, until } from '../fixtures/engine_harness.js';
 

@@ -1,9 +1,9 @@
 // Proves the fraud-detection example's handlers (transaction flow, fraud-count expiry, alert threshold, state clearing), its generators and its tee egress behave as designed, using a hand-driven in-test Context.
 import { describe, expect, it } from 'vitest';
-import { formatAddress, type Address } from '../../engine/shared/address.js';
-import type { EgressConnector, EgressRecord } from '../../engine/shared/connector_api.js';
-import type { Context, ValueSpec } from '../../engine/shared/function_api.js';
-import { Message } from '../../engine/shared/message.js';
+import { formatAddress, type Address } from '../../api/address.js';
+import type { EgressConnector, EgressRecord } from '../../api/connector_api.js';
+import type { Context, ValueSpec } from '../../api/function_api.js';
+import { Message } from '../../api/message.js';
 import { createRng } from '../../connectors/generator/rng.js';
 import { FRAUD_WINDOW_MS_DEFAULT, createFraudCount } from '../../examples/fraud_detection/fraud_count.js';
 import { merchantRisk, merchantScorer } from '../../examples/fraud_detection/merchant_scorer.js';

@@ -1,9 +1,9 @@
 // StateFun's KafkaProducerRecord (what remote functions send to a Kafka egress) must be read
 // byte-for-byte as upstream writes it; the client-config mapping must never drop a property silently.
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import { KAFKA_PRODUCER_RECORD_TYPENAME, KafkaProducerRecordType, kafkaProducerRecord } from '../../connectors/kafka/kafka_record.js';
 import { clientSettings } from '../../connectors/kafka/kafka_config.js';
 

@@ -1,6 +1,6 @@
 // Proves murmur3 matches MurmurHash3_x86_32 reference vectors, the allocation-free string path agrees with hashing the UTF-8 bytes, and key-group ranges partition [0, G) the way Flink does so rescaling only moves whole key groups.
 import { describe, expect, it } from 'vitest';
-import { InvariantError } from '../../engine/shared/errors.js';
+import { InvariantError } from '../../shared/errors.js';
 import {
   keyGroupOf,
   keyGroupRange,
@@ -8,7 +8,7 @@ import {
   murmur3,
   murmur3String,
   ownerTable,
-} from '../../engine/shared/key_group.js';
+} from '../../shared/key_group.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 

@@ -1,8 +1,8 @@
 // Proves engine limits validate eagerly: defaults are valid, and every bad value (unknown key, non-integer, out of bounds, non-power-of-two ring, broken cross-field relationship) is a STATEFN_CONFIG_INVALID naming the key path.
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { LIMIT_SPECS, defaultLimits, resolveEngineLimits, type LimitName } from '../../engine/shared/limits.js';
-import { RingProducer, allocateRing } from '../../engine/shared/ring_buffer.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { LIMIT_SPECS, defaultLimits, resolveEngineLimits, type LimitName } from '../../shared/limits.js';
+import { RingProducer, allocateRing } from '../../shared/ring_buffer.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,10 +1,10 @@
 // Proves OutLink -> ring -> InLink delivers MESSAGES frames field for field although repeated type names travel as REPEAT back-references: across batches, across frames split for exceeding frameBytesMax, with null and changing callers; and that malformed compressed frames are rejected.
 import { describe, expect, it } from 'vitest';
-import { allocateDoorbells, Doorbells } from '../../engine/shared/doorbell.js';
-import { StatefnError } from '../../engine/shared/errors.js';
-import { FrameKind, MESSAGE_FIELDS, REPEAT, compressMessages, createCodec, expandMessages } from '../../engine/shared/frames.js';
-import { InLink, OutLink } from '../../engine/shared/link.js';
-import { allocateRing } from '../../engine/shared/ring_buffer.js';
+import { allocateDoorbells, Doorbells } from '../../shared/doorbell.js';
+import { StatefnError } from '../../shared/errors.js';
+import { FrameKind, MESSAGE_FIELDS, REPEAT, compressMessages, createCodec, expandMessages } from '../../shared/frames.js';
+import { InLink, OutLink } from '../../shared/link.js';
+import { allocateRing } from '../../shared/ring_buffer.js';
 
 type Msg = [string, string, string | null, string | null, string, string | number | boolean | Uint8Array];
 

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalDirStore } from '../../engine/snapshot/local_dir_store.js';
+import { LocalDirStore } from '../../snapshot/local_dir_store.js';
 import { snapshotStoreConformance } from '../fixtures/snapshot_store_conformance.js';
 
 const dirs: string[] = [];

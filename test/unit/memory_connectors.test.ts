@@ -1,9 +1,9 @@
 // Proves MemoryIngress delivers pushed records in order, in batches, honouring back-pressure and its queue bound, and MemoryEgress collects records and resolves or times out waitFor.
 import { describe, expect, it } from 'vitest';
-import type { EgressRecord, IngressContext, Logger } from '../../engine/shared/connector_api.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { Message } from '../../engine/shared/message.js';
-import { Types } from '../../engine/shared/types.js';
+import type { EgressRecord, IngressContext, Logger } from '../../api/connector_api.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import { MemoryEgress } from '../../connectors/memory/memory_egress.js';
 import { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
 

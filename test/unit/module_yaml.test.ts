@@ -11,9 +11,9 @@ import {
   parseDurationMs,
   parseModuleYaml,
   SUPPORTED_MODULE_KINDS,
-} from '../../engine/module/index.js';
-import type { ModuleDocument } from '../../engine/module/index.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+} from '../../config/index.js';
+import type { ModuleDocument } from '../../config/index.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 
 const FILE = 'app/module.yaml';
 

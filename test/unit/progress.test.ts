@@ -1,7 +1,7 @@
 // Proves the progress renderer computes rates from cumulative counters, redraws one intact status block on a TTY with log lines above it, and prints one plain escape-free line per interval otherwise.
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createProgress, formatUptime, type ProgressSnapshot } from '../../engine/cli/progress.js';
+import { createProgress, formatUptime, type ProgressSnapshot } from '../../cli/progress.js';
 
 /** A Writable that collects what is written, optionally posing as a terminal of some width. */
 class FakeStream extends Writable {

@@ -1,5 +1,5 @@
 /**
- * The request-reply codec (engine/remote/protocol.ts): hand-written byte vectors from the field
+ * The request-reply codec (remote/protocol.ts): hand-written byte vectors from the field
  * numbers of StateFun's request-reply.proto, round trips, every malformed case, and bytes made by
  * StateFun's official JS SDK (apache-flink-statefun@3.3.0, google-protobuf generated code): as
  * recorded hex fixtures always, and live when that SDK is installed (STATEFUN_JS_SDK, default
@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { ensureJsSdk } from '../fixtures/remote/install.js';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, isStatefnError } from '../../engine/shared/errors.js';
+import { ErrorCode, isStatefnError } from '../../shared/errors.js';
 import {
   ProtocolError, decodeFromFunction, decodeToFunction, encodeFromFunction, encodeToFunction,
   type FromFunction, type InvocationBatchRequest, type PbTypedValue,
-} from '../../engine/remote/protocol.js';
+} from '../../remote/protocol.js';
 
 // ---- a tiny protobuf writer for hand-made vectors ----
 function varint(n: number | bigint): number[] {

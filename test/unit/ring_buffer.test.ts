@@ -1,13 +1,13 @@
 // Proves the SPSC ring round-trips every frame size byte-exactly, pads and wraps as documented, refuses (without writing) when full, and survives positions wrapping past 2^31 and 2^32.
 import { describe, expect, it } from 'vitest';
-import { InvariantError } from '../../engine/shared/errors.js';
+import { InvariantError } from '../../shared/errors.js';
 import {
   RING_HEADER_BYTES,
   RingConsumer,
   RingProducer,
   allocateRing,
   frameFootprint,
-} from '../../engine/shared/ring_buffer.js';
+} from '../../shared/ring_buffer.js';
 
 // Header layout documented at the top of ring_buffer.ts: head is Int32 index 0, tail Int32 index 16.
 const HEAD_INDEX = 0;

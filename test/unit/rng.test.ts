@@ -1,6 +1,6 @@
 // Proves the seeded RNG is deterministic (pinned outputs), stays in range, and that zipf() follows Zipf's law for small and huge n.
 import { describe, expect, it } from 'vitest';
-import { StatefnError } from '../../engine/shared/errors.js';
+import { StatefnError } from '../../shared/errors.js';
 import { Xoshiro128, createRng } from '../../connectors/generator/rng.js';
 
 function draws(seed: number, stream: number, count: number): number[] {

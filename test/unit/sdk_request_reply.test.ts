@@ -6,8 +6,8 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   decodeFromFunction, encodeToFunction, type FromFunction, type InvocationBatchRequest, type InvocationResponse,
   type PbTypedValue, type PersistedValue,
-} from '../../engine/remote/protocol.js';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
+} from '../../remote/protocol.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import {
   createApp, defineFunction, handleInvocationBatch, Message, Types, type Address, type Context, type FunctionSpec,
 } from '../../sdk/index.js';

@@ -1,7 +1,7 @@
 // Proves the built-in types are byte-exact with StateFun 3.x (protobuf wrappers from statefun-sdk-protos types.proto, value in field 1) and that Message/payload helpers convert and reject values as documented.
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, StatefnError } from '../../engine/shared/errors.js';
-import { Message, checkMessage } from '../../engine/shared/message.js';
+import { ErrorCode, StatefnError } from '../../shared/errors.js';
+import { Message, checkMessage } from '../../api/message.js';
 import {
   Types,
   builtinType,
@@ -10,7 +10,7 @@ import {
   toPayload,
   type Payload,
   type Type,
-} from '../../engine/shared/types.js';
+} from '../../api/types.js';
 
 /*
  * Upstream facts these vectors are checked against (apache/flink-statefun):
@@ -418,7 +418,7 @@ describe('regression: a native payload of the wrong JS type for its built-in typ
   // (data loss in state/egress), 2^31 as an int wraps to -2^31, 1.7 truncates to 1, a string
   // typename with a number payload is written as its decimal text, and 1.5 as a long throws a
   // RangeError instead of a StatefnError; reading such a message back with asInt() returns the
-  // string 'abc'. It must be a TYPE_MISMATCH. See the report for the fix in engine/shared/types.ts.
+  // string 'abc'. It must be a TYPE_MISMATCH. See the report for the fix in api/types.ts.
   it('payloadBytes rejects a native value that does not fit the built-in type', () => {
     expectMismatch(() => payloadBytes('io.statefun.types/int', 'abc'));
     expectMismatch(() => payloadBytes('io.statefun.types/string', 5));

@@ -20,10 +20,10 @@
  *     rest of the chain happens exactly once; it may not have happened yet when the reply arrives.
  *     Every chain end egresses one unsampled record.
  */
-import { createApp } from '../../../engine/shared/app.js';
-import { Message } from '../../../engine/shared/message.js';
-import { Types } from '../../../engine/shared/types.js';
-import type { RoutedMessage } from '../../../engine/shared/connector_api.js';
+import { createApp } from '../../../api/app.js';
+import { Message } from '../../../api/message.js';
+import { Types } from '../../../api/types.js';
+import type { RoutedMessage } from '../../../api/connector_api.js';
 import { GeneratorIngress } from '../../../connectors/generator/generator_ingress.js';
 import { HttpIngress } from '../../../connectors/http/http_ingress.js';
 import { LATENCY_EGRESS_ID, PeerLatencyEgress, STRING, hopKey, httpIngressOptions, nowMs, type PeerHttpParams } from './common.js';

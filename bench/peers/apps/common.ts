@@ -14,9 +14,9 @@
  *     egress (it is held until the checkpoint of its epoch completes, ~1 flush interval later).
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
-import type { EgressConnector, EgressRecord } from '../../../engine/shared/connector_api.js';
-import { Message } from '../../../engine/shared/message.js';
-import { Types } from '../../../engine/shared/types.js';
+import type { EgressConnector, EgressRecord } from '../../../api/connector_api.js';
+import { Message } from '../../../api/message.js';
+import { Types } from '../../../api/types.js';
 import type { HttpIngressOptions } from '../../../connectors/http/http_ingress.js';
 
 // `performance.timeOrigin` is a getter that does work on every read: read it once per thread.

@@ -13,10 +13,10 @@
  *
  * The module is imported by the main thread and by every worker; params are structured-clone safe.
  */
-import { createApp } from '../../../engine/shared/app.js';
-import { Message } from '../../../engine/shared/message.js';
-import { Types } from '../../../engine/shared/types.js';
-import type { RoutedMessage } from '../../../engine/shared/connector_api.js';
+import { createApp } from '../../../api/app.js';
+import { Message } from '../../../api/message.js';
+import { Types } from '../../../api/types.js';
+import type { RoutedMessage } from '../../../api/connector_api.js';
 import { GeneratorIngress } from '../../../connectors/generator/generator_ingress.js';
 import { HttpIngress } from '../../../connectors/http/http_ingress.js';
 import { DOUBLE, LATENCY_EGRESS_ID, PeerLatencyEgress, httpIngressOptions, latencySample, nowMs, type PeerHttpParams } from './common.js';

@@ -20,8 +20,8 @@
  *     application/vnd.fraud.types/Transaction` and the transaction as JSON; 202 once the
  *     checkpoint covering it is complete (the scoring steps after it: as the chain's hops).
  */
-import { App } from '../../../engine/shared/app.js';
-import type { FunctionSpec } from '../../../engine/shared/function_api.js';
+import { App } from '../../../api/app.js';
+import type { FunctionSpec } from '../../../api/function_api.js';
 import { GeneratorIngress } from '../../../connectors/generator/generator_ingress.js';
 import { HttpIngress } from '../../../connectors/http/http_ingress.js';
 import { createFraudCount } from '../../../examples/fraud_detection/fraud_count.js';

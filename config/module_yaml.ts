@@ -12,13 +12,13 @@
  * that fails with a clear message. statefn also adds environment-variable interpolation
  * (`${VAR}`, `${VAR:-default}`, `$${` for a literal `${`), which StateFun's users asked for.
  */
-import type { KafkaStartupPosition } from '../../connectors/kafka/kafka_ingress.js';
-import type { KafkaDeliverySemantic } from '../../connectors/kafka/kafka_egress.js';
+import type { KafkaStartupPosition } from '../connectors/kafka/kafka_ingress.js';
+import type { KafkaDeliverySemantic } from '../connectors/kafka/kafka_egress.js';
 import { resolve } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseAllDocuments } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
-import { isTypeName } from '../shared/address.js';
+import { isTypeName } from '../api/address.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { LIMIT_SPECS, resolveEngineLimits } from '../shared/limits.js';
 import { DURATION_FORMS, SIZE_FORMS, parseBytes, parseDurationMs } from './units.js';

@@ -9,10 +9,10 @@ import { Packr } from 'msgpackr';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { EgressRecord } from '../shared/connector_api.js';
+import type { EgressRecord } from '../api/connector_api.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
-import { Message } from '../shared/message.js';
-import type { Payload } from '../shared/types.js';
+import { Message } from '../api/message.js';
+import type { Payload } from '../api/types.js';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 

@@ -2,7 +2,7 @@
  * Addresses: a function type (a TypeName `namespace/name`) plus an id. Every virtual instance of
  * a stateful function has one.
  */
-import { ErrorCode, StatefnError } from './errors.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
 
 /** A function instance's address. `typename` is `namespace/name`. */
 export interface Address {

@@ -8,7 +8,7 @@
  * boolean) and is serialized only where bytes are needed (state at rest, remote functions,
  * egress). `Type.native` marks such types.
  */
-import { ErrorCode, StatefnError } from './errors.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
 
 export interface Type<T> {
   /** The TypeName of values of this type, e.g. `io.statefun.types/int` or `com.example/Order`. */

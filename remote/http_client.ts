@@ -10,7 +10,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
-import type { EndpointUrl, RemoteEndpoint } from './endpoint.js';
+import type { EndpointUrl, RemoteEndpoint } from '../api/endpoint.js';
 
 const BACKOFF_FIRST_MS = 10;
 const BACKOFF_MAX_MS = 2_000;

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { ManualClock } from '../shared/clock.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { resolveEngineLimits, type EngineLimits, LIMIT_SPECS } from '../shared/limits.js';
-import type { Logger } from '../shared/connector_api.js';
+import type { Logger } from '../api/connector_api.js';
 import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 
 export interface EngineOptions {

@@ -3,7 +3,7 @@
  * ordered queue per egress, one write in flight per egress, retries with backoff on failure.
  * The queued count feeds back-pressure so a slow sink pauses ingress instead of growing memory.
  */
-import type { EgressConnector, EgressRecord, Logger } from '../shared/connector_api.js';
+import type { EgressConnector, EgressRecord, Logger } from '../api/connector_api.js';
 
 const BATCH_MAX = 4096;
 const RETRY_BACKOFF_MS_MAX = 30_000;

@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Engine } from '../runtime/engine.js';
-import { consoleLogger } from '../runtime/engine_options.js';
+import { Engine } from '../engine/engine.js';
+import { consoleLogger } from '../config/engine_options.js';
 import { StatefnError } from '../shared/errors.js';
 import { USAGE, parseArgs, snapshotsFromArgs, type SavepointArgs, type StartArgs } from './args.js';
 import { resolve } from 'node:path';
@@ -16,7 +16,7 @@ import { resolveApp } from './app_resolver.js';
 import { createProgress } from './progress.js';
 
 function packageVersion(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
+  for (const rel of ['../package.json', '../../package.json']) {
     try {
       return (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version: string }).version;
     } catch {

@@ -7,26 +7,26 @@
  * doorbell, and parks frames a full ring cannot take (back-pressure then pauses the ingresses).
  */
 import { randomUUID } from 'node:crypto';
-import { endpointFor } from '../remote/endpoint.js';
+import { endpointFor } from '../api/endpoint.js';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { Packr } from 'msgpackr';
-import { App, DEAD_LETTER_EGRESS } from '../shared/app.js';
-import { checkAddress } from '../shared/address.js';
+import { App, DEAD_LETTER_EGRESS } from '../api/app.js';
+import { checkAddress } from '../api/address.js';
 import { Doorbells, allocateDoorbells } from '../shared/doorbell.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { ControlOp, FrameKind, EGRESS_FIELDS, createCodec } from '../shared/frames.js';
 import { keyGroupOf, ownerTable } from '../shared/key_group.js';
 import { InLink, OutLink } from '../shared/link.js';
-import { loadApp, type AppModuleRef } from '../shared/load_app.js';
-import { Message } from '../shared/message.js';
+import { loadApp, type AppModuleRef } from '../api/load_app.js';
+import { Message } from '../api/message.js';
 import { allocateRing } from '../shared/ring_buffer.js';
 import { REMOTE_BATCH_BUCKETS, Stat, StatsBlock } from '../shared/stats_block.js';
-import { Types, type Payload } from '../shared/types.js';
-import type { EgressConnector, EgressRecord, IngressContext, Logger, RoutedMessage } from '../shared/connector_api.js';
-import type { WorkerInit } from '../../workers/worker_init.js';
-import { FileEgress } from '../../connectors/file/file_egress.js';
+import { Types, type Payload } from '../api/types.js';
+import type { EgressConnector, EgressRecord, IngressContext, Logger, RoutedMessage } from '../api/connector_api.js';
+import type { WorkerInit } from '../config/worker_init.js';
+import { FileEgress } from '../connectors/file/file_egress.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './checkpoint_record.js';
 import { deleteEgressEpoch, egressEpochs, readEgressEpoch, writeEgressEpoch } from './egress_log.js';
@@ -35,10 +35,10 @@ import type { UploadResult, UploadTask } from '../snapshot/upload_task.js';
 import { latestCheckpoint, manifestKey, readSavepoint, savepointKey, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
 import { openSnapshotStore } from '../snapshot/store_config.js';
 import { keyGroupRange } from '../shared/key_group.js';
-import { applyModuleDocuments } from '../module/module_app.js';
-import { loadModuleYaml } from '../module/module_yaml.js';
-import { resolveOptions, type EngineOptions, type ResolvedOptions } from './engine_options.js';
-import { clearLocalState, envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from './state_layout.js';
+import { applyModuleDocuments } from '../config/module_app.js';
+import { loadModuleYaml } from '../config/module_yaml.js';
+import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../config/engine_options.js';
+import { clearLocalState, envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from '../state/state_layout.js';
 
 const DEAD_LETTER_TYPE = Types.json<Record<string, unknown>>('statefn/dead-letter');
 const FLUSH_HISTORY = 16;
@@ -84,7 +84,7 @@ export interface EngineStats {
 /** Where the worker entry point is, and how to start it (from source under tsx, or compiled). */
 function spawnWorker(init: WorkerInit, name: string, tsApp: boolean): Worker {
   const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(`../../workers/worker_main.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  const url = new URL(`../workers/worker_main.${fromSource ? 'ts' : 'js'}`, import.meta.url);
   if (!fromSource && !tsApp) return new Worker(url, { workerData: init, name });
   // TypeScript (engine from source, or a user's .ts app): register tsx's loader in the worker
   // before importing the entry point.

@@ -2,17 +2,17 @@
  * Turns module.yaml descriptors into connectors on an App. Runs on the main thread only; workers
  * learn the egress ids it adds through their init data.
  */
-import { App } from '../shared/app.js';
-import type { RoutedMessage } from '../shared/connector_api.js';
+import { App } from '../api/app.js';
+import type { RoutedMessage } from '../api/connector_api.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
-import { Message } from '../shared/message.js';
-import { Types } from '../shared/types.js';
-import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
-import type { Rng } from '../../connectors/generator/rng.js';
-import { HttpIngress } from '../../connectors/http/http_ingress.js';
-import { FileEgress, StdoutEgress } from '../../connectors/file/file_egress.js';
-import { KafkaEgress } from '../../connectors/kafka/kafka_egress.js';
-import { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
+import { Message } from '../api/message.js';
+import { Types } from '../api/types.js';
+import { GeneratorIngress } from '../connectors/generator/generator_ingress.js';
+import type { Rng } from '../connectors/generator/rng.js';
+import { HttpIngress } from '../connectors/http/http_ingress.js';
+import { FileEgress, StdoutEgress } from '../connectors/file/file_egress.js';
+import { KafkaEgress } from '../connectors/kafka/kafka_egress.js';
+import { KafkaIngress } from '../connectors/kafka/kafka_ingress.js';
 import type { GeneratorIngressDocument, ModuleDocument } from './module_yaml.js';
 
 function where(d: ModuleDocument): string {

@@ -12,7 +12,7 @@ import type { Doorbells } from './doorbell.js';
 import { ErrorCode, StatefnError, assert } from './errors.js';
 import { ControlOp, FrameKind, MESSAGE_FIELDS, EGRESS_FIELDS, compressMessages, decodeFrame, expandMessages } from './frames.js';
 import { RingConsumer, RingProducer } from './ring_buffer.js';
-import type { Payload } from './types.js';
+import type { Payload } from '../api/types.js';
 
 /** Called with a message that alone exceeds the frame limit (it cannot be sent). */
 export type OversizeHandler = (fields: unknown[], bytes: number) => void;

@@ -1,8 +1,8 @@
 /** What the main thread hands a worker at spawn (structured-clone safe). */
-import type { RemoteEndpoint } from '../engine/remote/endpoint.js';
-import type { EngineLimits } from '../engine/shared/limits.js';
-import type { AppModuleRef } from '../engine/shared/load_app.js';
-import type { SnapshotStoreConfig } from '../engine/snapshot/store_config.js';
+import type { RemoteEndpoint } from '../api/endpoint.js';
+import type { EngineLimits } from '../shared/limits.js';
+import type { AppModuleRef } from '../api/load_app.js';
+import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 
 
 export interface WorkerInit {

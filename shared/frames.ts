@@ -21,7 +21,7 @@
  */
 import { Packr } from 'msgpackr';
 import { ErrorCode, StatefnError } from './errors.js';
-import type { Payload } from './types.js';
+import type { Payload } from '../api/types.js';
 
 export const FrameKind = {
   MESSAGES: 1,

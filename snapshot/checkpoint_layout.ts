@@ -45,7 +45,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import type { Logger } from '../shared/connector_api.js';
+import type { Logger } from '../api/connector_api.js';
 import { assert } from '../shared/errors.js';
 import { SnapshotError, type SnapshotStore } from './snapshot_store.js';
 

@@ -5,9 +5,9 @@
  * the epoch's values (the next epoch is not written before this checkpoint completes). Keys are
  * stored as `db index u8 | LMDB key` in the key group's delta object.
  */
-import { StateStore } from '../../workers/state_store.js';
-import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../../workers/state_keys.js';
-import { undoDbOf } from '../../workers/state_store.js';
+import { StateStore } from '../state/state_store.js';
+import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../state/state_keys.js';
+import { undoDbOf } from '../state/state_store.js';
 import { PackCache, writeCheckpoint, type CheckpointManifest, type KeyGroupChanges } from './checkpoint_layout.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from './store_config.js';
 import type { SnapshotStore } from './snapshot_store.js';

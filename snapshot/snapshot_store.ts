@@ -47,7 +47,7 @@ export type SnapshotErrorReason =
 
 /**
  * A snapshot failure that names the object. Its code is `STATEFN_STATE_INVALID` for now; the
- * codes to add to `ErrorCode` (engine/shared/errors.ts) are `STATEFN_SNAPSHOT_OBJECT_MISSING`,
+ * codes to add to `ErrorCode` (shared/errors.ts) are `STATEFN_SNAPSHOT_OBJECT_MISSING`,
  * `STATEFN_SNAPSHOT_OBJECT_CORRUPT` and `STATEFN_SNAPSHOT_STORE_UNAVAILABLE`, one per `reason`.
  * Until then match on `reason`.
  */

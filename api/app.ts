@@ -4,10 +4,10 @@
  * connectors) and in every worker (which uses the functions), so registering must have no side
  * effects beyond building this object.
  */
-import { endpointFor, remoteEndpoint, type RemoteEndpoint } from '../remote/endpoint.js';
+import { endpointFor, remoteEndpoint, type RemoteEndpoint } from './endpoint.js';
 import { checkTypeName } from './address.js';
 import type { EgressConnector, IngressConnector, Router } from './connector_api.js';
-import { ErrorCode, StatefnError } from './errors.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
 import type { FunctionSpec, ValueSpec } from './function_api.js';
 
 export interface IngressRegistration {

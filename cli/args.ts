@@ -1,6 +1,6 @@
 /** Command-line parsing for `statefn`: small, strict, with errors that name the flag and the fix. */
 import { ErrorCode, StatefnError } from '../shared/errors.js';
-import { parseDurationMs } from '../module/units.js';
+import { parseDurationMs } from '../config/units.js';
 import { resolve } from 'node:path';
 import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 

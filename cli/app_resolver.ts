@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
-import type { AppModuleRef } from '../shared/load_app.js';
+import type { AppModuleRef } from '../api/load_app.js';
 
 const MODULE_NAMES = ['index.ts', 'index.js', 'index.mjs', 'app.ts', 'app.js', 'app.mjs'];
 const YAML_NAMES = ['module.yaml', 'module.yml'];
@@ -11,7 +11,7 @@ const YAML_NAMES = ['module.yaml', 'module.yml'];
 /** The embedded default: the fraud-detection example shipped with statefn. */
 export function defaultApp(): { ref: AppModuleRef; description: string } {
   const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(`../../examples/fraud_detection/index.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  const url = new URL(`../examples/fraud_detection/index.${fromSource ? 'ts' : 'js'}`, import.meta.url);
   return { ref: { module: url.href }, description: 'the embedded fraud-detection example' };
 }
 

@@ -2,7 +2,7 @@
  * `Message`: what a handler receives and what an ingress router produces. A type name plus a
  * payload (native for built-in types, bytes otherwise), read through a `Type`.
  */
-import { ErrorCode, StatefnError } from './errors.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { Types, checkPayload, fromPayload, payloadBytes, toPayload, type Payload, type Type } from './types.js';
 
 export class Message {

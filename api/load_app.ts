@@ -1,6 +1,6 @@
 /** Import an application module (on the main thread and in every worker). */
 import { App } from './app.js';
-import { ErrorCode, StatefnError } from './errors.js';
+import { ErrorCode, StatefnError } from '../shared/errors.js';
 
 export interface AppModuleRef {
   /**
