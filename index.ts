@@ -16,7 +16,8 @@ export type {
 export { ErrorCode, StatefnError } from './shared/errors.js';
 export { ManualClock, systemClock, type Clock } from './shared/clock.js';
 export { LIMIT_SPECS, defaultLimits, type EngineLimits } from './shared/limits.js';
-export { Engine, type EngineStats, type FlushInfo } from './engine/engine.js';
+export { type EngineStats, type FlushInfo } from './engine/engine.js';
+export { Engine } from './engine_defaults.js';
 export type { EngineOptions } from './config/engine_options.js';
 export {
   FileEgress, GeneratorIngress, HttpIngress, MemoryEgress, MemoryIngress, StdoutEgress, createRng,

@@ -12,7 +12,7 @@
  * `load` then idles until killed (the parent SIGKILLs it); `recover` stops cleanly and exits.
  */
 import { performance } from 'node:perf_hooks';
-import { Engine } from '../engine/engine.js';
+import { Engine } from '../index.js';
 import type { MemoryIngress } from '../connectors/memory/memory_ingress.js';
 import type { RoutedMessage } from '../api/connector_api.js';
 import { increment } from './apps/checkpoint_app.js';

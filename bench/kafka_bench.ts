@@ -615,7 +615,7 @@ interface SystemUnderTest {
 }
 
 async function startStatefn(semantic: KafkaSemantic, t: Topics): Promise<SystemUnderTest> {
-  const { Engine } = await import('../engine/engine.js');
+  const { Engine } = await import('../index.js');
   const stateDir = mkdtempSync(join(tmpdir(), 'statefn-kafka-bench-'));
   const logger = benchLogger();
   const params: KafkaCounterParams = { brokers: t.brokers.join(','), inTopic: t.inTopic, outTopic: t.outTopic, group: t.group, semantic, txId: t.txId };

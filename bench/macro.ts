@@ -27,7 +27,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { Engine } from '../engine/engine.js';
+import { Engine } from '../index.js';
 import type { Logger } from '../api/connector_api.js';
 import type { GeneratorIngress } from '../connectors/generator/generator_ingress.js';
 import type { LatencyEgress } from './apps/latency_egress.js';

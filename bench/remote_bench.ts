@@ -39,7 +39,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Engine, type EngineStats } from '../engine/engine.js';
+import { Engine, type EngineStats } from '../index.js';
 import type { Logger } from '../api/connector_api.js';
 import type { GeneratorIngress } from '../connectors/generator/generator_ingress.js';
 import { startJsService } from '../test/fixtures/remote/services.js';

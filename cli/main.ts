@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Engine } from '../engine/engine.js';
+import { Engine } from '../engine_defaults.js';
 import { consoleLogger } from '../config/engine_options.js';
 import { StatefnError } from '../shared/errors.js';
 import { USAGE, parseArgs, snapshotsFromArgs, type SavepointArgs, type StartArgs } from './args.js';

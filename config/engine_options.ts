@@ -4,7 +4,8 @@ import { resolve } from 'node:path';
 import type { ManualClock } from '../shared/clock.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { resolveEngineLimits, type EngineLimits, LIMIT_SPECS } from '../shared/limits.js';
-import type { Logger } from '../api/connector_api.js';
+import type { EgressConnector, Logger } from '../api/connector_api.js';
+import type { ConnectorKind } from '../api/connector_kind.js';
 import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 
 export interface EngineOptions {
@@ -19,6 +20,13 @@ export interface EngineOptions {
   logger?: Logger;
   /** Write dead letters to `<stateDir>/dead-letters.jsonl` unless the app registers the dead-letter egress. Default true. */
   deadLetterFile?: boolean;
+  /**
+   * The egress dead letters go to when the application registers none and `deadLetterFile` is
+   * not false (the package root supplies a JSON-lines file in `<stateDir>/dead-letters.jsonl`).
+   */
+  deadLetterEgress?: (stateDir: string) => EgressConnector;
+  /** The module.yaml kinds this engine can read (the package root supplies the built-in connectors). */
+  connectorKinds?: readonly ConnectorKind[];
   /**
    * Exactly-once egress: records become visible only when the checkpoint of their epoch is
    * complete (default true). False releases them at once (lower latency, at-least-once after a
@@ -44,6 +52,8 @@ export interface ResolvedOptions {
   clock: ManualClock | undefined;
   logger: Logger;
   deadLetterFile: boolean;
+  deadLetterEgress: ((stateDir: string) => EgressConnector) | undefined;
+  connectorKinds: readonly ConnectorKind[];
   checkpointing: boolean;
   snapshots: false | SnapshotStoreConfig;
   snapshotRetain: number;
@@ -56,7 +66,7 @@ export const consoleLogger: Logger = {
   error: (m, f) => console.error(`${new Date().toISOString()} ERROR ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
 };
 
-const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'checkpointing', 'snapshots', 'snapshotRetain', 'fromSavepoint', ...Object.keys(LIMIT_SPECS)]);
+const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'deadLetterEgress', 'connectorKinds', 'checkpointing', 'snapshots', 'snapshotRetain', 'fromSavepoint', ...Object.keys(LIMIT_SPECS)]);
 
 /**
  * Merge app options, then user options; limits may be given flat (`ringBytes: ...`) or under
@@ -83,6 +93,8 @@ export function resolveOptions(appOptions: Record<string, unknown>, options: Eng
     clock: merged.clock as ManualClock | undefined,
     logger: (merged.logger as Logger | undefined) ?? consoleLogger,
     deadLetterFile: merged.deadLetterFile !== false,
+    deadLetterEgress: merged.deadLetterEgress as ((stateDir: string) => EgressConnector) | undefined,
+    connectorKinds: (merged.connectorKinds as readonly ConnectorKind[] | undefined) ?? [],
     checkpointing: merged.checkpointing !== false,
     snapshots: merged.snapshots === false ? false : (merged.snapshots as SnapshotStoreConfig | undefined) ?? { type: 'local', dir: resolve(stateDir, 'snapshots') },
     snapshotRetain: typeof merged.snapshotRetain === 'number' ? merged.snapshotRetain : 3,

@@ -14,6 +14,8 @@ import { FileEgress, StdoutEgress } from '../connectors/file/file_egress.js';
 import { KafkaEgress } from '../connectors/kafka/kafka_egress.js';
 import { KafkaIngress } from '../connectors/kafka/kafka_ingress.js';
 import type { GeneratorIngressDocument, ModuleDocument } from './module_yaml.js';
+import type { ConnectorKind } from '../api/connector_kind.js';
+import { loadModuleYaml } from './module_yaml.js';
 
 function where(d: ModuleDocument): string {
   const s = d.source;
@@ -41,6 +43,15 @@ function generator(d: GeneratorIngressDocument): GeneratorIngress<RoutedMessage[
   };
   if (d.count !== undefined) opts.count = d.count;
   return new GeneratorIngress<RoutedMessage[]>(opts);
+}
+
+/**
+ * Read the module.yaml at `file` and add what it declares to `app`, building connectors with
+ * `kinds` (the engine's EngineOptions.connectorKinds). The engine calls only this.
+ */
+export async function loadModuleInto(app: App, file: string, kinds: readonly ConnectorKind[]): Promise<void> {
+  void kinds; // PROVISIONAL: the connectors-as-plug-ins step builds every connector through `kinds`.
+  applyModuleDocuments(app, await loadModuleYaml(file));
 }
 
 /** Add the connectors and options the documents describe to `app`. */

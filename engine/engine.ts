@@ -26,7 +26,6 @@ import { REMOTE_BATCH_BUCKETS, Stat, StatsBlock } from '../shared/stats_block.js
 import { Types, type Payload } from '../api/types.js';
 import type { EgressConnector, EgressRecord, IngressContext, Logger, RoutedMessage } from '../api/connector_api.js';
 import type { WorkerInit } from '../config/worker_init.js';
-import { FileEgress } from '../connectors/file/file_egress.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './checkpoint_record.js';
 import { deleteEgressEpoch, egressEpochs, readEgressEpoch, writeEgressEpoch } from './egress_log.js';
@@ -35,8 +34,8 @@ import type { UploadResult, UploadTask } from '../snapshot/upload_task.js';
 import { latestCheckpoint, manifestKey, readSavepoint, savepointKey, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
 import { openSnapshotStore } from '../snapshot/store_config.js';
 import { keyGroupRange } from '../shared/key_group.js';
-import { applyModuleDocuments } from '../config/module_app.js';
-import { loadModuleYaml } from '../config/module_yaml.js';
+import { loadModuleInto } from '../config/module_app.js';
+import type { ConnectorKind } from '../api/connector_kind.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../config/engine_options.js';
 import { clearLocalState, envDir, lockStateDir, readLayout, removeOtherGenerations, writeLayout, type Layout } from '../state/state_layout.js';
 
@@ -155,7 +154,7 @@ export class Engine {
   private releaseLock: () => void = () => {};
   private readonly deadLetterOwned: EgressConnector | undefined;
 
-  private constructor(
+  protected constructor(
     readonly app: App,
     private readonly appRef: AppModuleRef,
     options: ResolvedOptions,
@@ -171,8 +170,10 @@ export class Engine {
     this.owner = ownerTable(n, layout.keyGroups);
     const egresses: EgressConnector[] = [...app.egresses.values()];
     if (!app.egresses.has(DEAD_LETTER_EGRESS) && options.deadLetterFile) {
-      this.deadLetterOwned = new FileEgress({ id: DEAD_LETTER_EGRESS, path: join(options.stateDir, 'dead-letters.jsonl') });
-      egresses.push(this.deadLetterOwned);
+      if (options.deadLetterEgress !== undefined) {
+        this.deadLetterOwned = options.deadLetterEgress(options.stateDir);
+        egresses.push(this.deadLetterOwned);
+      }
     }
     this.deliverEarly = new Set(egresses.filter((c) => c.deliverBeforeCheckpoint === true).map((c) => c.id));
     this.egress = new EgressDispatcher(egresses, this.logger, () => this.schedulePump(), (id, epoch) => this.onEgressCommitted(id, epoch));
@@ -190,7 +191,7 @@ export class Engine {
       register();
     }
     const loaded = await loadApp(ref);
-    if (ref.moduleYaml !== undefined) applyModuleDocuments(loaded, await loadModuleYaml(ref.moduleYaml));
+    if (ref.moduleYaml !== undefined) await loadModuleInto(loaded, ref.moduleYaml, (options.connectorKinds as readonly ConnectorKind[] | undefined) ?? []);
     const opts = resolveOptions(loaded.options, options);
     const releaseLock = lockStateDir(opts.stateDir);
     try {

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import type { Logger } from '../../api/connector_api.js';
 import type { HttpIngress } from '../../connectors/http/http_ingress.js';
 import { DEFAULT_PEER_OPTIONS, type LoadMode, type LoadPath, type PeerResult, type PeerRunOptions, type Workload } from './types.js';

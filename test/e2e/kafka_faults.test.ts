@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Types } from '../../api/types.js';
 import { startKafkaBroker, type KafkaBroker } from '../../scripts/kafka_broker.js';
 import { MemoryLogger } from '../fixtures/engine_harness.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import type { RoutedMessage } from '../../api/connector_api.js';

@@ -1,6 +1,6 @@
 // Proves failing invocations never vanish: a handler that always throws is retried handlerAttemptsMax times and dead-lettered with its error; one that throws once is retried without any effect of the failed attempt and keeps per-address order (sync and async); unknown function types, unknown egresses, oversized messages and state type mismatches become dead letters; and the engine keeps working afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { DEAD_LETTER_EGRESS } from '../../api/app.js';
 import { ErrorCode } from '../../shared/errors.js';
 import { keyGroupOf, ownerTable } from '../../shared/key_group.js';

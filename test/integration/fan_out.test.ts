@@ -1,6 +1,6 @@
 // Proves fan-out under back-pressure keeps memory bounded: a burst of inputs that each send 100 messages back-pressures the ingress, outboxes and pending queues stay within bounds derived from the limits, and every message is delivered exactly once; a clean stop while back-pressured loses nothing.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
 import { Types, type TypeOf } from '../../api/types.js';
 import { createCodec } from '../../shared/frames.js';

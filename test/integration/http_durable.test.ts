@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import type { HttpIngress } from '../../connectors/http/http_ingress.js';
 
 const app = new URL('../fixtures/apps/http_counter_app.ts', import.meta.url).href;

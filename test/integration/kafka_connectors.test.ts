@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Types } from '../../api/types.js';
 import type { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
 import { MemoryLogger } from '../fixtures/engine_harness.js';

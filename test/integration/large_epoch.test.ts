@@ -3,7 +3,7 @@
 // where a backlog read faster than checkpoints complete made the engine fail with "cannot write
 // the checkpoint record: Maximum call stack size exceeded".
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf } from '../fixtures/engine_harness.js';

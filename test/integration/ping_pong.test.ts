@@ -1,6 +1,6 @@
 // Proves cyclic messaging across all workers (worker<->worker rings in every direction plus self-sends) delivers exactly the expected messages per address, with default and with small rings (outboxes and wrap-around), without deadlock.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { keyGroupOf, keyGroupRange } from '../../shared/key_group.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';

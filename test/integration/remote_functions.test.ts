@@ -3,7 +3,7 @@
 // call, state across calls and restarts, delayed messages and cancellation, TTL, batching under
 // a slow function, and functions that fail, hang or answer garbage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import type { RoutedMessage } from '../../api/connector_api.js';

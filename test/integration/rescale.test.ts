@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { ManualClock } from '../../shared/clock.js';
 import { ErrorCode } from '../../shared/errors.js';
 import { keyGroupOf, ownerTable } from '../../shared/key_group.js';

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import type { Logger, RoutedMessage } from '../../api/connector_api.js';

@@ -3,7 +3,7 @@
 // protocol; both runs must produce the same egress (state, messages, delayed messages,
 // cancellations, TTL specs all go over the wire in the remote run).
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import type { RoutedMessage } from '../../api/connector_api.js';

@@ -1,6 +1,6 @@
 // Proves state survives clean restarts for every value type and several function types, deleted values stay deleted, and messages in flight at stop (endless loops within and across workers) are saved and continue after restart with no loss and no duplicate.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
 import { Message } from '../../api/message.js';
 import type { MemoryEgress } from '../../connectors/memory/memory_egress.js';

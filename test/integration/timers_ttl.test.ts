@@ -1,6 +1,6 @@
 // Proves delayed messages and state TTL follow the injected clock: delivery only after the delay, cancellation by token (also after a restart and for far-future timers), token reuse fails the invocation into a dead letter without side effects, 30-day timers fire, timers due while stopped fire at restart, and TTL expireAfterWrite/expireAfterCall hold across restarts.
 import { afterAll, describe, expect, it } from 'vitest';
-import { Engine } from '../../engine/engine.js';
+import { Engine } from '../../index.js';
 import { ManualClock } from '../../shared/clock.js';
 import { ErrorCode } from '../../shared/errors.js';
 import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
