@@ -10,12 +10,13 @@ import { FileEgress } from './connectors/file/file_egress.js';
 import { DEAD_LETTER_EGRESS } from './api/app.js';
 import { builtinConnectorKinds } from './connectors/registry.js';
 
-/** Options with the built-in connector kinds and dead-letter file filled in where the caller set none. */
+/** Options with the built-in connector kinds (plus the caller's) and the dead-letter file filled in where the caller set none. */
 export function withBuiltins(options: EngineOptions & Record<string, unknown>): EngineOptions & Record<string, unknown> {
   return {
-    connectorKinds: builtinConnectorKinds,
     deadLetterEgress: (stateDir: string) => new FileEgress({ id: DEAD_LETTER_EGRESS, path: join(stateDir, 'dead-letters.jsonl') }),
     ...options,
+    // A third-party connector's kinds are added to the built-in ones, not put in their place.
+    connectorKinds: [...builtinConnectorKinds, ...(options.connectorKinds ?? [])],
   };
 }
 

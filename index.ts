@@ -11,19 +11,61 @@ export type { Type, TypeOf } from './api/types.js';
 export { defineFunction, valueSpec } from './api/function_api.js';
 export type { Context, FunctionSpec, Handler, Storage, ValueSpec } from './api/function_api.js';
 export type {
-  EgressConnector, EgressContext, EgressRecord, IngressConnector, IngressContext, Logger, RoutedMessage, Router,
+  EgressConnector,
+  EgressContext,
+  EgressRecord,
+  IngressConnector,
+  IngressContext,
+  Logger,
+  RoutedMessage,
+  Router,
 } from './api/connector_api.js';
 export { ErrorCode, StatefnError } from './shared/errors.js';
 export { ManualClock, systemClock, type Clock } from './shared/clock.js';
 export { LIMIT_SPECS, defaultLimits, type EngineLimits } from './shared/limits.js';
-export { type EngineStats, type FlushInfo } from './engine/engine.js';
+export { type CheckpointInfo, type EngineStats, type FlushInfo } from './engine/engine.js';
 export { Engine } from './engine_defaults.js';
 export type { EngineOptions } from './config/engine_options.js';
 export {
-  FileEgress, GeneratorIngress, HttpIngress, MemoryEgress, MemoryIngress, StdoutEgress, createRng,
-  KafkaIngress, KafkaEgress, KafkaProducerRecordType, KAFKA_PRODUCER_RECORD_TYPENAME, kafkaProducerRecord,
+  FileEgress,
+  GeneratorIngress,
+  HttpIngress,
+  MemoryEgress,
+  MemoryIngress,
+  StdoutEgress,
+  createRng,
+  KafkaIngress,
+  KafkaEgress,
+  KafkaProducerRecordType,
+  KAFKA_PRODUCER_RECORD_TYPENAME,
+  kafkaProducerRecord,
 } from './connectors/index.js';
 export type {
-  Rng, KafkaIngressOptions, KafkaIngressRecord, KafkaIngressTopic, KafkaRouter, KafkaStartupPosition, KafkaEgressOptions,
-  KafkaDeliverySemantic, KafkaProducerRecord,
+  Rng,
+  KafkaIngressOptions,
+  KafkaIngressRecord,
+  KafkaIngressTopic,
+  KafkaRouter,
+  KafkaStartupPosition,
+  KafkaEgressOptions,
+  KafkaDeliverySemantic,
+  KafkaProducerRecord,
 } from './connectors/index.js';
+export { builtinConnectorKinds } from './connectors/index.js';
+export type {
+  ConnectorBuildContext,
+  ConnectorDescriptor,
+  ConnectorKind,
+  ModuleDescriptor,
+  ModuleReader,
+  ModuleSource,
+  ModuleYamlDocument,
+  ReaderFailOptions,
+  ValueBounds,
+  YamlEntry,
+  YamlMap,
+  YamlNode,
+  YamlPos,
+  YamlScalar,
+  YamlSeq,
+} from './api/connector_kind.js';

@@ -22,7 +22,10 @@ export function resolveApp(arg: string | undefined, params: unknown): { ref: App
   }
   const path = resolve(arg);
   if (!existsSync(path)) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `app '${arg}' does not exist (looked for ${path}); pass a directory, a module.yaml, or a .ts/.js module`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `app '${arg}' does not exist (looked for ${path}); pass a directory, a module.yaml, or a .ts/.js module`,
+    );
   }
   if (statSync(path).isDirectory()) {
     const mod = MODULE_NAMES.map((n) => join(path, n)).find((p) => existsSync(p));

@@ -1,8 +1,7 @@
 /** Command-line parsing for `statefn`: small, strict, with errors that name the flag and the fix. */
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { parseDurationMs } from '../config/units.js';
-import { resolve } from 'node:path';
-import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
+import { parseSnapshotsLocation, type SnapshotStoreConfig } from '../snapshot/store_config.js';
 
 export interface StartArgs {
   command: 'start';
@@ -55,7 +54,7 @@ Options of start:
   --s3-region <region>   S3 region (default us-east-1).
   --from-savepoint <n>   Replace the local state with savepoint <n> (any worker count).
 
-Ctrl-C stops cleanly (state flushed, in-flight messages saved); a second Ctrl-C exits at once.
+Ctrl-C stops cleanly (a final checkpoint, in-flight messages saved); a second Ctrl-C exits at once.
 `;
 
 function fail(msg: string): never {
@@ -68,12 +67,25 @@ export function parseArgs(argv: readonly string[]): Args {
   if (cmd === 'version' || cmd === '--version' || cmd === '-v') return { command: 'version' };
   if (cmd !== 'start' && cmd !== 'savepoint') fail(`unknown command '${cmd}'`);
   const out: StartArgs = {
-    command: 'start', app: undefined, workers: undefined, stateDir: undefined, params: undefined, limits: {}, stopAfterMs: undefined, progress: true,
-    snapshots: undefined, s3Endpoint: undefined, s3Region: undefined, fromSavepoint: undefined,
+    command: 'start',
+    app: undefined,
+    workers: undefined,
+    stateDir: undefined,
+    params: undefined,
+    limits: {},
+    stopAfterMs: undefined,
+    progress: true,
+    snapshots: undefined,
+    s3Endpoint: undefined,
+    s3Region: undefined,
+    fromSavepoint: undefined,
   };
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
-    const [flag, inline] = a.startsWith('--') && a.includes('=') && !a.startsWith('--set=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const [flag, inline] =
+      a.startsWith('--') && a.includes('=') && !a.startsWith('--set=')
+        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+        : [a, undefined];
     const value = (): string => {
       if (inline !== undefined) return inline;
       const v = rest[++i];
@@ -140,24 +152,31 @@ export function parseArgs(argv: readonly string[]): Args {
   }
   if (cmd === 'savepoint') {
     if (out.app === undefined) fail('savepoint needs a name: statefn savepoint <name>');
-    return { command: 'savepoint', name: out.app, stateDir: out.stateDir, snapshots: out.snapshots, s3Endpoint: out.s3Endpoint, s3Region: out.s3Region };
+    return {
+      command: 'savepoint',
+      name: out.app,
+      stateDir: out.stateDir,
+      snapshots: out.snapshots,
+      s3Endpoint: out.s3Endpoint,
+      s3Region: out.s3Region,
+    };
   }
   return out;
 }
 
 /** The snapshot store the flags describe (undefined: the engine's default, a dir in the state dir). */
-export function snapshotsFromArgs(a: { snapshots: string | undefined; s3Endpoint: string | undefined; s3Region: string | undefined }): false | SnapshotStoreConfig | undefined {
+export function snapshotsFromArgs(a: {
+  snapshots: string | undefined;
+  s3Endpoint: string | undefined;
+  s3Region: string | undefined;
+}): false | SnapshotStoreConfig | undefined {
   if (a.snapshots === undefined) {
     if (a.s3Endpoint !== undefined) fail('--s3-endpoint needs --snapshots s3://bucket/prefix');
     return undefined;
   }
-  if (a.snapshots === 'off') return false;
-  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(a.snapshots);
-  if (m !== null) {
-    const c: SnapshotStoreConfig = { type: 's3', bucket: m[1]!, prefix: m[2] ?? '', region: a.s3Region ?? 'us-east-1' };
-    if (a.s3Endpoint !== undefined) Object.assign(c, { endpoint: a.s3Endpoint, forcePathStyle: true });
-    return c;
+  try {
+    return parseSnapshotsLocation(a.snapshots, { endpoint: a.s3Endpoint, region: a.s3Region });
+  } catch (e) {
+    return fail(`--snapshots: ${(e as Error).message}`);
   }
-  if (a.snapshots.includes('://')) fail(`--snapshots: expected a directory, s3://bucket/prefix or off, got '${a.snapshots}'`);
-  return { type: 'local', dir: resolve(a.snapshots) };
 }

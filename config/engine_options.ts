@@ -7,6 +7,7 @@ import { resolveEngineLimits, type EngineLimits, LIMIT_SPECS } from '../shared/l
 import type { EgressConnector, Logger } from '../api/connector_api.js';
 import type { ConnectorKind } from '../api/connector_kind.js';
 import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
+import { LIMIT_ALIASES, canonicalLimits, workersProblem } from './engine_schema.js';
 
 export interface EngineOptions {
   /** Directory for state (LMDB environments), dead letters and the lock. Default `./statefn-data`. */
@@ -14,7 +15,10 @@ export interface EngineOptions {
   /** Worker threads. Default: the number of cores. */
   workers?: number;
   /** Limits (see limits.ts); `keyGroups` is fixed once a state directory exists. */
-  limits?: Partial<Record<keyof EngineLimits, number>>;
+  limits?: Partial<Record<keyof EngineLimits, number>> & {
+    /** @deprecated The former name of `checkpointIntervalMs`; still accepted, with a warning. */
+    flushIntervalMs?: number;
+  };
   /** A manual clock shared with the workers (tests); default: the system clock. */
   clock?: ManualClock;
   logger?: Logger;
@@ -66,24 +70,59 @@ export const consoleLogger: Logger = {
   error: (m, f) => console.error(`${new Date().toISOString()} ERROR ${m}${f ? ' ' + JSON.stringify(f) : ''}`),
 };
 
-const KNOWN = new Set(['stateDir', 'workers', 'limits', 'clock', 'logger', 'deadLetterFile', 'deadLetterEgress', 'connectorKinds', 'checkpointing', 'snapshots', 'snapshotRetain', 'fromSavepoint', ...Object.keys(LIMIT_SPECS)]);
+const KNOWN = new Set([
+  'stateDir',
+  'workers',
+  'limits',
+  'clock',
+  'logger',
+  'deadLetterFile',
+  'deadLetterEgress',
+  'connectorKinds',
+  'checkpointing',
+  'snapshots',
+  'snapshotRetain',
+  'fromSavepoint',
+  ...Object.keys(LIMIT_SPECS),
+  ...Object.keys(LIMIT_ALIASES),
+]);
 
 /**
  * Merge app options, then user options; limits may be given flat (`ringBytes: ...`) or under
  * `limits`. Every value is validated with a message naming it.
  */
-export function resolveOptions(appOptions: Record<string, unknown>, options: EngineOptions & Record<string, unknown>, where = 'options'): ResolvedOptions {
+export function resolveOptions(
+  appOptions: Record<string, unknown>,
+  options: EngineOptions & Record<string, unknown>,
+  where = 'options',
+): ResolvedOptions {
   const merged: Record<string, unknown> = { ...appOptions, ...options };
   for (const k of Object.keys(merged)) {
-    if (!KNOWN.has(k)) throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}.${k}: unknown option; known options are ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(k))
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}.${k}: unknown option; known options are ${[...KNOWN].join(', ')}`);
   }
+  // Limits come flat (`ringBytes: ...`, as module.yaml's engine config gives them) or under
+  // `limits` (EngineOptions, `--set`); former names are mapped to current ones, then one function
+  // (resolveEngineLimits) checks them all.
   const flat: Record<string, unknown> = {};
-  for (const k of Object.keys(LIMIT_SPECS)) if (merged[k] !== undefined) flat[k] = merged[k];
-  const limits = resolveEngineLimits({ ...(appOptions.limits as object | undefined), ...flat, ...(options.limits ?? {}) }, `${where}.limits`);
+  for (const k of [...Object.keys(LIMIT_SPECS), ...Object.keys(LIMIT_ALIASES)]) if (merged[k] !== undefined) flat[k] = merged[k];
+  const sources = [appOptions.limits as Record<string, unknown> | undefined, flat, options.limits as Record<string, unknown> | undefined];
+  const combined: Record<string, unknown> = {};
+  for (const source of sources) {
+    const c = canonicalLimits(source ?? {}, `${where}.limits`);
+    if ('error' in c && typeof c.error === 'string')
+      throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}.limits.${String(c.key)}: ${c.error}`);
+    Object.assign(combined, c);
+  }
+  const limits = resolveEngineLimits(combined, `${where}.limits`);
   const cores = availableParallelism();
   const workers = merged.workers === undefined ? Math.max(1, cores) : Number(merged.workers);
-  if (!Number.isInteger(workers) || workers < 1 || workers > Math.min(256, limits.keyGroups)) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}.workers: expected an integer in [1, ${Math.min(256, limits.keyGroups)}], got ${String(merged.workers)}`);
+  const problem = workersProblem(workers, limits.keyGroups);
+  if (problem !== undefined) {
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `${where}.workers: ${problem.message}${problem.fix === undefined ? '' : `. Fix: ${problem.fix}`}`,
+    );
   }
   const stateDir = resolve(typeof merged.stateDir === 'string' ? merged.stateDir : './statefn-data');
   return {
@@ -96,7 +135,10 @@ export function resolveOptions(appOptions: Record<string, unknown>, options: Eng
     deadLetterEgress: merged.deadLetterEgress as ((stateDir: string) => EgressConnector) | undefined,
     connectorKinds: (merged.connectorKinds as readonly ConnectorKind[] | undefined) ?? [],
     checkpointing: merged.checkpointing !== false,
-    snapshots: merged.snapshots === false ? false : (merged.snapshots as SnapshotStoreConfig | undefined) ?? { type: 'local', dir: resolve(stateDir, 'snapshots') },
+    snapshots:
+      merged.snapshots === false
+        ? false
+        : ((merged.snapshots as SnapshotStoreConfig | undefined) ?? { type: 'local', dir: resolve(stateDir, 'snapshots') }),
     snapshotRetain: typeof merged.snapshotRetain === 'number' ? merged.snapshotRetain : 3,
     fromSavepoint: typeof merged.fromSavepoint === 'string' ? merged.fromSavepoint : undefined,
   };

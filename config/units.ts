@@ -16,23 +16,59 @@ const MS_PER = { d: 86_400_000, h: 3_600_000, min: 60_000, s: 1000, ms: 1, us: 0
  * StateFun's own documentation writes `call: 2m`, and Flink releases after 1.14 accept it.
  */
 const DURATION_UNITS: ReadonlyMap<string, number> = new Map<string, number>([
-  ['d', MS_PER.d], ['day', MS_PER.d], ['days', MS_PER.d],
-  ['h', MS_PER.h], ['hour', MS_PER.h], ['hours', MS_PER.h],
-  ['m', MS_PER.min], ['min', MS_PER.min], ['minute', MS_PER.min], ['minutes', MS_PER.min],
-  ['s', MS_PER.s], ['sec', MS_PER.s], ['secs', MS_PER.s], ['second', MS_PER.s], ['seconds', MS_PER.s],
-  ['ms', MS_PER.ms], ['milli', MS_PER.ms], ['millis', MS_PER.ms], ['millisecond', MS_PER.ms], ['milliseconds', MS_PER.ms],
-  ['µs', MS_PER.us], ['micro', MS_PER.us], ['micros', MS_PER.us], ['microsecond', MS_PER.us], ['microseconds', MS_PER.us],
-  ['ns', MS_PER.ns], ['nano', MS_PER.ns], ['nanos', MS_PER.ns], ['nanosecond', MS_PER.ns], ['nanoseconds', MS_PER.ns],
+  ['d', MS_PER.d],
+  ['day', MS_PER.d],
+  ['days', MS_PER.d],
+  ['h', MS_PER.h],
+  ['hour', MS_PER.h],
+  ['hours', MS_PER.h],
+  ['m', MS_PER.min],
+  ['min', MS_PER.min],
+  ['minute', MS_PER.min],
+  ['minutes', MS_PER.min],
+  ['s', MS_PER.s],
+  ['sec', MS_PER.s],
+  ['secs', MS_PER.s],
+  ['second', MS_PER.s],
+  ['seconds', MS_PER.s],
+  ['ms', MS_PER.ms],
+  ['milli', MS_PER.ms],
+  ['millis', MS_PER.ms],
+  ['millisecond', MS_PER.ms],
+  ['milliseconds', MS_PER.ms],
+  ['µs', MS_PER.us],
+  ['micro', MS_PER.us],
+  ['micros', MS_PER.us],
+  ['microsecond', MS_PER.us],
+  ['microseconds', MS_PER.us],
+  ['ns', MS_PER.ns],
+  ['nano', MS_PER.ns],
+  ['nanos', MS_PER.ns],
+  ['nanosecond', MS_PER.ns],
+  ['nanoseconds', MS_PER.ns],
 ]);
 
 const KiB = 1024;
 /** Flink's MemorySize units (all binary), plus the unambiguous IEC spellings `kib`, `mib`, ... */
 const SIZE_UNITS: ReadonlyMap<string, number> = new Map<string, number>([
-  ['b', 1], ['bytes', 1],
-  ['k', KiB], ['kb', KiB], ['kib', KiB], ['kibibytes', KiB],
-  ['m', KiB ** 2], ['mb', KiB ** 2], ['mib', KiB ** 2], ['mebibytes', KiB ** 2],
-  ['g', KiB ** 3], ['gb', KiB ** 3], ['gib', KiB ** 3], ['gibibytes', KiB ** 3],
-  ['t', KiB ** 4], ['tb', KiB ** 4], ['tib', KiB ** 4], ['tebibytes', KiB ** 4],
+  ['b', 1],
+  ['bytes', 1],
+  ['k', KiB],
+  ['kb', KiB],
+  ['kib', KiB],
+  ['kibibytes', KiB],
+  ['m', KiB ** 2],
+  ['mb', KiB ** 2],
+  ['mib', KiB ** 2],
+  ['mebibytes', KiB ** 2],
+  ['g', KiB ** 3],
+  ['gb', KiB ** 3],
+  ['gib', KiB ** 3],
+  ['gibibytes', KiB ** 3],
+  ['t', KiB ** 4],
+  ['tb', KiB ** 4],
+  ['tib', KiB ** 4],
+  ['tebibytes', KiB ** 4],
 ]);
 
 /** A human-readable list of the accepted duration forms, for error messages. */
@@ -110,7 +146,12 @@ export function parseBytes(value: unknown): number {
 
 /** Format milliseconds with the largest unit that divides them exactly (`120000` → `2min`). */
 export function formatDurationMs(ms: number): string {
-  for (const [unit, per] of [['d', MS_PER.d], ['h', MS_PER.h], ['min', MS_PER.min], ['s', MS_PER.s]] as const) {
+  for (const [unit, per] of [
+    ['d', MS_PER.d],
+    ['h', MS_PER.h],
+    ['min', MS_PER.min],
+    ['s', MS_PER.s],
+  ] as const) {
     if (ms !== 0 && ms % per === 0) return `${ms / per}${unit}`;
   }
   return `${ms}ms`;
@@ -118,7 +159,12 @@ export function formatDurationMs(ms: number): string {
 
 /** Format bytes with the largest binary unit that divides them exactly (`1048576` → `1mb`). */
 export function formatBytes(bytes: number): string {
-  for (const [unit, per] of [['tb', KiB ** 4], ['gb', KiB ** 3], ['mb', KiB ** 2], ['kb', KiB]] as const) {
+  for (const [unit, per] of [
+    ['tb', KiB ** 4],
+    ['gb', KiB ** 3],
+    ['mb', KiB ** 2],
+    ['kb', KiB],
+  ] as const) {
     if (bytes !== 0 && bytes % per === 0) return `${bytes / per}${unit}`;
   }
   return `${bytes}b`;

@@ -4,7 +4,6 @@ import type { EngineLimits } from '../shared/limits.js';
 import type { AppModuleRef } from '../api/load_app.js';
 import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
 
-
 export interface WorkerInit {
   index: number;
   workers: number;

@@ -29,3 +29,20 @@ export {
   type KafkaHeader,
   type KafkaProducerRecord,
 } from './kafka/kafka_record.js';
+export { builtinConnectorKinds } from './registry.js';
+export {
+  KAFKA_EGRESS_KIND,
+  KAFKA_INGRESS_KIND,
+  kafkaEgressKind,
+  kafkaIngressKind,
+  type KafkaEgressDocument,
+  type KafkaIngressDocument,
+} from './kafka/kafka_kind.js';
+export { HTTP_INGRESS_KIND, httpIngressKind, type HttpIngressDocument } from './http/http_kind.js';
+export { FILE_EGRESS_KIND, fileEgressKind, type FileEgressDocument } from './file/file_kind.js';
+export {
+  GENERATOR_INGRESS_KIND,
+  generatorIngressKind,
+  type GeneratorIngressDocument,
+  type GeneratorKeyDistribution,
+} from './generator/generator_kind.js';

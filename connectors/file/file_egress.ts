@@ -15,6 +15,8 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { EgressConnector, EgressContext, EgressRecord, Logger } from '../../api/connector_api.js';
 import { ErrorCode, StatefnError, errorInfo } from '../../shared/errors.js';
+import { backoffDelayMs, type BackoffPolicy } from '../../shared/backoff.js';
+import { fileWriteRetryBaseMs, fileWriteRetryMaxMs } from '../../shared/limits.js';
 
 /** Options of a {@link FileEgress}. */
 export interface FileEgressOptions {
@@ -49,8 +51,11 @@ export interface StdoutEgressOptions {
 const MiB = 1024 * 1024;
 const BUFFER_BYTES_MAX_DEFAULT = 1 * MiB;
 const WRITE_ATTEMPTS_MAX_DEFAULT = 8;
-const WRITE_RETRY_BACKOFF_MS_FIRST = 50;
-const WRITE_RETRY_BACKOFF_MS_MAX = 2_000;
+/**
+ * Delays between attempts of a failing write: 50 ms doubling to 2 s, without jitter (one writer
+ * per file, so there is no herd to spread).
+ */
+const WRITE_RETRY_BACKOFF: BackoffPolicy = { baseMs: fileWriteRetryBaseMs, maxMs: fileWriteRetryMaxMs, jitter: 0 };
 
 /** The json-lines rendering of one egress record (without the newline). */
 export function formatJsonLine(record: EgressRecord): string {
@@ -71,7 +76,10 @@ function render(records: readonly EgressRecord[], line: (r: EgressRecord) => str
 
 function checkId(kind: string, id: unknown): string {
   if (typeof id !== 'string' || id.length === 0) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `${kind}: options.id: expected an egress id 'namespace/name', got ${JSON.stringify(id)}`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `${kind}: options.id: expected an egress id 'namespace/name', got ${JSON.stringify(id)}`,
+    );
   }
   return id;
 }
@@ -116,15 +124,24 @@ export class FileEgress implements EgressConnector {
       throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}: options.path: expected a file path, got ${JSON.stringify(options.path)}`);
     }
     if (options.format !== undefined && options.format !== 'json-lines') {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}: options.format: expected 'json-lines', got ${JSON.stringify(options.format)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `${where}: options.format: expected 'json-lines', got ${JSON.stringify(options.format)}`,
+      );
     }
     const bufferBytesMax = options.bufferBytesMax ?? BUFFER_BYTES_MAX_DEFAULT;
     if (!(Number.isInteger(bufferBytesMax) && bufferBytesMax >= 0 && bufferBytesMax <= 1024 * MiB)) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}: options.bufferBytesMax: expected an integer in [0, ${1024 * MiB}], got ${JSON.stringify(bufferBytesMax)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `${where}: options.bufferBytesMax: expected an integer in [0, ${1024 * MiB}], got ${JSON.stringify(bufferBytesMax)}`,
+      );
     }
     const attempts = options.writeAttemptsMax ?? WRITE_ATTEMPTS_MAX_DEFAULT;
     if (!(Number.isInteger(attempts) && attempts >= 1 && attempts <= 100)) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `${where}: options.writeAttemptsMax: expected an integer in [1, 100], got ${JSON.stringify(attempts)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `${where}: options.writeAttemptsMax: expected an integer in [1, 100], got ${JSON.stringify(attempts)}`,
+      );
     }
     this.path = resolvePath(options.path);
     this.bufferBytesMax = bufferBytesMax;
@@ -143,7 +160,8 @@ export class FileEgress implements EgressConnector {
     } catch (e) {
       throw new StatefnError(
         ErrorCode.CONFIG_INVALID,
-        `file egress '${this.id}': cannot open ${this.path} for appending (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path and its permissions`,
+        `file egress '${this.id}': cannot open ${this.path} for appending ` +
+          `(${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path and its permissions`,
         { cause: e },
       );
     }
@@ -172,7 +190,10 @@ export class FileEgress implements EgressConnector {
    */
   private async recoverEpoch(): Promise<void> {
     const marker = `${this.path}.statefn-epoch`;
-    const size = await stat(this.path).then((s) => s.size, () => 0);
+    const size = await stat(this.path).then(
+      (s) => s.size,
+      () => 0,
+    );
     let m: { epoch: number; bytes: number } | undefined;
     try {
       m = JSON.parse(await readFile(marker, 'utf8')) as { epoch: number; bytes: number };
@@ -198,7 +219,10 @@ export class FileEgress implements EgressConnector {
   async discardUncommitted(): Promise<void> {
     const size = this.baseBytes + this.bytesWritten;
     if (this.bytesAccepted > 0 || size <= this.markerBytes) return;
-    this.logger.warn(`file egress '${this.id}': cutting ${size - this.markerBytes} bytes of ${this.path} written after epoch ${this.committed} (they are written again)`);
+    this.logger.warn(
+      `file egress '${this.id}': cutting ${size - this.markerBytes} bytes of ${this.path} written after ` +
+        `epoch ${this.committed} (they are written again)`,
+    );
     await this.fh!.truncate(this.markerBytes);
     this.baseBytes = this.markerBytes;
   }
@@ -238,7 +262,8 @@ export class FileEgress implements EgressConnector {
     } catch (e) {
       throw new StatefnError(
         ErrorCode.EGRESS_FAILED,
-        `file egress '${this.id}': fdatasync of ${this.path} failed (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the disk`,
+        `file egress '${this.id}': fdatasync of ${this.path} failed ` +
+          `(${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the disk`,
         { cause: e, retriable: true },
       );
     }
@@ -294,7 +319,6 @@ export class FileEgress implements EgressConnector {
       this.pending = [];
       let offset = 0;
       let attempt = 0;
-      let backoffMs = WRITE_RETRY_BACKOFF_MS_FIRST;
       while (offset < chunk.length) {
         try {
           // Opened with 'a' (O_APPEND): every write lands at the end of the file.
@@ -309,16 +333,17 @@ export class FileEgress implements EgressConnector {
           if (attempt >= this.writeAttemptsMax) {
             this.failure = new StatefnError(
               ErrorCode.EGRESS_FAILED,
-              `file egress '${this.id}': writing ${this.path} failed ${attempt} times (${code}); ${chunk.length - offset} bytes were not written. Free disk space or fix permissions, then restart from the last checkpoint`,
+              `file egress '${this.id}': writing ${this.path} failed ${attempt} times (${code}); ${chunk.length - offset} ` +
+                `bytes were not written. Free disk space or fix permissions, then restart from the last checkpoint`,
               { cause: e },
             );
             this.logger.error(this.failure.message, { error: errorInfo(e) });
             for (const w of this.waiters.splice(0)) w.reject(this.failure);
             return;
           }
+          const backoffMs = backoffDelayMs(WRITE_RETRY_BACKOFF, attempt - 1);
           this.logger.warn(`file egress '${this.id}': write to ${this.path} failed (${code}); retrying in ${backoffMs} ms`, { attempt });
           await new Promise((r) => setTimeout(r, backoffMs));
-          backoffMs = Math.min(WRITE_RETRY_BACKOFF_MS_MAX, backoffMs * 2);
         }
       }
     }
@@ -339,7 +364,10 @@ export class StdoutEgress implements EgressConnector {
     this.id = checkId('stdout egress', options?.id);
     const format = options.format ?? 'json-lines';
     if (format !== 'json-lines' && format !== 'text') {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `stdout egress '${this.id}': options.format: expected 'json-lines' or 'text', got ${JSON.stringify(format)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `stdout egress '${this.id}': options.format: expected 'json-lines' or 'text', got ${JSON.stringify(format)}`,
+      );
     }
     this.line = format === 'text' ? formatTextLine : formatJsonLine;
     this.stream = options.stream ?? process.stdout;
@@ -373,7 +401,12 @@ export class StdoutEgress implements EgressConnector {
       };
       const onError = (err: Error): void => {
         cleanup();
-        reject(new StatefnError(ErrorCode.EGRESS_FAILED, `stdout egress '${this.id}': the output stream failed (${err.message})`, { cause: err, retriable: false }));
+        reject(
+          new StatefnError(ErrorCode.EGRESS_FAILED, `stdout egress '${this.id}': the output stream failed (${err.message})`, {
+            cause: err,
+            retriable: false,
+          }),
+        );
       };
       const onClose = (): void => {
         cleanup();

@@ -154,7 +154,8 @@ export class GeneratorIngress<R> implements IngressConnector<R> {
     if (!(Number.isSafeInteger(index) && index >= 0 && (this.count === undefined || index <= this.count))) {
       throw new StatefnError(
         ErrorCode.CONFIG_INVALID,
-        `generator ingress '${this.id}': seek(index): expected an integer in [0, ${this.count ?? 'Number.MAX_SAFE_INTEGER'}], got ${String(index)}`,
+        `generator ingress '${this.id}': seek(index): expected an integer in [0, ${this.count ?? 'Number.MAX_SAFE_INTEGER'}], ` +
+          `got ${String(index)}`,
       );
     }
     this.next = index;
@@ -162,7 +163,10 @@ export class GeneratorIngress<R> implements IngressConnector<R> {
 
   start(ctx: IngressContext<R>): void {
     if (this.started) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `generator ingress '${this.id}': started twice; create one GeneratorIngress per engine`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `generator ingress '${this.id}': started twice; create one GeneratorIngress per engine`,
+      );
     }
     this.started = true;
     const onEngineAbort = (): void => this.stopping.abort();
@@ -224,7 +228,8 @@ export class GeneratorIngress<R> implements IngressConnector<R> {
           // would silently change the record stream: stop here instead, at a known position.
           throw new StatefnError(
             ErrorCode.INGRESS_RECORD_INVALID,
-            `generator ingress '${this.id}': options.make(${from + i}) threw: ${(e as Error)?.message ?? String(e)}; fix the make function (the generator stopped at position ${from})`,
+            `generator ingress '${this.id}': options.make(${from + i}) threw: ${(e as Error)?.message ?? String(e)}; fix the ` +
+              `make function (the generator stopped at position ${from})`,
             { cause: e },
           );
         }

@@ -164,7 +164,10 @@ function zipfTable(n: number, s: number): ZipfTable {
     throw new StatefnError(ErrorCode.CONFIG_INVALID, `rng.zipf(n, s): expected an integer n >= 1, got ${String(n)}`);
   }
   if (!(Number.isFinite(s) && s >= 0)) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `rng.zipf(n, s): expected an exponent s >= 0, got ${String(s)}; use 1 for the classic Zipf law`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `rng.zipf(n, s): expected an exponent s >= 0, got ${String(s)}; use 1 for the classic Zipf law`,
+    );
   }
   const hIntegralX1 = hIntegral(1.5, s) - 1;
   return {

@@ -29,11 +29,20 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ID_LENGTH_MAX, isTypeName, type Address } from '../../api/address.js';
 import type { IngressConnector, IngressContext, RoutedMessage } from '../../api/connector_api.js';
 import { ErrorCode, StatefnError, errorInfo } from '../../shared/errors.js';
 import { Message } from '../../api/message.js';
-import { builtinType, type Payload } from '../../api/types.js';
+import {
+  ABORTED,
+  type ErrorReply,
+  STOPPED,
+  StopFanout,
+  TOO_LARGE,
+  decodePayload,
+  parseContentType,
+  parsePath,
+  readBody,
+} from './http_request.js';
 
 /** Options of an {@link HttpIngress}. */
 export interface HttpIngressOptions {
@@ -92,11 +101,14 @@ const DEFAULTS = {
 const HEADERS_TIMEOUT_MS_MAX = 60_000;
 /** Seconds a 503 asks clients to wait before retrying. */
 const RETRY_AFTER_SECONDS = 1;
-const CONTENT_TYPE_PREFIX = 'application/vnd.';
 
-type ErrorReply = { status: number; code: string; message: string; headers?: Record<string, string> };
-
-function intOption(id: string, options: HttpIngressOptions, key: keyof typeof DEFAULTS & keyof HttpIngressOptions, min: number, max: number): number {
+function intOption(
+  id: string,
+  options: HttpIngressOptions,
+  key: keyof typeof DEFAULTS & keyof HttpIngressOptions,
+  min: number,
+  max: number,
+): number {
   const v = options[key] ?? DEFAULTS[key];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new StatefnError(
@@ -106,10 +118,6 @@ function intOption(id: string, options: HttpIngressOptions, key: keyof typeof DE
   }
   return v;
 }
-
-const TOO_LARGE = Symbol('too large');
-const ABORTED = Symbol('aborted');
-const STOPPED = Symbol('stopped');
 
 export class HttpIngress implements IngressConnector<RoutedMessage> {
   readonly id: string;
@@ -130,19 +138,9 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private readonly stopController = new AbortController();
-  /**
-   * Waits that end when the ingress or the engine stops. One listener per signal fans out to this
-   * set: a listener per waiting request made every add and remove O(requests waiting).
-   */
-  private readonly stopWaiters = new Set<() => void>();
-  private stopFired = false;
-  private readonly fireStop = (): void => {
-    if (this.stopFired) return;
-    this.stopFired = true;
-    const ws = [...this.stopWaiters];
-    this.stopWaiters.clear();
-    for (const w of ws) w();
-  };
+  /** Waits that end when the ingress or the engine stops. */
+  private readonly stopFanout = new StopFanout();
+  private readonly fireStop = (): void => this.stopFanout.fire();
   /** Closed (a promise) while the engine is back-pressured; undefined when open. */
   private gate: Promise<void> | undefined;
   private readonly handling = new Set<Promise<void>>();
@@ -151,12 +149,18 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   constructor(options: HttpIngressOptions) {
     const id = options?.id;
     if (typeof id !== 'string' || id.length === 0) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress: options.id: expected an ingress id 'namespace/name', got ${JSON.stringify(id)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `http ingress: options.id: expected an ingress id 'namespace/name', got ${JSON.stringify(id)}`,
+      );
     }
     this.id = id;
     const host = options.host ?? DEFAULTS.host;
     if (typeof host !== 'string' || host.length === 0) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${id}': options.host: expected an interface address such as '127.0.0.1', got ${JSON.stringify(host)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `http ingress '${id}': options.host: expected an interface address such as '127.0.0.1', got ${JSON.stringify(host)}`,
+      );
     }
     this.host = host;
     this.port = intOption(id, options, 'port', 0, 65535);
@@ -166,7 +170,10 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
     this.requestTimeoutMs = intOption(id, options, 'requestTimeoutMs', 1, 3_600_000);
     this.idempotencyKeysMax = intOption(id, options, 'idempotencyKeysMax', 0, 10_000_000);
     if (options.replyWhen !== undefined && options.replyWhen !== 'durable' && options.replyWhen !== 'accepted') {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${id}': replyWhen must be 'durable' or 'accepted', got ${JSON.stringify(options.replyWhen)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `http ingress '${id}': replyWhen must be 'durable' or 'accepted', got ${JSON.stringify(options.replyWhen)}`,
+      );
     }
     this.replyWhen = options.replyWhen ?? 'durable';
   }
@@ -174,7 +181,10 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   /** The address the server listens on; available once `start()` resolved. */
   address(): { host: string; port: number } {
     if (!this.bound) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `http ingress '${this.id}': address() called before start() resolved; await start() first`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `http ingress '${this.id}': address() called before start() resolved; await start() first`,
+      );
     }
     return { ...this.bound };
   }
@@ -211,7 +221,8 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
         reject(
           new StatefnError(
             ErrorCode.CONFIG_INVALID,
-            `http ingress '${this.id}': cannot listen on ${this.host}:${this.port} (${err.code ?? err.message}); choose another options.port, or 0 for an ephemeral one`,
+            `http ingress '${this.id}': cannot listen on ${this.host}:${this.port} (${err.code ?? err.message}); choose ` +
+              `another options.port, or 0 for an ephemeral one`,
             { cause: err },
           ),
         );
@@ -268,7 +279,12 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
 
     if (path === '/healthz') {
       if (method !== 'GET' && method !== 'HEAD') {
-        return this.fail(res, { status: 405, code: ErrorCode.REQUEST_INVALID, message: `${method} /healthz: use GET`, headers: { Allow: 'GET, HEAD' } });
+        return this.fail(res, {
+          status: 405,
+          code: ErrorCode.REQUEST_INVALID,
+          message: `${method} /healthz: use GET`,
+          headers: { Allow: 'GET, HEAD' },
+        });
       }
       if (this.isStopping()) return this.fail(res, this.stoppingReply());
       return this.send(res, 200, { status: 'ok' });
@@ -301,7 +317,9 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
       return this.fail(res, {
         status: 503,
         code: ErrorCode.OVERLOADED,
-        message: `http ingress '${this.id}': ${this.requestsInFlightMax} requests in flight (requestsInFlightMax); retry later or raise requestsInFlightMax`,
+        message:
+          `http ingress '${this.id}': ${this.requestsInFlightMax} requests in flight (requestsInFlightMax); retry later ` +
+          `or raise requestsInFlightMax`,
         headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
       });
     }
@@ -310,7 +328,7 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
     try {
       // Behind a closed gate, do not even read the body: the client is slowed by TCP.
       if (!(await this.passGate())) return this.fail(res, this.stoppingReply());
-      const body = await this.readBody(req);
+      const body = await readBody(req, this.bodyBytesMax, this.stopFanout, this.stopController.signal);
       if (body === TOO_LARGE) return this.fail(res, this.tooLargeReply('the body'));
       if (body === ABORTED) return; // the client went away; nothing to answer
       if (body === STOPPED) return this.fail(res, this.stoppingReply());
@@ -324,11 +342,15 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
       if (this.isStopping()) return this.fail(res, this.stoppingReply());
       const key = req.headers['idempotency-key'];
       if (typeof key === 'string' && key.length > 0) {
-        if (key.length > 256) return this.fail(res, { status: 400, code: ErrorCode.REQUEST_INVALID, message: 'Idempotency-Key: at most 256 characters' });
+        if (key.length > 256)
+          return this.fail(res, { status: 400, code: ErrorCode.REQUEST_INVALID, message: 'Idempotency-Key: at most 256 characters' });
         const seen = this.idempotency.get(key);
         if (seen !== undefined) {
           // The same request again: answer as the first one does, without a second submit.
-          const ok = await this.untilStopped(seen).then(() => true, () => false);
+          const ok = await this.untilStopped(seen).then(
+            () => true,
+            () => false,
+          );
           if (!ok) return this.fail(res, this.notDurableReply());
           this.counters.requestsAccepted++;
           return this.send(res, 202, { status: 'duplicate' });
@@ -354,7 +376,10 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   private async replyWhenAccepted(res: http.ServerResponse, accepted: Promise<void>, durable: Promise<void>): Promise<void> {
     await this.untilStopped(accepted);
     // On a clean stop the final checkpoint covers every submitted message, so the wait ends early.
-    const ok = await this.untilStopped(durable).then(() => true, () => false);
+    const ok = await this.untilStopped(durable).then(
+      () => true,
+      () => false,
+    );
     if (!ok) return this.fail(res, this.notDurableReply());
     this.counters.requestsAccepted++;
     this.send(res, 202, { status: 'accepted' });
@@ -399,7 +424,7 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
   }
 
   private isStopping(): boolean {
-    return this.stopping || this.stopFired || (this.ctx?.signal.aborted ?? false);
+    return this.stopping || this.stopFanout.fired || (this.ctx?.signal.aborted ?? false);
   }
 
   /** Resolves when `p` settles or the ingress or engine stops. */
@@ -407,58 +432,11 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
     if (this.isStopping()) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = (): void => {
-        this.stopWaiters.delete(done);
+        this.stopFanout.delete(done);
         resolve();
       };
-      this.stopWaiters.add(done);
+      this.stopFanout.add(done);
       p.then(done, done);
-    });
-  }
-
-  /**
-   * Read the body up to bodyBytesMax. Past the bound it stops collecting at once and reports
-   * TOO_LARGE (the reply then closes the connection), so at most bodyBytesMax + one chunk is held.
-   */
-  private readBody(req: http.IncomingMessage): Promise<Uint8Array | typeof TOO_LARGE | typeof ABORTED | typeof STOPPED> {
-    const max = this.bodyBytesMax;
-    return new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const finish = (v: Uint8Array | typeof TOO_LARGE | typeof ABORTED | typeof STOPPED): void => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onGone);
-        req.off('close', onGone);
-        this.stopWaiters.delete(onStop);
-        if (v !== ABORTED && !req.readableEnded) req.pause();
-        resolve(v);
-      };
-      const onData = (chunk: Buffer): void => {
-        size += chunk.length;
-        if (size > max) return finish(TOO_LARGE);
-        chunks.push(chunk);
-      };
-      const onEnd = (): void => {
-        // Copy into one exactly-sized Uint8Array that owns its memory (not a pooled Buffer
-        // slice), so the payload can cross threads and be kept without pinning a pool.
-        const body = new Uint8Array(size);
-        let at = 0;
-        for (const c of chunks) {
-          body.set(c, at);
-          at += c.length;
-        }
-        finish(body);
-      };
-      const onGone = (): void => finish(ABORTED);
-      const onStop = (): void => finish(STOPPED);
-      if (this.stopFired || this.stopController.signal.aborted) return finish(STOPPED);
-      // The client may have gone while the request waited at the gate ('close' already fired).
-      if (req.destroyed) return finish(ABORTED);
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onGone);
-      req.on('close', onGone);
-      this.stopWaiters.add(onStop);
     });
   }
 
@@ -475,7 +453,9 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
     return {
       status: 413,
       code: ErrorCode.PAYLOAD_TOO_LARGE,
-      message: `http ingress '${this.id}': ${what} exceeds bodyBytesMax (${this.bodyBytesMax} bytes); send a smaller value or raise bodyBytesMax`,
+      message:
+        `http ingress '${this.id}': ${what} exceeds bodyBytesMax (${this.bodyBytesMax} bytes); send a smaller value or ` +
+        `raise bodyBytesMax`,
       // The rest of the body is not read, so the connection cannot be reused.
       headers: { Connection: 'close' },
     };
@@ -508,68 +488,5 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
     res.setHeader('Content-Type', 'application/json; charset=utf-8');
     res.setHeader('Content-Length', Buffer.byteLength(text));
     res.end(text);
-  }
-}
-
-/** `/<namespace>/<type>/<id>` -> the target address, or a 400. */
-function parsePath(path: string): Address | ErrorReply {
-  const bad = (why: string): ErrorReply => ({
-    status: 400,
-    code: ErrorCode.ADDRESS_INVALID,
-    message: `path '${path}': ${why}; expected /<namespace>/<type>/<id>, each segment URL-encoded, e.g. /com.example/greeter/alice`,
-  });
-  const parts = path.split('/');
-  if (parts.length !== 4 || parts[0] !== '') return bad(`has ${Math.max(0, parts.length - 1)} segments`);
-  const decoded: string[] = [];
-  for (const p of parts.slice(1)) {
-    if (p.length === 0) return bad('has an empty segment');
-    try {
-      decoded.push(decodeURIComponent(p));
-    } catch {
-      return bad(`segment '${p}' is not valid URL encoding`);
-    }
-  }
-  const [namespace, type, id] = decoded as [string, string, string];
-  // A slash inside the type would move the namespace/name split (StateFun splits at the last '/').
-  if (type.includes('/')) return bad(`type '${type}' contains '/'`);
-  const typename = `${namespace}/${type}`;
-  if (!isTypeName(typename)) return bad(`'${typename}' is not a valid type name (no whitespace, at most 255 characters)`);
-  if (id.length > ID_LENGTH_MAX) return bad(`id is longer than ${ID_LENGTH_MAX} characters`);
-  return { typename, id };
-}
-
-/** `application/vnd.<typename>[; params]` -> the message typename, or a 415/400. */
-function parseContentType(header: string | undefined): string | ErrorReply {
-  const expected = `expected 'Content-Type: ${CONTENT_TYPE_PREFIX}<namespace>/<name>', e.g. ${CONTENT_TYPE_PREFIX}io.statefun.types/string`;
-  if (header === undefined || header.trim() === '') {
-    return { status: 415, code: ErrorCode.REQUEST_INVALID, message: `missing Content-Type; ${expected}` };
-  }
-  const media = header.split(';')[0]!.trim();
-  if (media.length <= CONTENT_TYPE_PREFIX.length || media.slice(0, CONTENT_TYPE_PREFIX.length).toLowerCase() !== CONTENT_TYPE_PREFIX) {
-    return { status: 415, code: ErrorCode.REQUEST_INVALID, message: `Content-Type '${header}' is not supported; ${expected}` };
-  }
-  const typename = media.slice(CONTENT_TYPE_PREFIX.length);
-  if (!isTypeName(typename)) {
-    return {
-      status: 400,
-      code: ErrorCode.ADDRESS_INVALID,
-      message: `Content-Type '${header}': '${typename}' is not a type name 'namespace/name'; ${expected}`,
-    };
-  }
-  return typename;
-}
-
-/** The message payload: native for built-in types (decoded from the wire format), else the bytes. */
-function decodePayload(typename: string, body: Uint8Array): { payload: Payload } | ErrorReply {
-  const t = builtinType(typename);
-  if (!t) return { payload: body };
-  try {
-    return { payload: t.deserialize(body) as Payload };
-  } catch (e) {
-    return {
-      status: 400,
-      code: ErrorCode.TYPE_MISMATCH,
-      message: `body is not a valid ${typename} in StateFun's wire format (${(e as Error).message}); send the protobuf wrapper bytes of the value`,
-    };
   }
 }

@@ -86,8 +86,9 @@ export class KafkaEgress implements EgressConnector {
     if (this.semantic.type === 'exactly-once') {
       this.commitEpoch = (epoch) => this.commitTransaction(epoch);
       this.committedEpoch = () => this.committed;
-      this.discardUncommitted = async () => {
+      this.discardUncommitted = () => {
         this.pending = [];
+        return Promise.resolve();
       };
     }
   }
@@ -106,7 +107,9 @@ export class KafkaEgress implements EgressConnector {
           if (!/exists/i.test(String((e as Error).message))) throw e;
         });
         await this.resetTransactions();
-        ctx.logger.info(`${this.where}: exactly-once with transactional.id '${this.transactionalId}'; last committed checkpoint ${this.committed}`);
+        ctx.logger.info(
+          `${this.where}: exactly-once with transactional.id '${this.transactionalId}'; last committed checkpoint ${this.committed}`,
+        );
       } else {
         const atLeastOnce = this.semantic.type === 'at-least-once';
         this.producer = kafka.producer({
@@ -121,7 +124,12 @@ export class KafkaEgress implements EgressConnector {
         await this.producer.connect();
       }
     } catch (e) {
-      throw new StatefnError(ErrorCode.KAFKA_FAILED, `${this.where}: cannot start the producer on ${this.opts.address} (${describeKafkaError(e)}); start a broker (for a local one: npm run kafka:local) or fix the address`, { cause: e, retriable: true });
+      throw new StatefnError(
+        ErrorCode.KAFKA_FAILED,
+        `${this.where}: cannot start the producer on ${this.opts.address} (${describeKafkaError(e)}); start a broker (for a ` +
+          `local one: npm run kafka:local) or fix the address`,
+        { cause: e, retriable: true },
+      );
     }
   }
 
@@ -159,7 +167,10 @@ export class KafkaEgress implements EgressConnector {
     const offset = Number(p?.offset ?? -1);
     if (!Number.isSafeInteger(offset) || offset < 0) return -1;
     if (p?.metadata !== this.lineage()) {
-      this.ctx?.logger.info(`${this.where}: the last transaction under '${this.transactionalId}' belongs to another state history (checkpoint ${offset}); starting anew`);
+      this.ctx?.logger.info(
+        `${this.where}: the last transaction under '${this.transactionalId}' belongs to another state history ` +
+          `(checkpoint ${offset}); starting anew`,
+      );
       return -1;
     }
     return offset;
@@ -176,7 +187,11 @@ export class KafkaEgress implements EgressConnector {
       let rec: KafkaProducerRecord;
       try {
         if (r.message.typename !== KAFKA_PRODUCER_RECORD_TYPENAME) {
-          throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${this.where}: expected a ${KAFKA_PRODUCER_RECORD_TYPENAME} message, got ${r.message.typename}; build it with kafkaProducerRecord({topic, key, value}) (or an SDK's Kafka egress builder)`);
+          throw new StatefnError(
+            ErrorCode.TYPE_MISMATCH,
+            `${this.where}: expected a ${KAFKA_PRODUCER_RECORD_TYPENAME} message, got ${r.message.typename}; build it with ` +
+              `kafkaProducerRecord({topic, key, value}) (or an SDK's Kafka egress builder)`,
+          );
         }
         rec = r.message.as(KafkaProducerRecordType);
       } catch (e) {
@@ -212,7 +227,10 @@ export class KafkaEgress implements EgressConnector {
         this.ctx?.logger.warn(`${this.where}: ${msgs.length} records dropped (delivery semantic none): ${describeKafkaError(e)}`);
         return;
       }
-      throw new StatefnError(ErrorCode.KAFKA_FAILED, `${this.where}: producing ${msgs.length} records failed: ${describeKafkaError(e)}`, { cause: e, retriable: true });
+      throw new StatefnError(ErrorCode.KAFKA_FAILED, `${this.where}: producing ${msgs.length} records failed: ${describeKafkaError(e)}`, {
+        cause: e,
+        retriable: true,
+      });
     }
   }
 
@@ -241,7 +259,12 @@ export class KafkaEgress implements EgressConnector {
       await tx.sendOffsets({
         consumerGroupId: this.markerGroup,
         // kafkajs passes `metadata` on to TxnOffsetCommit (its typings omit it).
-        topics: [{ topic: this.markerTopic!, partitions: [{ partition: 0, offset: String(epoch), metadata: this.lineage() } as { partition: number; offset: string }] }],
+        topics: [
+          {
+            topic: this.markerTopic!,
+            partitions: [{ partition: 0, offset: String(epoch), metadata: this.lineage() } as { partition: number; offset: string }],
+          },
+        ],
       });
       faultPoint('kafka-before-commit', epoch);
       await tx.commit();
@@ -249,7 +272,12 @@ export class KafkaEgress implements EgressConnector {
       this.stats.aborted++;
       this.uncertain = true;
       if (tx !== undefined && tx.isActive()) await tx.abort().catch(() => {});
-      throw new StatefnError(ErrorCode.KAFKA_FAILED, `${this.where}: the transaction of checkpoint ${epoch} (${this.pending.length} records) failed and was aborted; it is retried: ${describeKafkaError(e)}`, { cause: e, retriable: true });
+      throw new StatefnError(
+        ErrorCode.KAFKA_FAILED,
+        `${this.where}: the transaction of checkpoint ${epoch} (${this.pending.length} records) failed and was aborted; it is ` +
+          `retried: ${describeKafkaError(e)}`,
+        { cause: e, retriable: true },
+      );
     }
     this.stats.transactions++;
     this.stats.sent += this.pending.length;

@@ -18,23 +18,32 @@
  * configured `consumerGroupId` only receives the committed offsets (as a group without members,
  * which is what Kafka's tooling shows). One statefn process per application: two processes with
  * the same ingress would both read every partition.
+ *
+ * This file holds the consumer loop and the routing of records; kafka_start_offsets.ts resolves
+ * where each partition starts, kafka_dead_letters.ts sends the records that cannot be routed, and
+ * kafka_offset_committer.ts commits the group's offsets.
  */
 import { randomUUID } from 'node:crypto';
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type Kafka, type Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, IHeaders } from 'kafkajs';
 import type { IngressConnector, IngressContext, RoutedMessage } from '../../api/connector_api.js';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import { Message } from '../../api/message.js';
 import { builtinType } from '../../api/types.js';
+import {
+  kafkaConsumerRetries,
+  kafkaFetchBytesMax,
+  kafkaFetchPartitionBytesMax,
+  kafkaFetchWaitMaxMs,
+  kafkaSubmitGroupMessagesMax,
+  kafkaWaitHeartbeatMs,
+} from '../../shared/limits.js';
 import { clientSettings, describeKafkaError, newKafka, reportUnsupported, type ClientSettings } from './kafka_config.js';
+import { KafkaDeadLetters } from './kafka_dead_letters.js';
+import { KafkaOffsetCommitter } from './kafka_offset_committer.js';
+import { splitTp, tpKey } from './kafka_partition_key.js';
+import { resolveStartOffsets, type KafkaStartupPosition } from './kafka_start_offsets.js';
 
-export type KafkaStartupPosition =
-  | { readonly type: 'earliest' }
-  | { readonly type: 'latest' }
-  | { readonly type: 'group-offsets' }
-  /** Offsets keyed by `topic/partition`; partitions not listed start at autoOffsetResetPosition. */
-  | { readonly type: 'specific-offsets'; readonly offsets: Readonly<Record<string, number>> }
-  /** Epoch milliseconds: the first record with a timestamp at or after it. */
-  | { readonly type: 'date'; readonly date: number };
+export type { KafkaStartupPosition } from './kafka_start_offsets.js';
 
 /** A consumed record, as a custom router sees it. */
 export interface KafkaIngressRecord {
@@ -80,24 +89,10 @@ export interface KafkaIngressOptions {
   readonly source?: string;
 }
 
-const WAIT_HEARTBEAT_MS = 1_000;
-/** Routed messages handed to the engine at once. */
-const SUBMIT_GROUP_MAX = 256;
-const DLT_ATTEMPTS = 5;
-
 interface Route {
   readonly valueType: string | undefined;
   readonly targets: readonly string[];
   readonly router: KafkaRouter | undefined;
-}
-
-function tpKey(topic: string, partition: number): string {
-  return `${topic}/${partition}`;
-}
-
-function splitTp(key: string): { topic: string; partition: number } {
-  const i = key.lastIndexOf('/');
-  return { topic: key.slice(0, i), partition: Number(key.slice(i + 1)) };
 }
 
 /** Counters an operator or a test can read. */
@@ -120,17 +115,14 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
   private readonly next = new Map<string, number>();
   /** True when seek() gave a checkpoint position: partitions missing from it start at earliest. */
   private restored = false;
-  private kafka: Kafka | undefined;
   private admin: Admin | undefined;
   private consumer: Consumer | undefined;
-  private dlq: Producer | undefined;
-  /** Commits the group's offsets (see commitGroupOffsets). */
-  private offsets: Producer | undefined;
+  private readonly deadLetters: KafkaDeadLetters;
+  /** Commits the group's offsets; created once the Kafka client exists. */
+  private committer: KafkaOffsetCommitter | undefined;
   private ctx: IngressContext<RoutedMessage> | undefined;
   private readonly stopping = new AbortController();
   private paused = false;
-  private commitPending = false;
-  private dirtySinceCommit = false;
   private partitionsTotal = 0;
 
   constructor(private readonly opts: KafkaIngressOptions) {
@@ -144,6 +136,13 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       this.routes.set(t.topic, { valueType: t.valueType, targets: t.targets ?? [], router: t.router });
     }
     this.settings = clientSettings(this.where, `statefn-${opts.id.replace(/[^A-Za-z0-9._-]/g, '_')}`, opts.address, opts.properties ?? {});
+    this.deadLetters = new KafkaDeadLetters({
+      where: this.where,
+      ingressId: this.id,
+      topic: opts.deadLetterTopic,
+      signal: this.stopping.signal,
+      stats: this.stats,
+    });
   }
 
   position(): Record<string, number> {
@@ -152,11 +151,17 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
 
   seek(position: unknown): void {
     if (typeof position !== 'object' || position === null) {
-      throw new StatefnError(ErrorCode.STATE_INVALID, `${this.where}: the checkpoint's position is ${JSON.stringify(position)}, expected {"topic/partition": offset}`);
+      throw new StatefnError(
+        ErrorCode.STATE_INVALID,
+        `${this.where}: the checkpoint's position is ${JSON.stringify(position)}, expected {"topic/partition": offset}`,
+      );
     }
     for (const [k, v] of Object.entries(position)) {
       if (!/^.+\/\d+$/.test(k) || !Number.isSafeInteger(v) || (v as number) < 0) {
-        throw new StatefnError(ErrorCode.STATE_INVALID, `${this.where}: the checkpoint's position has ${JSON.stringify(k)}: ${JSON.stringify(v)}, expected "topic/partition": offset`);
+        throw new StatefnError(
+          ErrorCode.STATE_INVALID,
+          `${this.where}: the checkpoint's position has ${JSON.stringify(k)}: ${JSON.stringify(v)}, expected "topic/partition": offset`,
+        );
       }
       if (this.routes.has(splitTp(k).topic)) this.next.set(k, v as number);
     }
@@ -170,49 +175,80 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     for (const r of this.routes.values()) {
       for (const t of r.targets) {
         if (!ctx.hasFunction(t)) {
-          throw new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `${this.where}: target '${t}' is not a registered function type (nor served by a remote endpoint); register it or fix the target`);
+          throw new StatefnError(
+            ErrorCode.UNKNOWN_FUNCTION_TYPE,
+            `${this.where}: target '${t}' is not a registered function type (nor served by a remote endpoint); register it or ` +
+              `fix the target`,
+          );
         }
       }
     }
-    const kafka = (this.kafka = newKafka(this.settings, this.where, ctx.logger));
+    const kafka = newKafka(this.settings, this.where, ctx.logger);
+    this.committer = new KafkaOffsetCommitter(kafka, {
+      where: this.where,
+      consumerGroupId: this.opts.consumerGroupId,
+      signal: this.stopping.signal,
+      stats: this.stats,
+    });
     const admin = (this.admin = kafka.admin());
     try {
       await admin.connect();
     } catch (e) {
-      throw new StatefnError(ErrorCode.KAFKA_FAILED, `${this.where}: cannot reach the Kafka brokers at ${this.opts.address} (${describeKafkaError(e)}); start a broker (for a local one: npm run kafka:local) or fix the address`, { cause: e, retriable: true });
+      throw new StatefnError(
+        ErrorCode.KAFKA_FAILED,
+        `${this.where}: cannot reach the Kafka brokers at ${this.opts.address} (${describeKafkaError(e)}); start a broker (for ` +
+          `a local one: npm run kafka:local) or fix the address`,
+        { cause: e, retriable: true },
+      );
     }
     const existing = new Set(await admin.listTopics());
     const missing = [...this.routes.keys()].filter((t) => !existing.has(t));
     if (missing.length > 0) {
-      throw new StatefnError(ErrorCode.KAFKA_TOPIC_MISSING, `${this.where}: topic${missing.length > 1 ? 's' : ''} ${missing.map((t) => `'${t}'`).join(', ')} not found on ${this.opts.address}; create ${missing.length > 1 ? 'them' : 'it'} first (e.g. kafka-topics.sh --create --topic ${missing[0]} --bootstrap-server ${this.opts.address.split(',')[0]})`);
+      throw new StatefnError(
+        ErrorCode.KAFKA_TOPIC_MISSING,
+        `${this.where}: topic${missing.length > 1 ? 's' : ''} ${missing.map((t) => `'${t}'`).join(', ')} not found ` +
+          `on ${this.opts.address}; create ${missing.length > 1 ? 'them' : 'it'} first (e.g. kafka-topics.sh --create ` +
+          `--topic ${missing[0]} --bootstrap-server ${this.opts.address.split(',')[0]})`,
+      );
     }
-    await this.resolveStartOffsets(admin);
-
-    if (this.opts.deadLetterTopic !== undefined) {
-      this.dlq = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true });
-      await this.dlq.connect();
-    }
+    this.partitionsTotal += await resolveStartOffsets(
+      admin,
+      {
+        where: this.where,
+        topics: this.routes.keys(),
+        startupPosition: this.opts.startupPosition,
+        autoOffsetResetPosition: this.opts.autoOffsetResetPosition,
+        consumerGroupId: this.opts.consumerGroupId,
+        restored: this.restored,
+        logger: ctx.logger,
+      },
+      this.next,
+    );
+    await this.deadLetters.connect(kafka);
     const isolation = (this.opts.properties?.['isolation.level'] ?? 'read_committed').toLowerCase();
     const consumer = (this.consumer = kafka.consumer({
       groupId: `${this.opts.consumerGroupId}.statefn-${randomUUID().slice(0, 8)}`,
       allowAutoTopicCreation: false,
-      maxBytesPerPartition: 1 << 20,
-      maxBytes: 8 << 20,
-      maxWaitTimeInMs: 100,
+      maxBytesPerPartition: kafkaFetchPartitionBytesMax,
+      maxBytes: kafkaFetchBytesMax,
+      maxWaitTimeInMs: kafkaFetchWaitMaxMs,
       ...this.settings.consumer,
       readUncommitted: isolation === 'read_uncommitted',
       retry: {
-        retries: 8,
-        restartOnFailure: async (e) => {
+        retries: kafkaConsumerRetries,
+        restartOnFailure: (e) => {
           ctx.logger.warn(`${this.where}: the consumer failed and restarts: ${describeKafkaError(e)}`);
-          return !this.stopping.signal.aborted;
+          return Promise.resolve(!this.stopping.signal.aborted);
         },
       },
     }));
     consumer.on(consumer.events.GROUP_JOIN, (ev) => this.onAssigned(ev.payload.memberAssignment));
     try {
       await consumer.connect();
-      await consumer.subscribe({ topics: [...this.routes.keys()], fromBeginning: (this.opts.autoOffsetResetPosition ?? 'latest') === 'earliest' });
+      await consumer.subscribe({
+        topics: [...this.routes.keys()],
+        fromBeginning: (this.opts.autoOffsetResetPosition ?? 'latest') === 'earliest',
+      });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
@@ -220,49 +256,11 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
         eachBatch: (p) => this.eachBatch(p),
       });
     } catch (e) {
-      throw new StatefnError(ErrorCode.KAFKA_FAILED, `${this.where}: the consumer could not join group '${this.opts.consumerGroupId}' on ${this.opts.address}: ${describeKafkaError(e)}`, { cause: e, retriable: true });
-    }
-  }
-
-  /** Offsets for partitions that have no position yet, from the startup position. */
-  private async resolveStartOffsets(admin: Admin): Promise<void> {
-    const start = this.opts.startupPosition ?? { type: 'latest' };
-    const reset = this.opts.autoOffsetResetPosition ?? 'latest';
-    for (const topic of this.routes.keys()) {
-      const watermarks = await admin.fetchTopicOffsets(topic);
-      this.partitionsTotal += watermarks.length;
-        const byDate = start.type === 'date' && !this.restored ? await admin.fetchTopicOffsetsByTimestamp(topic, start.date) : [];
-      const committed = start.type === 'group-offsets' && !this.restored
-        ? (await admin.fetchOffsets({ groupId: this.opts.consumerGroupId, topics: [topic] }))[0]?.partitions ?? []
-        : [];
-      for (const w of watermarks) {
-        const key = tpKey(topic, w.partition);
-        const low = Number(w.low);
-        const high = Number(w.high);
-        const saved = this.next.get(key);
-        if (saved !== undefined) {
-          if (saved < low) {
-            this.ctx?.logger.error(`${this.where}: ${topic}/${w.partition}: offsets ${saved}..${low - 1} were deleted (retention) before they were read; reading from ${low}`);
-            this.next.set(key, low);
-          }
-          continue;
-        }
-        let offset: number;
-        // A partition the checkpoint does not know (added since) is read from its start: nothing skipped.
-        if (this.restored) offset = low;
-        else if (start.type === 'earliest') offset = low;
-        else if (start.type === 'latest') offset = high;
-        else if (start.type === 'specific-offsets') offset = start.offsets[key] ?? (reset === 'earliest' ? low : high);
-        else if (start.type === 'date') {
-          const o = Number(byDate.find((b) => b.partition === w.partition)?.offset ?? -1);
-          offset = o >= 0 ? o : high;
-        } else {
-          const o = Number(committed.find((c) => c.partition === w.partition)?.offset ?? -1);
-          offset = o >= 0 ? o : reset === 'earliest' ? low : high;
-        }
-        // An offset below the log start (deleted by retention) reads from the log start.
-        this.next.set(key, Math.min(high, Math.max(low, offset)));
-      }
+      throw new StatefnError(
+        ErrorCode.KAFKA_FAILED,
+        `${this.where}: the consumer could not join group '${this.opts.consumerGroupId}' on ${this.opts.address}: ${describeKafkaError(e)}`,
+        { cause: e, retriable: true },
+      );
     }
   }
 
@@ -277,7 +275,8 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     }
     if (assigned < this.partitionsTotal) {
       this.ctx?.logger.error(
-        `${this.where}: only ${assigned} of ${this.partitionsTotal} partitions are assigned to this process; another consumer uses group '${this.opts.consumerGroupId}'. ` +
+        `${this.where}: only ${assigned} of ${this.partitionsTotal} partitions are assigned to this process; another consumer ` +
+          `uses group '${this.opts.consumerGroupId}'. ` +
           'statefn tracks offsets in its checkpoints and needs the group to itself: give each statefn application its own consumerGroupId',
       );
     }
@@ -298,7 +297,7 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       if (groupEnd < 0) return;
       const writable = group.length === 0 || ctx.submit(group);
       this.next.set(key, groupEnd);
-      this.dirtySinceCommit = true;
+      this.committer!.markDirty();
       p.resolveOffset(groupLastOffset);
       group = [];
       groupEnd = -1;
@@ -311,21 +310,34 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       if (next !== undefined && offset < next) continue; // fetched before a seek took effect
       this.stats.consumed++;
       const record: KafkaIngressRecord = {
-        topic: batch.topic, partition: batch.partition, offset, key: m.key, value: m.value, headers: m.headers ?? {}, timestamp: Number(m.timestamp),
+        topic: batch.topic,
+        partition: batch.partition,
+        offset,
+        key: m.key,
+        value: m.value,
+        headers: m.headers ?? {},
+        timestamp: Number(m.timestamp),
       };
       let routed: readonly RoutedMessage[] | undefined;
       let failure: StatefnError | undefined;
       try {
         routed = this.route(record, route);
         for (const r of routed) {
-          if (!ctx.hasFunction(r.to.typename)) throw new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `no function type '${r.to.typename}' is registered (record routed to ${r.to.typename}/${r.to.id})`);
+          if (!ctx.hasFunction(r.to.typename))
+            throw new StatefnError(
+              ErrorCode.UNKNOWN_FUNCTION_TYPE,
+              `no function type '${r.to.typename}' is registered (record routed to ${r.to.typename}/${r.to.id})`,
+            );
         }
       } catch (e) {
-        failure = e instanceof StatefnError ? e : new StatefnError(ErrorCode.INGRESS_RECORD_INVALID, `the router threw: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+        failure =
+          e instanceof StatefnError
+            ? e
+            : new StatefnError(ErrorCode.INGRESS_RECORD_INVALID, `the router threw: ${(e as Error)?.message ?? String(e)}`, { cause: e });
       }
       if (failure !== undefined) {
         await submitGroup();
-        await this.deadLetter(record, failure);
+        await this.deadLetters.send(ctx, record, failure);
       } else if (routed!.length === 0) this.stats.dropped++;
       else {
         for (const r of routed!) group.push(r);
@@ -333,11 +345,11 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       }
       groupEnd = offset + 1;
       groupLastOffset = m.offset;
-      if (group.length >= SUBMIT_GROUP_MAX) await submitGroup();
+      if (group.length >= kafkaSubmitGroupMessagesMax) await submitGroup();
     }
     // Stopping or re-seeked: what was grouped is not handed over (and the position stays before it).
     if (!this.stopping.signal.aborted && !p.isStale()) await submitGroup();
-    this.scheduleCommit();
+    this.committer!.schedule(ctx, this.next);
   }
 
   private route(r: KafkaIngressRecord, route: Route | undefined): readonly RoutedMessage[] {
@@ -347,7 +359,10 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       return out === undefined ? [] : Array.isArray(out) ? (out as readonly RoutedMessage[]) : [out as RoutedMessage];
     }
     if (r.key === null || r.key.length === 0) {
-      throw new StatefnError(ErrorCode.INGRESS_RECORD_INVALID, 'the record has no key; the key is the function id (produce with a key, or configure a router)');
+      throw new StatefnError(
+        ErrorCode.INGRESS_RECORD_INVALID,
+        'the record has no key; the key is the function id (produce with a key, or configure a router)',
+      );
     }
     let id: string;
     try {
@@ -373,41 +388,6 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     return route.targets.map((t) => ({ to: { typename: t, id }, message }));
   }
 
-  /** Send a record that cannot be routed to the dead-letter topic, else to the engine's dead letters. */
-  private async deadLetter(r: KafkaIngressRecord, e: StatefnError): Promise<void> {
-    this.stats.deadLettered++;
-    const ctx = this.ctx!;
-    const reason = `${e.code}: ${e.message}`;
-    if (this.stats.deadLettered <= 10 || this.stats.deadLettered % 1000 === 0) {
-      ctx.logger.warn(`${this.where}: record ${r.topic}/${r.partition}@${r.offset} dead-lettered (#${this.stats.deadLettered}): ${reason}`);
-    }
-    if (this.dlq !== undefined) {
-      const headers: IHeaders = {
-        ...r.headers,
-        'statefn.error.code': e.code,
-        'statefn.error.message': e.message,
-        'statefn.ingress': this.id,
-        'statefn.source.topic': r.topic,
-        'statefn.source.partition': String(r.partition),
-        'statefn.source.offset': String(r.offset),
-      };
-      for (let attempt = 1; attempt <= DLT_ATTEMPTS && !this.stopping.signal.aborted; attempt++) {
-        try {
-          await this.dlq.send({ topic: this.opts.deadLetterTopic!, acks: -1, messages: [{ key: r.key, value: r.value, headers, timestamp: String(r.timestamp) }] });
-          return;
-        } catch (err) {
-          ctx.logger.warn(`${this.where}: writing to dead-letter topic '${this.opts.deadLetterTopic}' failed (attempt ${attempt}/${DLT_ATTEMPTS}): ${describeKafkaError(err)}`);
-          await new Promise((res) => setTimeout(res, 200 * attempt));
-        }
-      }
-    }
-    // No topic, or it kept failing: the engine's dead-letter egress keeps the record.
-    ctx.reject(
-      { topic: r.topic, partition: r.partition, offset: r.offset, timestamp: r.timestamp, key: r.key?.toString('base64') ?? null, value: r.value?.toString('base64') ?? null },
-      e,
-    );
-  }
-
   private pauseAll(): void {
     const c = this.consumer;
     if (c === undefined) return;
@@ -421,65 +401,15 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     this.pauseAll();
     const ctx = this.ctx!;
     let done = false;
-    const writable = ctx.whenWritable().then(() => { done = true; });
+    const writable = ctx.whenWritable().then(() => {
+      done = true;
+    });
     while (!done && !this.stopping.signal.aborted) {
-      await Promise.race([writable, new Promise((res) => setTimeout(res, WAIT_HEARTBEAT_MS))]);
+      await Promise.race([writable, new Promise((res) => setTimeout(res, kafkaWaitHeartbeatMs))]);
       if (!done) await p.heartbeat().catch(() => {});
     }
     this.paused = false;
     this.consumer?.resume([...this.routes.keys()].map((topic) => ({ topic })));
-  }
-
-  /** Commit the group's offsets once a checkpoint covers everything submitted so far (one commit in flight). */
-  private scheduleCommit(): void {
-    if (this.commitPending || !this.dirtySinceCommit || this.ctx === undefined) return;
-    this.commitPending = true;
-    this.dirtySinceCommit = false;
-    const snapshot = [...this.next].map(([k, offset]) => ({ ...splitTp(k), offset: String(offset) }));
-    this.ctx.whenDurable().then(
-      async () => {
-        if (this.stopping.signal.aborted) return;
-        try {
-          await this.commitGroupOffsets(snapshot);
-          this.stats.offsetCommits++;
-        } catch (e) {
-          // Informational only (the checkpoint holds the truth); the next commit catches up.
-          this.ctx?.logger.warn(`${this.where}: committing offsets to group '${this.opts.consumerGroupId}' failed: ${describeKafkaError(e)}`);
-          this.dirtySinceCommit = true;
-          await this.offsets?.disconnect().catch(() => {});
-          this.offsets = undefined;
-        }
-      },
-      () => {},
-    ).finally(() => {
-      this.commitPending = false;
-      if (this.dirtySinceCommit) this.scheduleCommit();
-    });
-  }
-
-  /**
-   * Commit offsets to the configured group without joining it: a transaction holding only the
-   * offsets (TxnOffsetCommit accepts a group that has no members). kafkajs's admin.setOffsets
-   * would join the group as a consumer for every commit.
-   */
-  private async commitGroupOffsets(offsets: { topic: string; partition: number; offset: string }[]): Promise<void> {
-    if (this.offsets === undefined) {
-      const p = this.kafka!.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, transactionalId: `${this.opts.consumerGroupId}.statefn-offsets`, transactionTimeout: 30_000 });
-      await p.connect();
-      this.offsets = p;
-    }
-    const topics = [...new Set(offsets.map((o) => o.topic))].map((topic) => ({
-      topic,
-      partitions: offsets.filter((o) => o.topic === topic).map(({ partition, offset }) => ({ partition, offset })),
-    }));
-    const tx = await this.offsets.transaction();
-    try {
-      await tx.sendOffsets({ consumerGroupId: this.opts.consumerGroupId, topics });
-      await tx.commit();
-    } catch (e) {
-      if (tx.isActive()) await tx.abort().catch(() => {});
-      throw e;
-    }
   }
 
   async stop(): Promise<void> {
@@ -487,6 +417,6 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
     const closing: Promise<unknown>[] = [];
     if (this.consumer) closing.push(this.consumer.disconnect());
     await Promise.allSettled(closing);
-    await Promise.allSettled([this.dlq?.disconnect(), this.admin?.disconnect(), this.offsets?.disconnect()]);
+    await Promise.allSettled([this.deadLetters.disconnect(), this.admin?.disconnect(), this.committer?.disconnect()]);
   }
 }

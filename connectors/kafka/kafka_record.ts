@@ -64,12 +64,19 @@ function encodeRecord(r: KafkaProducerRecord): Uint8Array {
 function decodeRecord(bytes: Uint8Array): KafkaProducerRecord {
   let m: Decoded;
   try {
-    m = RecordProto.toObject(RecordProto.decode(bytes), { defaults: false }) as Decoded;
+    m = RecordProto.toObject(RecordProto.decode(bytes), { defaults: false });
   } catch (e) {
-    throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${KAFKA_PRODUCER_RECORD_TYPENAME}: the bytes are not a KafkaProducerRecord (${(e as Error).message})`, { cause: e });
+    throw new StatefnError(
+      ErrorCode.TYPE_MISMATCH,
+      `${KAFKA_PRODUCER_RECORD_TYPENAME}: the bytes are not a KafkaProducerRecord (${(e as Error).message})`,
+      { cause: e },
+    );
   }
   if (m.topic === undefined || m.topic === '') {
-    throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${KAFKA_PRODUCER_RECORD_TYPENAME}: the record has no topic (field 3); set it in the function (e.g. KafkaEgressBuilder.withTopic)`);
+    throw new StatefnError(
+      ErrorCode.TYPE_MISMATCH,
+      `${KAFKA_PRODUCER_RECORD_TYPENAME}: the record has no topic (field 3); set it in the function (e.g. KafkaEgressBuilder.withTopic)`,
+    );
   }
   return {
     topic: m.topic,

@@ -37,12 +37,18 @@ export class MemoryEgress implements EgressConnector {
   constructor(options: MemoryEgressOptions) {
     const id = options?.id;
     if (typeof id !== 'string' || id.length === 0) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `memory egress: options.id: expected an egress id 'namespace/name', got ${JSON.stringify(id)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `memory egress: options.id: expected an egress id 'namespace/name', got ${JSON.stringify(id)}`,
+      );
     }
     this.id = id;
     const max = options.recordsMax ?? RECORDS_MAX_DEFAULT;
     if (!(Number.isInteger(max) && max >= 1 && max <= 1 << 30)) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `memory egress '${id}': options.recordsMax: expected an integer in [1, ${1 << 30}], got ${JSON.stringify(max)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `memory egress '${id}': options.recordsMax: expected an integer in [1, ${1 << 30}], got ${JSON.stringify(max)}`,
+      );
     }
     this.recordsMax = max;
   }
@@ -56,7 +62,8 @@ export class MemoryEgress implements EgressConnector {
     if (this.collected.length + records.length > this.recordsMax) {
       throw new StatefnError(
         ErrorCode.OVERLOADED,
-        `memory egress '${this.id}': holding ${this.collected.length} records, ${records.length} more exceed recordsMax (${this.recordsMax}); call clear() or raise recordsMax`,
+        `memory egress '${this.id}': holding ${this.collected.length} records, ${records.length} more exceed recordsMax ` +
+          `(${this.recordsMax}); call clear() or raise recordsMax`,
         { retriable: true },
       );
     }
@@ -77,10 +84,21 @@ export class MemoryEgress implements EgressConnector {
    */
   waitFor(condition: MemoryEgressCondition, timeoutMs: number): Promise<void> {
     if (typeof condition !== 'function' && !(Number.isInteger(condition) && condition >= 0)) {
-      return Promise.reject(new StatefnError(ErrorCode.CONFIG_INVALID, `memory egress '${this.id}': waitFor(condition): expected a record count >= 0 or a predicate, got ${String(condition)}`));
+      return Promise.reject(
+        new StatefnError(
+          ErrorCode.CONFIG_INVALID,
+          `memory egress '${this.id}': waitFor(condition): expected a record count >= 0 or a predicate, got ${String(condition)}`,
+        ),
+      );
     }
     if (!(Number.isFinite(timeoutMs) && timeoutMs >= 0 && timeoutMs <= WAIT_TIMEOUT_MS_MAX)) {
-      return Promise.reject(new StatefnError(ErrorCode.CONFIG_INVALID, `memory egress '${this.id}': waitFor(condition, timeoutMs): expected milliseconds in [0, ${WAIT_TIMEOUT_MS_MAX}], got ${String(timeoutMs)}`));
+      return Promise.reject(
+        new StatefnError(
+          ErrorCode.CONFIG_INVALID,
+          `memory egress '${this.id}': waitFor(condition, timeoutMs): expected milliseconds in [0, ${WAIT_TIMEOUT_MS_MAX}], ` +
+            `got ${String(timeoutMs)}`,
+        ),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {

@@ -43,7 +43,10 @@ export class MemoryIngress<R> implements IngressConnector<R> {
   constructor(options: MemoryIngressOptions) {
     const id = options?.id;
     if (typeof id !== 'string' || id.length === 0) {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `memory ingress: options.id: expected an ingress id 'namespace/name', got ${JSON.stringify(id)}`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `memory ingress: options.id: expected an ingress id 'namespace/name', got ${JSON.stringify(id)}`,
+      );
     }
     this.id = id;
     this.batchSize = checkInt(id, 'batchSize', options.batchSize ?? BATCH_SIZE_DEFAULT, 1, 1 << 20);
@@ -68,7 +71,8 @@ export class MemoryIngress<R> implements IngressConnector<R> {
     if (this.queued + records.length > this.queueRecordsMax) {
       throw new StatefnError(
         ErrorCode.OVERLOADED,
-        `memory ingress '${this.id}': ${this.queued} records queued, pushing ${records.length} more exceeds queueRecordsMax (${this.queueRecordsMax}); await drained() before pushing more, or raise queueRecordsMax`,
+        `memory ingress '${this.id}': ${this.queued} records queued, pushing ${records.length} more exceeds queueRecordsMax ` +
+          `(${this.queueRecordsMax}); await drained() before pushing more, or raise queueRecordsMax`,
         { retriable: true },
       );
     }
@@ -85,7 +89,10 @@ export class MemoryIngress<R> implements IngressConnector<R> {
 
   start(ctx: IngressContext<R>): void {
     if (this.state !== 'new') {
-      throw new StatefnError(ErrorCode.CONFIG_INVALID, `memory ingress '${this.id}': started ${this.state === 'started' ? 'twice' : 'after stop'}; create one MemoryIngress per engine`);
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `memory ingress '${this.id}': started ${this.state === 'started' ? 'twice' : 'after stop'}; create one MemoryIngress per engine`,
+      );
     }
     this.state = 'started';
     const onAbort = (): void => this.stopping.abort();
@@ -148,7 +155,10 @@ export class MemoryIngress<R> implements IngressConnector<R> {
 
 function checkInt(id: string, key: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `memory ingress '${id}': options.${key}: expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `memory ingress '${id}': options.${key}: expected an integer in [${min}, ${max}], got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }

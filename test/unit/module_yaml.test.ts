@@ -1,19 +1,41 @@
-// Proves the module.yaml loader reads StateFun 3.x files (and statefn's kinds) into the expected defaulted descriptors and rejects every mistake with a message naming file, line, document, path and expectation.
+// Proves the module.yaml loader reads StateFun 3.x files (and statefn's kinds) into the expected
+// defaulted descriptors and rejects every mistake with a message naming file, line, document, path
+// and expectation.
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import {
   endpointMatches,
-  endpointUrl,
   formatBytes,
   formatDurationMs,
-  loadModuleYaml,
+  loadModuleYaml as loadModuleYamlWith,
+  moduleKindNames,
   parseBytes,
   parseDurationMs,
-  parseModuleYaml,
-  SUPPORTED_MODULE_KINDS,
+  parseModuleYaml as parseModuleYamlWith,
 } from '../../config/index.js';
-import type { ModuleDocument } from '../../config/index.js';
+import type { EndpointDocument, EngineConfigDocument } from '../../config/index.js';
+import { functionUrlText as endpointUrl } from '../../api/endpoint.js';
+import { builtinConnectorKinds } from '../../connectors/registry.js';
+import type { KafkaEgressDocument, KafkaIngressDocument } from '../../connectors/kafka/kafka_kind.js';
+import type { GeneratorIngressDocument } from '../../connectors/generator/generator_kind.js';
+import type { HttpIngressDocument } from '../../connectors/http/http_kind.js';
+import type { FileEgressDocument } from '../../connectors/file/file_kind.js';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
+
+/** The documents of the built-in kinds. */
+type ModuleDocument =
+  | EndpointDocument
+  | KafkaIngressDocument
+  | KafkaEgressDocument
+  | GeneratorIngressDocument
+  | HttpIngressDocument
+  | FileEgressDocument
+  | EngineConfigDocument;
+const SUPPORTED_MODULE_KINDS = moduleKindNames(builtinConnectorKinds);
+const parseModuleYaml = (text: string, file: string, env: Record<string, string | undefined>): ModuleDocument[] =>
+  parseModuleYamlWith(text, file, env, builtinConnectorKinds) as ModuleDocument[];
+const loadModuleYaml = async (file: string, env: Record<string, string | undefined>): Promise<ModuleDocument[]> =>
+  (await loadModuleYamlWith(file, env, builtinConnectorKinds)) as ModuleDocument[];
 
 const FILE = 'app/module.yaml';
 
@@ -128,7 +150,14 @@ spec:
         functions: 'com.example.fns/*',
         urlPathTemplate: 'https://functions.example.com:8080/statefun/{function.name}',
         maxNumBatchRequests: 10000,
-        transport: { type: 'async', callMs: 120_000, connectMs: 20_000, poolTtlMs: 15_000, poolSize: 1024, payloadMaxBytes: 32 * 1024 * 1024 },
+        transport: {
+          type: 'async',
+          callMs: 120_000,
+          connectMs: 20_000,
+          poolTtlMs: 15_000,
+          poolSize: 1024,
+          payloadMaxBytes: 32 * 1024 * 1024,
+        },
         onFailure: 'dead-letter',
       },
       {
@@ -204,14 +233,28 @@ spec:
 
 describe('HTTP endpoints', () => {
   it('defaults a minimal v2 endpoint to the async transport defaults (2 min call, 20 s connect)', () => {
-    const e = only(parse('kind: io.statefun.endpoints.v2/http\nspec:\n  functions: a.b/*\n  urlPathTemplate: http://h:1/{function.name}\n'), 'endpoint');
+    const e = only(
+      parse('kind: io.statefun.endpoints.v2/http\nspec:\n  functions: a.b/*\n  urlPathTemplate: http://h:1/{function.name}\n'),
+      'endpoint',
+    );
     expect(e.maxNumBatchRequests).toBe(1000);
-    expect(e.transport).toEqual({ type: 'async', callMs: 120_000, connectMs: 20_000, poolTtlMs: 15_000, poolSize: 1024, payloadMaxBytes: 33_554_432 });
+    expect(e.transport).toEqual({
+      type: 'async',
+      callMs: 120_000,
+      connectMs: 20_000,
+      poolTtlMs: 15_000,
+      poolSize: 1024,
+      payloadMaxBytes: 33_554_432,
+    });
   });
 
   it('takes call/connect from a transport.timeouts block with its 1 min / 10 s defaults (upstream NettyRequestReplySpec)', () => {
     const e = only(
-      parse('kind: io.statefun.endpoints.v2/http\nspec:\n  functions: a.b/*\n  urlPathTemplate: http://h/{function.name}\n  transport:\n    timeouts:\n      read: 10 sec\n      write: 10 sec\n'),
+      parse(
+        'kind: io.statefun.endpoints.v2/http\nspec:\n  functions: a.b/*\n' +
+          '  urlPathTemplate: http://h/{function.name}\n  transport:\n    timeouts:\n      read: 10 sec\n' +
+          '      write: 10 sec\n',
+      ),
       'endpoint',
     );
     expect(e.transport).toMatchObject({ type: 'async', callMs: 60_000, connectMs: 10_000, readMs: 10_000, writeMs: 10_000 });
@@ -235,7 +278,10 @@ spec:
   });
 
   it('caps defaulted okhttp timeouts at a short call timeout instead of failing', () => {
-    const e = only(parse('kind: io.statefun.endpoints.v1/http\nspec:\n  functions: a.b/*\n  urlPathTemplate: http://h/x\n  timeouts:\n    call: 5s\n'), 'endpoint');
+    const e = only(
+      parse('kind: io.statefun.endpoints.v1/http\nspec:\n  functions: a.b/*\n  urlPathTemplate: http://h/x\n  timeouts:\n    call: 5s\n'),
+      'endpoint',
+    );
     expect(e.transport).toMatchObject({ type: 'okhttp', callMs: 5000, connectMs: 5000, readMs: 5000, writeMs: 5000 });
   });
 
@@ -270,26 +316,115 @@ spec:
     [
       'a function pattern without namespace',
       endpoint('  functions: greeter\n  urlPathTemplate: http://h/x\n'),
-      ['app/module.yaml:3:14', 'document #1 (io.statefun.endpoints.v2/http, line 1)', 'spec.functions', "expected 'namespace/name' or 'namespace/*'", 'got "greeter"'],
+      [
+        'app/module.yaml:3:14',
+        'document #1 (io.statefun.endpoints.v2/http, line 1)',
+        'spec.functions',
+        "expected 'namespace/name' or 'namespace/*'",
+        'got "greeter"',
+      ],
     ],
-    ['a wildcard inside the namespace', endpoint('  functions: com.*/x\n  urlPathTemplate: http://h/x\n'), ['spec.functions', "expected 'namespace/name' or 'namespace/*'", 'got "com.*/x"']],
-    ['a URL with another scheme', endpoint('  functions: a.b/*\n  urlPathTemplate: ftp://h/{function.name}\n'), ['spec.urlPathTemplate', 'scheme http, https, http+unix or https+unix', 'got "ftp://h/{function.name}"']],
-    ['a relative URL', endpoint('  functions: a.b/*\n  urlPathTemplate: /fns/{function.name}\n'), ['spec.urlPathTemplate', 'expected an absolute URL']],
-    ['an unknown placeholder', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/{function.namespace}\n'), ['spec.urlPathTemplate', 'unknown placeholder {function.namespace}', 'only {function.name}']],
-    ['a unix URL without a .sock file', endpoint('  functions: a.b/*\n  urlPathTemplate: http+unix:///run/fns/x\n'), ['spec.urlPathTemplate', "ending in '.sock'"]],
-    ['maxNumBatchRequests of 0', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  maxNumBatchRequests: 0\n'), ['app/module.yaml:5:24', 'spec.maxNumBatchRequests', 'expected an integer in [1,', 'got 0']],
-    ['a misspelled transport key', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    pool_sise: 10\n'), ['app/module.yaml:6:5', 'spec.transport.pool_sise', "unknown key 'pool_sise'", 'allowed keys here are: type, call, connect', "did you mean 'pool_size'?"]],
-    ['a bad duration', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    call: 2 fortnights\n'), ['spec.transport.call', 'expected a duration', 'got "2 fortnights"']],
-    ['a zero timeout', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    timeouts:\n      call: 0s\n'), ['spec.transport.timeouts.call', 'expected a duration between 1ms']],
-    ['the same timeout written twice', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    call: 1m\n    timeouts:\n      call: 2m\n'), ['spec.transport.call', 'set twice']],
-    ['connect longer than call', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    call: 5s\n    connect: 10s\n'), ['spec.transport.connect', 'longer than the call timeout']],
-    ['an async key under okhttp', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    type: io.statefun.transports.v1/okhttp\n    pool_size: 4\n'), ['spec.transport.pool_size', 'async transport']],
-    ['okhttp read timeout above call', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  timeouts:\n    call: 1s\n    read: 2s\n', 'io.statefun.endpoints.v1/http'), ['app/module.yaml:7:11', 'spec.timeouts.read', 'read timeout (2000ms) cannot be larger than the call timeout (1000ms)']],
-    ['an unknown transport type', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    type: com.example/grpc\n'), ['spec.transport.type', 'expected one of io.statefun.transports.v1/async, io.statefun.transports.v1/okhttp']],
-    ['transport in a v1 endpoint', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport: {}\n', 'io.statefun.endpoints.v1/http'), ['spec.transport', 'read only by io.statefun.endpoints.v2/http']],
-    ['timeouts at the top of a v2 endpoint', endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  timeouts: {}\n'), ['spec.timeouts', 'go under spec.transport']],
-    ['a classpath: certificate', endpoint('  functions: a.b/*\n  urlPathTemplate: https://h/x\n  transport:\n    trust_cacerts: classpath:ca.pem\n'), ['spec.transport.trust_cacerts', 'expected a file path', 'only inside a JVM']],
-    ['a missing urlPathTemplate', endpoint('  functions: a.b/*\n'), ['spec.urlPathTemplate', "required key 'urlPathTemplate' is missing", 'expected the endpoint URL']],
+    [
+      'a wildcard inside the namespace',
+      endpoint('  functions: com.*/x\n  urlPathTemplate: http://h/x\n'),
+      ['spec.functions', "expected 'namespace/name' or 'namespace/*'", 'got "com.*/x"'],
+    ],
+    [
+      'a URL with another scheme',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: ftp://h/{function.name}\n'),
+      ['spec.urlPathTemplate', 'scheme http, https, http+unix or https+unix', 'got "ftp://h/{function.name}"'],
+    ],
+    [
+      'a relative URL',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: /fns/{function.name}\n'),
+      ['spec.urlPathTemplate', 'expected an absolute URL'],
+    ],
+    [
+      'an unknown placeholder',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/{function.namespace}\n'),
+      ['spec.urlPathTemplate', 'unknown placeholder {function.namespace}', 'only {function.name}'],
+    ],
+    [
+      'a unix URL without a .sock file',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http+unix:///run/fns/x\n'),
+      ['spec.urlPathTemplate', "ending in '.sock'"],
+    ],
+    [
+      'maxNumBatchRequests of 0',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  maxNumBatchRequests: 0\n'),
+      ['app/module.yaml:5:24', 'spec.maxNumBatchRequests', 'expected an integer in [1,', 'got 0'],
+    ],
+    [
+      'a misspelled transport key',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    pool_sise: 10\n'),
+      [
+        'app/module.yaml:6:5',
+        'spec.transport.pool_sise',
+        "unknown key 'pool_sise'",
+        'allowed keys here are: type, call, connect',
+        "did you mean 'pool_size'?",
+      ],
+    ],
+    [
+      'a bad duration',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    call: 2 fortnights\n'),
+      ['spec.transport.call', 'expected a duration', 'got "2 fortnights"'],
+    ],
+    [
+      'a zero timeout',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    timeouts:\n      call: 0s\n'),
+      ['spec.transport.timeouts.call', 'expected a duration between 1ms'],
+    ],
+    [
+      'the same timeout written twice',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    call: 1m\n    timeouts:\n      call: 2m\n'),
+      ['spec.transport.call', 'set twice'],
+    ],
+    [
+      'connect longer than call',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    call: 5s\n    connect: 10s\n'),
+      ['spec.transport.connect', 'longer than the call timeout'],
+    ],
+    [
+      'an async key under okhttp',
+      endpoint(
+        '  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    type: io.statefun.transports.v1/okhttp\n    pool_size: 4\n',
+      ),
+      ['spec.transport.pool_size', 'async transport'],
+    ],
+    [
+      'okhttp read timeout above call',
+      endpoint(
+        '  functions: a.b/*\n  urlPathTemplate: http://h/x\n  timeouts:\n    call: 1s\n    read: 2s\n',
+        'io.statefun.endpoints.v1/http',
+      ),
+      ['app/module.yaml:7:11', 'spec.timeouts.read', 'read timeout (2000ms) cannot be larger than the call timeout (1000ms)'],
+    ],
+    [
+      'an unknown transport type',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport:\n    type: com.example/grpc\n'),
+      ['spec.transport.type', 'expected one of io.statefun.transports.v1/async, io.statefun.transports.v1/okhttp'],
+    ],
+    [
+      'transport in a v1 endpoint',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  transport: {}\n', 'io.statefun.endpoints.v1/http'),
+      ['spec.transport', 'read only by io.statefun.endpoints.v2/http'],
+    ],
+    [
+      'timeouts at the top of a v2 endpoint',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: http://h/x\n  timeouts: {}\n'),
+      ['spec.timeouts', 'go under spec.transport'],
+    ],
+    [
+      'a classpath: certificate',
+      endpoint('  functions: a.b/*\n  urlPathTemplate: https://h/x\n  transport:\n    trust_cacerts: classpath:ca.pem\n'),
+      ['spec.transport.trust_cacerts', 'expected a file path', 'only inside a JVM'],
+    ],
+    [
+      'a missing urlPathTemplate',
+      endpoint('  functions: a.b/*\n'),
+      ['spec.urlPathTemplate', "required key 'urlPathTemplate' is missing", 'expected the endpoint URL'],
+    ],
   ];
   it.each(cases)('rejects %s', (_name, text, fragments) => {
     const message = failure(text);
@@ -307,18 +442,27 @@ describe('Kafka ingress and egress', () => {
   });
 
   it('reads every startup position type', () => {
-    const at = (pos: string): unknown => only(parse(`${KAFKA_INGRESS_HEAD}  startupPosition:\n${pos}${TOPICS}`), 'kafka-ingress').startupPosition;
+    const at = (pos: string): unknown =>
+      only(parse(`${KAFKA_INGRESS_HEAD}  startupPosition:\n${pos}${TOPICS}`), 'kafka-ingress').startupPosition;
     expect(at('    type: earliest\n')).toEqual({ type: 'earliest' });
     expect(at('    type: group-offsets\n')).toEqual({ type: 'group-offsets' });
-    expect(at('    type: specific-offsets\n    offsets:\n      users/3: 7\n')).toEqual({ type: 'specific-offsets', offsets: { 'users/3': 7 } });
+    expect(at('    type: specific-offsets\n    offsets:\n      users/3: 7\n')).toEqual({
+      type: 'specific-offsets',
+      offsets: { 'users/3': 7 },
+    });
     // Upstream's pattern 'yyyy-MM-dd HH:mm:ss.SSS Z', its docs example, and ISO 8601.
     expect(at("    type: date\n    date: '2020-02-01 04:15:00.000 +0000'\n")).toEqual({ type: 'date', date: Date.UTC(2020, 1, 1, 4, 15) });
     expect(at('    type: date\n    date: 2020-02-01 04:15:00.00 Z\n')).toEqual({ type: 'date', date: Date.UTC(2020, 1, 1, 4, 15) });
-    expect(at('    type: date\n    date: 2020-02-01T06:15:00.5+02:00\n')).toEqual({ type: 'date', date: Date.UTC(2020, 1, 1, 4, 15, 0, 500) });
+    expect(at('    type: date\n    date: 2020-02-01T06:15:00.5+02:00\n')).toEqual({
+      type: 'date',
+      date: Date.UTC(2020, 1, 1, 4, 15, 0, 500),
+    });
   });
 
   it('reads autoOffsetResetPosition case-insensitively, as upstream does', () => {
-    expect(only(parse(`${KAFKA_INGRESS_HEAD}  autoOffsetResetPosition: EARLIEST\n${TOPICS}`), 'kafka-ingress').autoOffsetResetPosition).toBe('earliest');
+    expect(
+      only(parse(`${KAFKA_INGRESS_HEAD}  autoOffsetResetPosition: EARLIEST\n${TOPICS}`), 'kafka-ingress').autoOffsetResetPosition,
+    ).toBe('earliest');
   });
 
   it('takes brokers and group from properties when the named keys are absent', () => {
@@ -341,37 +485,129 @@ ${TOPICS}`),
       only(parse(`kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/out\n  address: k:9092\n${ds}`), 'kafka-egress').deliverySemantic;
     expect(egress('')).toEqual({ type: 'at-least-once' });
     expect(egress('  deliverySemantic:\n    type: none\n')).toEqual({ type: 'none' });
-    expect(egress('  deliverySemantic:\n    type: exactly-once\n    transactionTimeoutMillis: 100000\n')).toEqual({ type: 'exactly-once', transactionTimeoutMs: 100_000 });
+    expect(egress('  deliverySemantic:\n    type: exactly-once\n    transactionTimeoutMillis: 100000\n')).toEqual({
+      type: 'exactly-once',
+      transactionTimeoutMs: 100_000,
+    });
     // The upstream docs example writes `transactionTimeoutMillis: 15min`.
-    expect(egress('  deliverySemantic:\n    type: exactly-once\n    transactionTimeoutMillis: 15min\n')).toEqual({ type: 'exactly-once', transactionTimeoutMs: 900_000 });
+    expect(egress('  deliverySemantic:\n    type: exactly-once\n    transactionTimeoutMillis: 15min\n')).toEqual({
+      type: 'exactly-once',
+      transactionTimeoutMs: 900_000,
+    });
   });
 
   const cases: Array<[string, string, string[]]> = [
     [
       'a target that is not a type name',
-      `${KAFKA_INGRESS_HEAD}  topics:\n    - topic: users\n      valueType: com.example/User\n      targets:\n        - com.example.fns/greeter\n        - greeter\n`,
-      ['app/module.yaml:11:11', 'document #1 (io.statefun.kafka.v1/ingress, line 1)', 'spec.topics[0].targets[1]', "expected a type name 'namespace/name'", 'got "greeter"', 'Fix: write the type with its namespace, e.g. "com.example/greeter"'],
+      `${KAFKA_INGRESS_HEAD}  topics:\n    - topic: users\n      valueType: com.example/User\n` +
+        `      targets:\n        - com.example.fns/greeter\n        - greeter\n`,
+      [
+        'app/module.yaml:11:11',
+        'document #1 (io.statefun.kafka.v1/ingress, line 1)',
+        'spec.topics[0].targets[1]',
+        "expected a type name 'namespace/name'",
+        'got "greeter"',
+        'Fix: write the type with its namespace, e.g. "com.example/greeter"',
+      ],
     ],
     ['an empty topic list', `${KAFKA_INGRESS_HEAD}  topics: []\n`, ['spec.topics', 'expected a list of at least 1 item']],
     ['missing topics', KAFKA_INGRESS_HEAD, ['spec.topics', "required key 'topics' is missing"]],
-    ['a topic listed twice', `${KAFKA_INGRESS_HEAD}${TOPICS}    - topic: users\n      valueType: a.b/c\n      targets: [a.b/d]\n`, ['spec.topics[1].topic', "topic 'users' is listed twice (also at spec.topics[0])"]],
-    ['a missing valueType', `${KAFKA_INGRESS_HEAD}  topics:\n    - topic: users\n      targets: [a.b/c]\n`, ['spec.topics[0].valueType', "required key 'valueType' is missing"]],
-    ['a bad topic name', `${KAFKA_INGRESS_HEAD}  topics:\n    - topic: my topic\n      valueType: a.b/c\n      targets: [a.b/c]\n`, ['spec.topics[0].topic', 'expected a Kafka topic name', 'got "my topic"']],
-    ['an address without port', `kind: io.statefun.kafka.v1/ingress\nspec:\n  id: a.b/c\n  address: kafka-broker\n  consumerGroupId: g\n${TOPICS}`, ['app/module.yaml:4:12', 'spec.address', 'expected host:port', "'kafka-broker' is not host:port"]],
-    ['a missing address', `kind: io.statefun.kafka.v1/ingress\nspec:\n  id: a.b/c\n  consumerGroupId: g\n${TOPICS}`, ['spec.address', "required key 'address' is missing"]],
-    ['a missing consumer group', `kind: io.statefun.kafka.v1/ingress\nspec:\n  id: a.b/c\n  address: k:9092\n${TOPICS}`, ['spec.consumerGroupId', "required key 'consumerGroupId' is missing"]],
-    ['an unknown startup type', `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: earlist\n${TOPICS}`, ['spec.startupPosition.type', 'expected one of earliest, latest, group-offsets, specific-offsets, date', 'got "earlist"', "did you mean 'earliest'?"]],
-    ['offsets without specific-offsets', `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: earliest\n    offsets: {users/0: 1}\n${TOPICS}`, ['spec.startupPosition.offsets', 'read only when type is specific-offsets']],
-    ['an offset key without partition', `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: specific-offsets\n    offsets:\n      - users: 1\n${TOPICS}`, ['spec.startupPosition.offsets[0].users', "expected a 'topic/partition' key"]],
-    ['an offset for a topic not read', `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: specific-offsets\n    offsets:\n      - usres/0: 1\n${TOPICS}`, ['spec.startupPosition.offsets', "topic 'usres' is not in spec.topics (users)"]],
-    ['a date without zone', `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: date\n    date: 2020-02-01 04:15:00\n${TOPICS}`, ['spec.startupPosition.date', 'expected a date with a zone', 'got "2020-02-01 04:15:00"']],
-    ['a bad auto offset reset', `${KAFKA_INGRESS_HEAD}  autoOffsetResetPosition: smallest\n${TOPICS}`, ['spec.autoOffsetResetPosition', 'expected one of earliest, latest', 'got "smallest"']],
-    ['properties that are not one-key mappings', `${KAFKA_INGRESS_HEAD}${TOPICS}  properties:\n    - a: 1\n      b: 2\n`, ['spec.properties[0]', 'expected a one-key mapping', 'a mapping with 2 keys']],
-    ['exactly-once without a timeout', 'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  deliverySemantic:\n    type: exactly-once\n', ['spec.deliverySemantic.transactionTimeout', "required key 'transactionTimeout' is missing"]],
-    ['a timeout with at-least-once', 'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  deliverySemantic:\n    type: at-least-once\n    transactionTimeout: 1min\n', ['spec.deliverySemantic.transactionTimeout', 'read only when type is exactly-once']],
-    ['an unknown delivery semantic', 'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  deliverySemantic:\n    type: exactly_once\n', ['spec.deliverySemantic.type', 'expected one of exactly-once, at-least-once, none', "did you mean 'exactly-once'?"]],
-    ['an egress topic key', 'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  topic: out\n', ['spec.topic', 'chosen by the function']],
-    ['an egress id that is not a type name', 'kind: io.statefun.kafka.v1/egress\nspec:\n  id: greetings\n  address: k:9092\n', ['app/module.yaml:3:7', 'spec.id', "expected a type name 'namespace/name' (the egress id)", 'got "greetings"']],
+    [
+      'a topic listed twice',
+      `${KAFKA_INGRESS_HEAD}${TOPICS}    - topic: users\n      valueType: a.b/c\n      targets: [a.b/d]\n`,
+      ['spec.topics[1].topic', "topic 'users' is listed twice (also at spec.topics[0])"],
+    ],
+    [
+      'a missing valueType',
+      `${KAFKA_INGRESS_HEAD}  topics:\n    - topic: users\n      targets: [a.b/c]\n`,
+      ['spec.topics[0].valueType', "required key 'valueType' is missing"],
+    ],
+    [
+      'a bad topic name',
+      `${KAFKA_INGRESS_HEAD}  topics:\n    - topic: my topic\n      valueType: a.b/c\n      targets: [a.b/c]\n`,
+      ['spec.topics[0].topic', 'expected a Kafka topic name', 'got "my topic"'],
+    ],
+    [
+      'an address without port',
+      `kind: io.statefun.kafka.v1/ingress\nspec:\n  id: a.b/c\n  address: kafka-broker\n  consumerGroupId: g\n${TOPICS}`,
+      ['app/module.yaml:4:12', 'spec.address', 'expected host:port', "'kafka-broker' is not host:port"],
+    ],
+    [
+      'a missing address',
+      `kind: io.statefun.kafka.v1/ingress\nspec:\n  id: a.b/c\n  consumerGroupId: g\n${TOPICS}`,
+      ['spec.address', "required key 'address' is missing"],
+    ],
+    [
+      'a missing consumer group',
+      `kind: io.statefun.kafka.v1/ingress\nspec:\n  id: a.b/c\n  address: k:9092\n${TOPICS}`,
+      ['spec.consumerGroupId', "required key 'consumerGroupId' is missing"],
+    ],
+    [
+      'an unknown startup type',
+      `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: earlist\n${TOPICS}`,
+      [
+        'spec.startupPosition.type',
+        'expected one of earliest, latest, group-offsets, specific-offsets, date',
+        'got "earlist"',
+        "did you mean 'earliest'?",
+      ],
+    ],
+    [
+      'offsets without specific-offsets',
+      `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: earliest\n    offsets: {users/0: 1}\n${TOPICS}`,
+      ['spec.startupPosition.offsets', 'read only when type is specific-offsets'],
+    ],
+    [
+      'an offset key without partition',
+      `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: specific-offsets\n    offsets:\n      - users: 1\n${TOPICS}`,
+      ['spec.startupPosition.offsets[0].users', "expected a 'topic/partition' key"],
+    ],
+    [
+      'an offset for a topic not read',
+      `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: specific-offsets\n    offsets:\n      - usres/0: 1\n${TOPICS}`,
+      ['spec.startupPosition.offsets', "topic 'usres' is not in spec.topics (users)"],
+    ],
+    [
+      'a date without zone',
+      `${KAFKA_INGRESS_HEAD}  startupPosition:\n    type: date\n    date: 2020-02-01 04:15:00\n${TOPICS}`,
+      ['spec.startupPosition.date', 'expected a date with a zone', 'got "2020-02-01 04:15:00"'],
+    ],
+    [
+      'a bad auto offset reset',
+      `${KAFKA_INGRESS_HEAD}  autoOffsetResetPosition: smallest\n${TOPICS}`,
+      ['spec.autoOffsetResetPosition', 'expected one of earliest, latest', 'got "smallest"'],
+    ],
+    [
+      'properties that are not one-key mappings',
+      `${KAFKA_INGRESS_HEAD}${TOPICS}  properties:\n    - a: 1\n      b: 2\n`,
+      ['spec.properties[0]', 'expected a one-key mapping', 'a mapping with 2 keys'],
+    ],
+    [
+      'exactly-once without a timeout',
+      'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  deliverySemantic:\n    type: exactly-once\n',
+      ['spec.deliverySemantic.transactionTimeout', "required key 'transactionTimeout' is missing"],
+    ],
+    [
+      'a timeout with at-least-once',
+      'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  deliverySemantic:\n' +
+        '    type: at-least-once\n    transactionTimeout: 1min\n',
+      ['spec.deliverySemantic.transactionTimeout', 'read only when type is exactly-once'],
+    ],
+    [
+      'an unknown delivery semantic',
+      'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  deliverySemantic:\n    type: exactly_once\n',
+      ['spec.deliverySemantic.type', 'expected one of exactly-once, at-least-once, none', "did you mean 'exactly-once'?"],
+    ],
+    [
+      'an egress topic key',
+      'kind: io.statefun.kafka.v1/egress\nspec:\n  id: a.b/c\n  address: k:9092\n  topic: out\n',
+      ['spec.topic', 'chosen by the function'],
+    ],
+    [
+      'an egress id that is not a type name',
+      'kind: io.statefun.kafka.v1/egress\nspec:\n  id: greetings\n  address: k:9092\n',
+      ['app/module.yaml:3:7', 'spec.id', "expected a type name 'namespace/name' (the egress id)", 'got "greetings"'],
+    ],
   ];
   it.each(cases)('rejects %s', (_name, text, fragments) => {
     const message = failure(text);
@@ -397,7 +633,7 @@ module:
 `);
     expect(message).toContain('app/module.yaml:1:1');
     expect(message).toContain('legacy StateFun 2.x/3.0 module format');
-    expect(message).toContain("'version: \"3.0\"'");
+    expect(message).toContain('\'version: "3.0"\'');
     expect(message).toContain("each a mapping with 'kind' and 'spec'");
     expect(message).toContain('kind: io.statefun.endpoints.v2/http');
   });
@@ -438,20 +674,43 @@ spec:
   });
 
   const cases: Array<[string, string, string[]]> = [
-    ['a document that is a list', '- kind: a/b\n', ['app/module.yaml:1:1', 'document #1', "expected a mapping with 'kind' and 'spec'", 'got a list of 1 item']],
+    [
+      'a document that is a list',
+      '- kind: a/b\n',
+      ['app/module.yaml:1:1', 'document #1', "expected a mapping with 'kind' and 'spec'", 'got a list of 1 item'],
+    ],
     ['a document that is a scalar', 'just text\n', ['expected a mapping', 'got "just text"']],
     ['a missing kind', 'spec: {}\n', ["required key 'kind' is missing"]],
     ['a missing spec', 'kind: io.statefn.file.v1/egress\n', ["required key 'spec' is missing"]],
-    ['a spec that is not a mapping', 'kind: io.statefn.file.v1/egress\nspec: out.txt\n', ['app/module.yaml:2:7', 'at spec', 'expected a mapping', 'got "out.txt"']],
-    ['an extra top-level key', 'kind: io.statefn.file.v1/egress\nspec: {id: a/b, path: x}\nmeta: {}\n', ["unknown key 'meta'", 'allowed keys here are: kind, spec']],
+    [
+      'a spec that is not a mapping',
+      'kind: io.statefn.file.v1/egress\nspec: out.txt\n',
+      ['app/module.yaml:2:7', 'at spec', 'expected a mapping', 'got "out.txt"'],
+    ],
+    [
+      'an extra top-level key',
+      'kind: io.statefn.file.v1/egress\nspec: {id: a/b, path: x}\nmeta: {}\n',
+      ["unknown key 'meta'", 'allowed keys here are: kind, spec'],
+    ],
     ['invalid YAML', 'kind: io.statefn.file.v1/egress\nspec:\n  id: [a/b\n', ['app/module.yaml:', 'invalid YAML']],
     [
       'an alias bomb',
-      'kind: io.statefn.file.v1/egress\nspec:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n  g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n',
+      'kind: io.statefn.file.v1/egress\nspec:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n' +
+        '  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n' +
+        '  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n' +
+        '  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n  g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n',
       ['once aliases are expanded'],
     ],
-    ['a recursive alias', 'kind: io.statefn.file.v1/egress\nspec: &s\n  id: a/b\n  path: x\n  self: *s\n', ['nesting deeper than 64 levels']],
-    ['a key written twice', 'kind: io.statefn.file.v1/egress\nspec:\n  id: a/b\n  id: a/c\n  path: x\n', ['app/module.yaml:4:3', 'invalid YAML (DUPLICATE_KEY)']],
+    [
+      'a recursive alias',
+      'kind: io.statefn.file.v1/egress\nspec: &s\n  id: a/b\n  path: x\n  self: *s\n',
+      ['nesting deeper than 64 levels'],
+    ],
+    [
+      'a key written twice',
+      'kind: io.statefn.file.v1/egress\nspec:\n  id: a/b\n  id: a/c\n  path: x\n',
+      ['app/module.yaml:4:3', 'invalid YAML (DUPLICATE_KEY)'],
+    ],
   ];
   it.each(cases)('rejects %s', (_name, text, fragments) => {
     const message = failure(text);
@@ -477,9 +736,12 @@ spec:
   });
 
   it('rejects two egresses with one id, two endpoints for one pattern, and two engine configs', () => {
-    expect(failure('kind: io.statefn.file.v1/egress\nspec: {id: a.b/out, path: x}\n---\nkind: io.statefun.kafka.v1/egress\nspec: {id: a.b/out, address: "k:1"}\n')).toContain(
-      "duplicate egress id 'a.b/out': already defined by document #1",
-    );
+    expect(
+      failure(
+        'kind: io.statefn.file.v1/egress\nspec: {id: a.b/out, path: x}\n---\n' +
+          'kind: io.statefun.kafka.v1/egress\nspec: {id: a.b/out, address: "k:1"}\n',
+      ),
+    ).toContain("duplicate egress id 'a.b/out': already defined by document #1");
     const ep = 'kind: io.statefun.endpoints.v2/http\nspec: {functions: a.b/*, urlPathTemplate: "http://h/x"}\n';
     expect(failure(`${ep}---\n${ep}`)).toContain("duplicate spec.functions 'a.b/*': already defined by document #1");
     const cfg = 'kind: io.statefn.engine.v1/config\nspec: {workers: 1}\n';
@@ -513,7 +775,9 @@ describe('environment-variable interpolation', () => {
     );
     expect(h.port).toBe(9000);
     expect(h.bodyBytesMax).toBe(2 * 1024 * 1024);
-    const message = failure('kind: io.statefn.http.v1/ingress\nspec:\n  id: a.b/in\n  port: ${PORT}\n', ErrorCode.CONFIG_INVALID, { PORT: 'http' });
+    const message = failure('kind: io.statefn.http.v1/ingress\nspec:\n  id: a.b/in\n  port: ${PORT}\n', ErrorCode.CONFIG_INVALID, {
+      PORT: 'http',
+    });
     expect(message).toContain('spec.port');
     expect(message).toContain('got "http" (interpolated from "${PORT}")');
   });
@@ -589,7 +853,10 @@ describe('durations and sizes (units.ts)', () => {
 
 describe("statefn's own kinds", () => {
   it('defaults a generator ingress', () => {
-    const g = only(parse('kind: io.statefn.generator.v1/ingress\nspec:\n  id: bench/gen\n  ratePerSec: 0\n  targets: [bench/counter]\n'), 'generator-ingress');
+    const g = only(
+      parse('kind: io.statefn.generator.v1/ingress\nspec:\n  id: bench/gen\n  ratePerSec: 0\n  targets: [bench/counter]\n'),
+      'generator-ingress',
+    );
     expect(g).toEqual({
       kind: 'generator-ingress',
       source: { file: FILE, document: 1, line: 1 },
@@ -656,7 +923,7 @@ spec:
   keyGroups: 512
   ringBytes: 2mb
   frameBytesMax: 512kb
-  flushIntervalMs: 2s
+  checkpointIntervalMs: 2s
   stopTimeoutMs: 1 min
   batchMessagesMax: "1024"
 `),
@@ -668,26 +935,75 @@ spec:
       keyGroups: 512,
       ringBytes: 2 * 1024 * 1024,
       frameBytesMax: 512 * 1024,
-      flushIntervalMs: 2000,
+      checkpointIntervalMs: 2000,
       stopTimeoutMs: 60_000,
       batchMessagesMax: 1024,
     });
   });
 
   const cases: Array<[string, string, string[]]> = [
-    ['a generator without ratePerSec', 'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  targets: [a/c]\n', ['spec.ratePerSec', "required key 'ratePerSec' is missing"]],
-    ['a generator with a built-in type it cannot produce', 'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: 1\n  targets: [a/c]\n  valueType: io.statefun.types/int\n', ['spec.valueType', 'expected io.statefun.types/long or io.statefun.types/string or a JSON type name', 'got "io.statefun.types/int"']],
-    ['zipf without exponent', 'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: 1\n  targets: [a/c]\n  keyDistribution: zipf\n', ['spec.keyDistribution', 'zipf needs an exponent']],
-    ['a zipf exponent of 0', 'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: 1\n  targets: [a/c]\n  keyDistribution: {type: zipf, exponent: 0}\n', ['spec.keyDistribution.exponent', 'expected a number in (0, 10]']],
-    ['a negative rate', 'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: -5\n  targets: [a/c]\n', ['app/module.yaml:4:15', 'spec.ratePerSec', 'got -5']],
-    ['a port out of range', 'kind: io.statefn.http.v1/ingress\nspec:\n  id: a/b\n  port: 70000\n', ['spec.port', 'expected an integer in [0, 65535]', 'got 70000']],
+    [
+      'a generator without ratePerSec',
+      'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  targets: [a/c]\n',
+      ['spec.ratePerSec', "required key 'ratePerSec' is missing"],
+    ],
+    [
+      'a generator with a built-in type it cannot produce',
+      'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: 1\n  targets: [a/c]\n  valueType: io.statefun.types/int\n',
+      ['spec.valueType', 'expected io.statefun.types/long or io.statefun.types/string or a JSON type name', 'got "io.statefun.types/int"'],
+    ],
+    [
+      'zipf without exponent',
+      'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: 1\n  targets: [a/c]\n  keyDistribution: zipf\n',
+      ['spec.keyDistribution', 'zipf needs an exponent'],
+    ],
+    [
+      'a zipf exponent of 0',
+      'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: 1\n  targets: [a/c]\n' +
+        '  keyDistribution: {type: zipf, exponent: 0}\n',
+      ['spec.keyDistribution.exponent', 'expected a number in (0, 10]'],
+    ],
+    [
+      'a negative rate',
+      'kind: io.statefn.generator.v1/ingress\nspec:\n  id: a/b\n  ratePerSec: -5\n  targets: [a/c]\n',
+      ['app/module.yaml:4:15', 'spec.ratePerSec', 'got -5'],
+    ],
+    [
+      'a port out of range',
+      'kind: io.statefn.http.v1/ingress\nspec:\n  id: a/b\n  port: 70000\n',
+      ['spec.port', 'expected an integer in [0, 65535]', 'got 70000'],
+    ],
     ['a file egress without path', 'kind: io.statefn.file.v1/egress\nspec:\n  id: a/b\n  file: x\n', ['spec.file', "the key is 'path'"]],
-    ['an unknown engine option', 'kind: io.statefn.engine.v1/config\nspec:\n  ringByte: 1mb\n', ['app/module.yaml:3:3', 'spec.ringByte', "unknown key 'ringByte'", "did you mean 'ringBytes'?"]],
-    ['a limit out of bounds', 'kind: io.statefn.engine.v1/config\nspec:\n  ringBytes: 1kb\n', ['app/module.yaml:3:14', 'spec.ringBytes', 'expected a value in [4096, 268435456]', 'got 1024']],
-    ['a limit that is not a power of two', 'kind: io.statefn.engine.v1/config\nspec:\n  ringBytes: 3mb\n', ['spec.ringBytes', 'expected a power of two']],
-    ['limits that contradict each other', 'kind: io.statefn.engine.v1/config\nspec:\n  ringBytes: 1mb\n  frameBytesMax: 1mb\n', ['app/module.yaml:4:18', 'spec.frameBytesMax', 'must be at most ringBytes/2']],
-    ['a duration limit written badly', 'kind: io.statefn.engine.v1/config\nspec:\n  flushIntervalMs: soon\n', ['spec.flushIntervalMs', 'expected a duration', 'got "soon"']],
-    ['more workers than key groups', 'kind: io.statefn.engine.v1/config\nspec:\n  workers: 300\n', ['spec.workers', '300 workers but only 256 key groups', 'raise keyGroups']],
+    [
+      'an unknown engine option',
+      'kind: io.statefn.engine.v1/config\nspec:\n  ringByte: 1mb\n',
+      ['app/module.yaml:3:3', 'spec.ringByte', "unknown key 'ringByte'", "did you mean 'ringBytes'?"],
+    ],
+    [
+      'a limit out of bounds',
+      'kind: io.statefn.engine.v1/config\nspec:\n  ringBytes: 1kb\n',
+      ['app/module.yaml:3:14', 'spec.ringBytes', 'expected a value in [4096, 268435456]', 'got 1024'],
+    ],
+    [
+      'a limit that is not a power of two',
+      'kind: io.statefn.engine.v1/config\nspec:\n  ringBytes: 3mb\n',
+      ['spec.ringBytes', 'expected a power of two'],
+    ],
+    [
+      'limits that contradict each other',
+      'kind: io.statefn.engine.v1/config\nspec:\n  ringBytes: 1mb\n  frameBytesMax: 1mb\n',
+      ['app/module.yaml:4:18', 'spec.frameBytesMax', 'must be at most ringBytes/2'],
+    ],
+    [
+      'a duration limit written badly',
+      'kind: io.statefn.engine.v1/config\nspec:\n  checkpointIntervalMs: soon\n',
+      ['spec.checkpointIntervalMs', 'expected a duration', 'got "soon"'],
+    ],
+    [
+      'more workers than key groups',
+      'kind: io.statefn.engine.v1/config\nspec:\n  workers: 300\n',
+      ['spec.workers', '300 workers but only 256 key groups', 'raise keyGroups'],
+    ],
   ];
   it.each(cases)('rejects %s', (_name, text, fragments) => {
     const message = failure(text);
@@ -713,7 +1029,7 @@ describe('loadModuleYaml', () => {
     expect(ingress.address).toBe('localhost:9092');
     expect(ingress.startupPosition).toEqual({ type: 'earliest' });
     expect(egress.deliverySemantic).toEqual({ type: 'exactly-once', transactionTimeoutMs: 900_000 });
-    expect(config.options).toEqual({ workers: 2, flushIntervalMs: 500 });
+    expect(config.options).toEqual({ workers: 2, checkpointIntervalMs: 500 });
     expect(config.source.document).toBe(5); // the empty document before it still counts
   });
 
@@ -744,14 +1060,23 @@ describe('loadModuleYaml', () => {
 describe('engine config: snapshots', () => {
   it('reads an S3 snapshot store with endpoint and region, retention and checkpointing', () => {
     const [doc] = parseModuleYaml(
-      'kind: io.statefn.engine.v1/config\nspec:\n  snapshots: s3://my-bucket/apps/fraud\n  s3Endpoint: http://127.0.0.1:9000\n  s3Region: eu-west-1\n  snapshotRetain: 5\n  checkpointing: off\n',
+      'kind: io.statefn.engine.v1/config\nspec:\n  snapshots: s3://my-bucket/apps/fraud\n' +
+        '  s3Endpoint: http://127.0.0.1:9000\n  s3Region: eu-west-1\n  snapshotRetain: 5\n' +
+        '  checkpointing: off\n',
       'module.yaml',
       {},
     );
     expect(doc).toMatchObject({
       kind: 'engine-config',
       options: {
-        snapshots: { type: 's3', bucket: 'my-bucket', prefix: 'apps/fraud', endpoint: 'http://127.0.0.1:9000', region: 'eu-west-1', forcePathStyle: true },
+        snapshots: {
+          type: 's3',
+          bucket: 'my-bucket',
+          prefix: 'apps/fraud',
+          endpoint: 'http://127.0.0.1:9000',
+          region: 'eu-west-1',
+          forcePathStyle: true,
+        },
         snapshotRetain: 5,
         checkpointing: false,
       },
@@ -759,7 +1084,9 @@ describe('engine config: snapshots', () => {
   });
 
   it('rejects an S3 endpoint without an S3 store, naming the key', () => {
-    expect(() => parseModuleYaml('kind: io.statefn.engine.v1/config\nspec:\n  s3Endpoint: http://127.0.0.1:9000\n', 'module.yaml', {})).toThrow(/s3Endpoint/);
+    expect(() =>
+      parseModuleYaml('kind: io.statefn.engine.v1/config\nspec:\n  s3Endpoint: http://127.0.0.1:9000\n', 'module.yaml', {}),
+    ).toThrow(/s3Endpoint/);
   });
 });
 
@@ -770,7 +1097,9 @@ describe('kafka ingress deadLetterTopic (statefn extension)', () => {
   });
 
   it('must not be a topic the ingress reads', () => {
-    expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: users\n' + TOPICS)).toMatch(/spec\.deadLetterTopic.*also read by this ingress/s);
+    expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: users\n' + TOPICS)).toMatch(
+      /spec\.deadLetterTopic.*also read by this ingress/s,
+    );
     expect(failure(KAFKA_INGRESS_HEAD + '  deadLetterTopic: "bad topic"\n' + TOPICS)).toMatch(/spec\.deadLetterTopic/);
   });
 });
