@@ -5,8 +5,9 @@
  * can see it with a HEAD, but only the header is trusted on read.
  *
  * Every request has bounded connection and request timeouts, and the SDK's own retries are
- * bounded (`maxAttempts`); failures of the store surface as retriable `SnapshotError`s and the
- * checkpoint coordinator retries whole operations with backoff.
+ * bounded (`maxAttempts`), their delays drawn by shared/backoff.ts; failures of the store surface
+ * as retriable `SnapshotError`s and the checkpoint coordinator retries whole operations with
+ * backoff.
  */
 import {
   DeleteObjectsCommand,
@@ -16,7 +17,17 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { StandardRetryStrategy } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
+import {
+  s3AttemptsMax,
+  s3ConnectTimeoutMs,
+  s3RequestTimeoutMs,
+  s3RetryBaseMs,
+  s3RetryMaxMs,
+  s3ThrottledRetryBaseMs,
+} from '../shared/limits.js';
 import {
   missingObject,
   openObject,
@@ -40,19 +51,46 @@ export interface S3StoreOptions {
   forcePathStyle?: boolean;
   /** Default: the SDK's standard provider chain (env, shared config files, SSO, IMDS...). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Time to establish a TCP connection. Default 5000. */
+  /** Time to establish a TCP connection. Default `s3ConnectTimeoutMs` (5000). */
   connectionTimeoutMs?: number;
-  /** Time for a whole request once connected. Default 60000. */
+  /** Time for a whole request once connected. Default `s3RequestTimeoutMs` (60000). */
   requestTimeoutMs?: number;
-  /** Attempts per request inside the SDK (1 = no SDK retry). Default 3. */
+  /** Attempts per request inside the SDK (1 = no SDK retry). Default `s3AttemptsMax` (3). */
   maxAttempts?: number;
 }
 
-/** DeleteObjects accepts at most this many keys per request. */
+/** DeleteObjects accepts at most this many keys per request (a limit of the S3 API). */
 const DELETE_BATCH_KEYS_MAX = 1000;
 
 /** S3 error names that retrying will not fix: the configuration is wrong. */
-const TERMINAL_ERRORS = new Set(['NoSuchBucket', 'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidBucketName', 'PermanentRedirect']);
+const TERMINAL_ERRORS = new Set([
+  'NoSuchBucket',
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidBucketName',
+  'PermanentRedirect',
+]);
+
+/**
+ * The SDK's retry delays, from the one backoff helper. Full jitter (a uniform draw in [0, delay])
+ * with the SDK's own bases and cap, so the delays are distributed as with the SDK's default
+ * strategy: throttling errors back off from a longer base than other retriable errors.
+ */
+function sdkRetryBackoff(): { computeNextBackoffDelay(retry: number): number; setDelayBase(ms: number): void } {
+  let baseMs = s3RetryBaseMs;
+  return {
+    computeNextBackoffDelay(retry: number): number {
+      const policy: BackoffPolicy = { baseMs, maxMs: Math.max(baseMs, s3RetryMaxMs), jitter: 1 };
+      return backoffDelayMs(policy, retry);
+    },
+    setDelayBase(ms: number): void {
+      // The SDK sets its throttling base for throttling errors and its default base otherwise;
+      // map both onto ours.
+      baseMs = ms > s3RetryBaseMs ? s3ThrottledRetryBaseMs : s3RetryBaseMs;
+    },
+  };
+}
 
 export class S3Store implements SnapshotStore {
   readonly client: S3Client;
@@ -63,13 +101,15 @@ export class S3Store implements SnapshotStore {
   constructor(options: S3StoreOptions) {
     this.bucket = options.bucket;
     this.prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    const maxAttempts = options.maxAttempts ?? s3AttemptsMax;
     const config: S3ClientConfig = {
       region: options.region ?? 'us-east-1',
       forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
-      maxAttempts: options.maxAttempts ?? 3,
+      maxAttempts,
+      retryStrategy: new StandardRetryStrategy({ maxAttempts, backoff: sdkRetryBackoff() }),
       requestHandler: new NodeHttpHandler({
-        connectionTimeout: options.connectionTimeoutMs ?? 5_000,
-        requestTimeout: options.requestTimeoutMs ?? 60_000,
+        connectionTimeout: options.connectionTimeoutMs ?? s3ConnectTimeoutMs,
+        requestTimeout: options.requestTimeoutMs ?? s3RequestTimeoutMs,
       }),
       // Our own SHA-256 covers integrity end to end; the SDK's extra CRC checksums are not
       // supported by every S3-compatible server, so send them only where S3 requires them.
@@ -95,10 +135,16 @@ export class S3Store implements SnapshotStore {
     const name = (e as { name?: string }).name ?? '';
     const err = storeUnavailable(this.description, op, key, e);
     if (!TERMINAL_ERRORS.has(name)) return err;
-    return new SnapshotError('unavailable', this.description, key, `${err.message.replace(/; this is retried.*$/, '')}; fix the bucket name or credentials`, {
-      cause: e,
-      retriable: false,
-    });
+    return new SnapshotError(
+      'unavailable',
+      this.description,
+      key,
+      `${err.message.replace(/; this is retried.*$/, '')}; fix the bucket name or credentials`,
+      {
+        cause: e,
+        retriable: false,
+      },
+    );
   }
 
   async put(key: string, body: Uint8Array): Promise<void> {
@@ -163,7 +209,10 @@ export class S3Store implements SnapshotStore {
       let res;
       try {
         res = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((k) => ({ Key: this.objectKey(k) })), Quiet: true } }),
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: batch.map((k) => ({ Key: this.objectKey(k) })), Quiet: true },
+          }),
         );
       } catch (e) {
         if (e instanceof SnapshotError) throw e;
@@ -171,7 +220,11 @@ export class S3Store implements SnapshotStore {
       }
       const first = res.Errors?.[0];
       if (first !== undefined) {
-        throw this.fail('delete', first.Key ?? '', new Error(`${res.Errors?.length} of ${batch.length} deletes failed, first: ${first.Code}: ${first.Message}`));
+        throw this.fail(
+          'delete',
+          first.Key ?? '',
+          new Error(`${res.Errors?.length} of ${batch.length} deletes failed, first: ${first.Code}: ${first.Message}`),
+        );
       }
     }
   }

@@ -125,7 +125,11 @@ export function openObject(store: string, key: string, sealed: Uint8Array): Uint
   const want = b.subarray(MAGIC.length, HEADER_BYTES);
   const got = createHash('sha256').update(body).digest();
   if (!got.equals(want)) {
-    throw corruptObject(store, key, `sha256 mismatch: stored ${want.toString('hex').slice(0, 16)}…, computed ${got.toString('hex').slice(0, 16)}…`);
+    throw corruptObject(
+      store,
+      key,
+      `sha256 mismatch: stored ${want.toString('hex').slice(0, 16)}…, computed ${got.toString('hex').slice(0, 16)}…`,
+    );
   }
   return body;
 }
@@ -137,7 +141,12 @@ export function openObject(store: string, key: string, sealed: Uint8Array): Uint
  */
 export function validateKey(store: string, key: string): void {
   const bad = (why: string): never => {
-    throw new SnapshotError('invalid-key', store, key, `snapshot key ${JSON.stringify(key)} for ${store} is invalid: ${why} (this is a bug in the caller)`);
+    throw new SnapshotError(
+      'invalid-key',
+      store,
+      key,
+      `snapshot key ${JSON.stringify(key)} for ${store} is invalid: ${why} (this is a bug in the caller)`,
+    );
   };
   if (key.length === 0) bad('empty');
   if (key.length > 900) bad('longer than 900 characters');

@@ -5,13 +5,17 @@
  * the epoch's values (the next epoch is not written before this checkpoint completes). Keys are
  * stored as `db index u8 | LMDB key` in the key group's delta object.
  */
-import { StateStore } from '../state/state_store.js';
+import { assert } from '../shared/errors.js';
+import { knownManifestsMax, retentionIntervalMs, sweepEveryRetentions } from '../shared/limits.js';
+import { StateStore, undoDbOf } from '../state/state_store.js';
 import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../state/state_keys.js';
-import { undoDbOf } from '../state/state_store.js';
-import { PackCache, writeCheckpoint, type CheckpointManifest, type KeyGroupChanges } from './checkpoint_layout.js';
+import { writeCheckpoint, type CheckpointInput } from './checkpoint_writer.js';
+import type { CheckpointManifest } from './manifest.js';
+import { PackCache, type KeyGroupChanges } from './pack.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from './store_config.js';
 import type { SnapshotStore } from './snapshot_store.js';
 
+/** One checkpoint to upload, as the engine's checkpoint coordinator posts it. */
 export interface UploadTask {
   epoch: number;
   keyGroups: number;
@@ -26,6 +30,7 @@ export interface UploadTask {
   previous?: CheckpointManifest;
 }
 
+/** What uploading one checkpoint wrote. */
 export interface UploadResult {
   epoch: number;
   objects: number;
@@ -34,26 +39,33 @@ export interface UploadResult {
   ms: number;
 }
 
-/**
- * Retention (listing manifests, reading the retained ones, deleting) costs more than a small
- * checkpoint itself: with checkpoints started on demand (group commit, tens per second) it runs at
- * most this often, and the orphan sweep every SWEEP_EVERY retentions.
- */
-const RETENTION_INTERVAL_MS = 200;
-const SWEEP_EVERY = 100;
+// Retention (listing manifests, reading the retained ones, deleting) costs more than a small
+// checkpoint itself: with checkpoints started on demand (group commit, tens per second) it runs at
+// most every `retentionIntervalMs`, and the orphan sweep every `sweepEveryRetentions` retentions.
 let lastRetention = 0;
 let retentions = 0;
 let packCache = new PackCache();
-/** Manifests this thread wrote (retention need not read them back), bounded. */
+/** Manifests this thread wrote (retention need not read them back), at most `knownManifestsMax`. */
 let known = new Map<number, CheckpointManifest>();
-const KNOWN_MAX = 4096;
 let store: SnapshotStore | undefined;
 let storeKey = '';
 let previous: CheckpointManifest | null | undefined;
 const envs = new Map<string, StateStore>();
 
+/** Check a task at the boundary between the engine and this thread. */
+function checkTask(task: UploadTask): void {
+  assert(Number.isSafeInteger(task.epoch) && task.epoch >= 0, () => `upload task epoch ${task.epoch}`);
+  for (const e of task.envs) {
+    assert(
+      0 <= e.kgStart && e.kgStart <= e.kgEnd && e.kgEnd <= task.keyGroups,
+      () => `upload task key groups [${e.kgStart}, ${e.kgEnd}) outside [0, ${task.keyGroups})`,
+    );
+  }
+}
+
 export default async function upload(task: UploadTask): Promise<UploadResult> {
   const started = Date.now();
+  checkTask(task);
   const k = JSON.stringify(task.store);
   if (store === undefined || storeKey !== k) {
     store = openSnapshotStore(task.store);
@@ -79,6 +91,11 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
       let part: KeyGroupChanges | undefined;
       for (const { key } of env.range(undoDb, from, to)) {
         const u = parseUndoKey(key);
+        // The range holds exactly this key group's undo records of this epoch.
+        assert(
+          u.kg === kg && u.epoch === task.epoch,
+          () => `undo record of key group ${u.kg} epoch ${u.epoch} in the range of key group ${kg} epoch ${task.epoch}`,
+        );
         const value = env.get(u.db, u.key);
         const partKey = Buffer.concat([Buffer.from([UNDO_DB.indexOf(u.db)]), u.key]);
         part ??= { puts: [], deletes: [] };
@@ -92,19 +109,32 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
       if (msgs.length > 0) inflight.set(kg, msgs);
     }
   }
-  const input = { epoch: task.epoch, keyGroups: task.keyGroups, parts, inflight, meta: task.meta, ...(previous === undefined ? {} : { previous }) };
+  const input: CheckpointInput = {
+    epoch: task.epoch,
+    keyGroups: task.keyGroups,
+    parts,
+    inflight,
+    meta: task.meta,
+    ...(previous === undefined ? {} : { previous }),
+  };
   const now = Date.now();
-  const retention = task.final === true || now - lastRetention >= RETENTION_INTERVAL_MS;
-  const sweep = retention && retentions % SWEEP_EVERY === SWEEP_EVERY - 1;
+  const retention = task.final === true || now - lastRetention >= retentionIntervalMs;
+  const sweep = retention && retentions % sweepEveryRetentions === sweepEveryRetentions - 1;
   const r = await writeCheckpoint(store, input, { retain: task.retain, packCache, retention, sweep, known });
   known.set(r.manifest.epoch, r.manifest);
-  if (known.size > KNOWN_MAX) known.delete(known.keys().next().value!);
+  if (known.size > knownManifestsMax) known.delete(known.keys().next().value!);
   if (retention) {
     lastRetention = now;
     retentions++;
   }
   previous = r.manifest;
-  return { epoch: task.epoch, objects: r.written.length, bytes: r.written.reduce((a, w) => a + w.bytes, 0), changedKeys, ms: Date.now() - started };
+  return {
+    epoch: task.epoch,
+    objects: r.written.length,
+    bytes: r.written.reduce((a, w) => a + w.bytes, 0),
+    changedKeys,
+    ms: Date.now() - started,
+  };
 }
 
 /** Forget the environments (before the workers close them, e.g. at a stop or a rescale). */

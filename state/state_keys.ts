@@ -9,11 +9,35 @@
  *   undo     kg | epoch u32be | db u8 | key                            -> value before that epoch
  *
  * Type names never contain NUL (validated), and the id is the last component of a state key, so
- * keys are unambiguous.
+ * keys are unambiguous. This layout is on disk: existing state directories are read by it, so it
+ * never changes. Writers assert their inputs fit it; parsers raise a typed error
+ * (STATEFN_STATE_INVALID) for a key that does not, since that means a damaged environment.
  */
+import { assert, ErrorCode, StatefnError } from '../shared/errors.js';
+
 const ZERO = Buffer.from([0]);
+/** Largest value of a u32 field (epochs and sequence numbers in keys). */
+const U32_MAX = 0xffffffff;
+/** Bytes of the key group prefix of every key. */
+const KG_BYTES = 2;
+/** Bytes of an undo key before the database's own key: kg | epoch u32 | db u8. */
+const UNDO_HEADER_BYTES = 7;
+
+function asBuffer(key: Uint8Array): Buffer {
+  return Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+}
+
+/** The typed error for a key read from LMDB that does not have the layout above. */
+function corruptKey(what: string, key: Uint8Array, why: string): StatefnError {
+  return new StatefnError(
+    ErrorCode.STATE_INVALID,
+    `corrupt ${what} key ${asBuffer(key).toString('hex').slice(0, 64)} in the state directory (${why}); restore the state ` +
+      `from a checkpoint`,
+  );
+}
 
 export function stateKey(kg: number, fnType: string, id: string): Buffer {
+  assert(!fnType.includes('\0'), 'a function type in a state key contains NUL'); // constant messages: a hot path
   const t = Buffer.byteLength(fnType);
   const i = Buffer.byteLength(id);
   const b = Buffer.allocUnsafe(2 + t + 1 + i);
@@ -25,9 +49,11 @@ export function stateKey(kg: number, fnType: string, id: string): Buffer {
 }
 
 export function parseStateKey(key: Uint8Array): { kg: number; fnType: string; id: string } {
-  const b = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  const b = asBuffer(key);
+  if (b.length < KG_BYTES + 1) throw corruptKey('state', key, `${b.length} bytes`);
   const kg = b.readUInt16BE(0);
-  const z = b.indexOf(0, 2);
+  const z = b.indexOf(0, KG_BYTES);
+  if (z < 0) throw corruptKey('state', key, 'no NUL after the function type');
   return { kg, fnType: b.toString('utf8', 2, z), id: b.toString('utf8', z + 1) };
 }
 
@@ -40,7 +66,8 @@ export function timerKey(kg: number, fireAt: number, uniq: Buffer): Buffer {
 }
 
 export function timerKeyFireAt(key: Uint8Array): number {
-  const b = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+  const b = asBuffer(key);
+  if (b.length < KG_BYTES + 8) throw corruptKey('timer', key, `${b.length} bytes`);
   return Number(b.readBigUInt64BE(2));
 }
 
@@ -60,6 +87,7 @@ export function kgBounds(kg: number): { start: Buffer; end: Buffer } {
 }
 
 export function kgOfKey(key: Uint8Array): number {
+  assert(key.length >= KG_BYTES, 'a key shorter than its key group prefix');
   return (key[0]! << 8) | key[1]!;
 }
 
@@ -73,21 +101,26 @@ export type UndoDb = (typeof UNDO_DB)[number];
  * Key-group-prefixed, so undo records move with their key group when workers are rescaled.
  */
 export function undoKey(kg: number, epoch: number, db: UndoDb, key: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(7 + key.length);
+  assert(epoch >= 0 && epoch <= U32_MAX, 'undo record epoch outside u32');
+  const b = Buffer.allocUnsafe(UNDO_HEADER_BYTES + key.length);
   b.writeUInt16BE(kg, 0);
   b.writeUInt32BE(epoch >>> 0, 2);
   b[6] = UNDO_DB.indexOf(db);
-  key.copy(b, 7);
+  key.copy(b, UNDO_HEADER_BYTES);
   return b;
 }
 
 export function parseUndoKey(k: Uint8Array): { kg: number; epoch: number; db: UndoDb; key: Buffer } {
-  const b = Buffer.isBuffer(k) ? k : Buffer.from(k.buffer, k.byteOffset, k.byteLength);
-  return { kg: b.readUInt16BE(0), epoch: b.readUInt32BE(2), db: UNDO_DB[b[6]!]!, key: Buffer.from(b.subarray(7)) };
+  const b = asBuffer(k);
+  if (b.length < UNDO_HEADER_BYTES) throw corruptKey('undo', k, `${b.length} bytes`);
+  const db = UNDO_DB[b[6]!];
+  if (db === undefined) throw corruptKey('undo', k, `database index ${b[6]!}`);
+  return { kg: b.readUInt16BE(0), epoch: b.readUInt32BE(2), db, key: Buffer.from(b.subarray(UNDO_HEADER_BYTES)) };
 }
 
 /** A message recorded in checkpoint `epoch`, stored under its target's key group: kg | epoch | seq. */
 export function ckptKey(kg: number, epoch: number, seq: number): Buffer {
+  assert(epoch >= 0 && epoch <= U32_MAX && seq >= 0 && seq <= U32_MAX, 'checkpoint message epoch or sequence outside u32');
   const b = Buffer.allocUnsafe(10);
   b.writeUInt16BE(kg, 0);
   b.writeUInt32BE(epoch >>> 0, 2);
@@ -99,6 +132,7 @@ export function ckptKey(kg: number, epoch: number, seq: number): Buffer {
 export function kgEpochBound(kg: number, epoch: number): Buffer {
   const b = Buffer.allocUnsafe(6);
   b.writeUInt16BE(kg, 0);
-  b.writeUInt32BE(Math.min(epoch, 0xffffffff) >>> 0, 2);
+  // `epoch + 1` bounds a scan of the last epoch, so clamp rather than assert.
+  b.writeUInt32BE(Math.min(epoch, U32_MAX) >>> 0, 2);
   return b;
 }

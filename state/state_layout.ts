@@ -12,8 +12,9 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { assert, ErrorCode, StatefnError } from '../shared/errors.js';
 
+/** The content of layout.json: which worker layout the state directory holds. */
 export interface Layout {
   version: 1;
   keyGroups: number;
@@ -36,20 +37,49 @@ export function readLayout(stateDir: string): Layout | undefined {
   try {
     v = JSON.parse(readFileSync(file, 'utf8')) as Partial<Layout>;
   } catch (e) {
-    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not valid JSON (${(e as Error).message}); restore it or move the state directory away`);
+    throw new StatefnError(
+      ErrorCode.STATE_DIR_INVALID,
+      `${file} is not valid JSON (${(e as Error).message}); restore it or move the state directory away`,
+    );
   }
-  if (v.version !== 1 || !Number.isInteger(v.keyGroups) || !Number.isInteger(v.workers) || !Number.isInteger(v.generation) || (v.lineage !== undefined && typeof v.lineage !== 'string')) {
-    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not a statefn layout (expected {version: 1, keyGroups, workers, generation})`);
+  if (
+    v.version !== 1 ||
+    !Number.isInteger(v.keyGroups) ||
+    !Number.isInteger(v.workers) ||
+    !Number.isInteger(v.generation) ||
+    (v.lineage !== undefined && typeof v.lineage !== 'string')
+  ) {
+    throw new StatefnError(
+      ErrorCode.STATE_DIR_INVALID,
+      `${file} is not a statefn layout (expected {version: 1, keyGroups, workers, generation})`,
+    );
+  }
+  if (v.keyGroups! < 1 || v.workers! < 1 || v.generation! < 0) {
+    throw new StatefnError(
+      ErrorCode.STATE_DIR_INVALID,
+      `${file} is corrupt (keyGroups ${v.keyGroups}, workers ${v.workers}, generation ${v.generation}); restore it or ` +
+        `move the state directory away`,
+    );
   }
   return v as Layout;
 }
 
+/** Replace layout.json atomically (write a temp file, rename it over). */
 export function writeLayout(stateDir: string, layout: Layout): void {
+  assert(
+    layout.version === 1 && Number.isInteger(layout.keyGroups) && layout.keyGroups >= 1,
+    () => `layout to write has keyGroups ${layout.keyGroups}`,
+  );
+  assert(
+    Number.isInteger(layout.workers) && layout.workers >= 1 && Number.isInteger(layout.generation) && layout.generation >= 0,
+    () => `layout to write has workers ${layout.workers}, generation ${layout.generation}`,
+  );
   const file = join(stateDir, 'layout.json');
   writeFileSync(`${file}.tmp`, JSON.stringify(layout, null, 2));
   renameSync(`${file}.tmp`, file);
 }
 
+/** The LMDB environment directory of worker `worker` in layout generation `generation`. */
 export function envDir(stateDir: string, generation: number, worker: number): string {
   return join(stateDir, 'state', `gen-${generation}`, `worker-${worker}`);
 }

@@ -1,15 +1,19 @@
 /**
  * A worker's LMDB environment: the only place its durable state lives. One environment per
  * worker (the worker is its only writer), named databases for state, timers, cancellation
- * tokens and in-flight messages saved at a clean stop. No fsync per write: durability of the
- * running engine comes from flushes at epochs (and checkpoints); a clean stop syncs.
+ * tokens, the messages each checkpoint recorded (`ckpt`: in flight across its barriers, or not
+ * yet handled at a clean stop) and undo records (`undo0`/`undo1`). No fsync per write:
+ * durability of the running engine comes from the writes of each epoch at its checkpoint (and
+ * the snapshot store); a clean stop syncs.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { existsSync } from 'node:fs';
+import { stateCopyBatchOpsMax } from '../shared/limits.js';
 import { kgBounds, kgOfKey } from './state_keys.js';
 
 export type Bytes = Buffer | Uint8Array;
 
+/** One write to queue on an environment. */
 export interface WriteOp {
   db: DbName;
   key: Buffer;
@@ -36,7 +40,7 @@ export function undoDbOf(epoch: number): 'undo0' | 'undo1' {
  * orders keys exactly as `Buffer.compare` does, and database names (none a prefix of another)
  * group first. About twice as fast as a comparator calling the native `Buffer.compare` n log n
  * times (100,000 state keys: ~60 ms instead of ~140 ms on the reference machine), and it runs
- * on the worker's thread at every flush.
+ * on the worker's thread at every checkpoint.
  */
 function sortOps(ops: WriteOp[]): void {
   const keyed = new Array<{ k: string; op: WriteOp }>(ops.length);
@@ -48,11 +52,15 @@ function sortOps(ops: WriteOp[]): void {
   for (let i = 0; i < keyed.length; i++) ops[i] = keyed[i]!.op;
 }
 
+/** A worker's LMDB environment and its named databases. */
 export class StateStore {
   private readonly env: RootDatabase;
   private readonly dbs: Record<DbName, Database<Buffer, Buffer>>;
 
-  constructor(readonly dir: string, readOnly = false) {
+  constructor(
+    readonly dir: string,
+    readOnly = false,
+  ) {
     this.env = open({ path: dir, noSync: true, compression: false, maxDbs: 8, readOnly });
     const dbs = {} as Record<DbName, Database<Buffer, Buffer>>;
     for (const name of DB_NAMES) {
@@ -100,12 +108,12 @@ export class StateStore {
     if (kgStart >= kgEnd) return;
     const start = kgBounds(kgStart).start;
     const end = kgBounds(kgEnd - 1).end;
-    for (const { key, value } of this.dbs[db].getRange({ start, end })) yield { key: key as Buffer, value: value as Buffer };
+    for (const { key, value } of this.dbs[db].getRange({ start, end })) yield { key, value };
   }
 
   /** Entries of `db` with start <= key < end. */
   *range(db: DbName, start: Buffer, end: Buffer): Generator<{ key: Buffer; value: Buffer }> {
-    for (const { key, value } of this.dbs[db].getRange({ start, end })) yield { key: key as Buffer, value: value as Buffer };
+    for (const { key, value } of this.dbs[db].getRange({ start, end })) yield { key, value };
   }
 
   /** Count the entries per database (for tests and stats). */
@@ -126,7 +134,8 @@ export class StateStore {
         if (kg < kgStart || kg >= kgEnd) continue;
         ops.push({ db, key: Buffer.from(key), value: Buffer.from(value) });
         n++;
-        if (ops.length >= 10_000) {
+        // Batches bound the memory a large copy holds before its writes are queued.
+        if (ops.length >= stateCopyBatchOpsMax) {
           await this.write(ops);
           ops = [];
         }
