@@ -1,7 +1,8 @@
 /**
- * The in-memory state of one address (one virtual function instance), and the per-worker cache
- * of them. Values are held decoded (JS values) and serialized only when flushed. The persisted
- * record is msgpack: `[[name, typename, bytes, expiresAtMs], ...]` for non-empty values.
+ * The in-memory state of one address (one virtual function instance). Values are held decoded
+ * (JS values) and serialized only when a checkpoint writes them (the cache of them is
+ * state_cache.ts). The persisted record is msgpack: `[[name, typename, bytes, expiresAtMs], ...]`
+ * for non-empty values.
  */
 import type { Packr } from 'msgpackr';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
@@ -20,9 +21,9 @@ export interface AddressState {
   dirty: boolean;
   /** The record as LMDB holds it (the undo value when this state is next written). */
   persisted: Buffer | undefined;
-  /** Captured by the flush under way and not written yet (see WorkerRuntime.flush). */
+  /** Captured by the checkpoint under way and not written yet (see WorkerCheckpoint). */
   capture: boolean;
-  /** Values as they were when the flush under way captured this state, if changed since. */
+  /** Values as they were when the checkpoint under way captured this state, if changed since. */
   snap: { values: unknown[]; expires: number[] } | null;
 }
 
@@ -38,7 +39,18 @@ export function decodeState(
   kg: number,
 ): AddressState {
   const n = specs.length;
-  const st: AddressState = { fnType, id, kg, values: new Array<unknown>(n), expires: new Array<number>(n).fill(0), orphans: undefined, dirty: false, capture: false, snap: null, persisted: bytes === undefined ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+  const st: AddressState = {
+    fnType,
+    id,
+    kg,
+    values: new Array<unknown>(n),
+    expires: new Array<number>(n).fill(0),
+    orphans: undefined,
+    dirty: false,
+    capture: false,
+    snap: null,
+    persisted: bytes === undefined ? undefined : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+  };
   if (bytes === undefined) return st;
   let recs: Rec[];
   try {
@@ -92,4 +104,13 @@ export function isEmptyState(st: AddressState): boolean {
   if (st.orphans) return false;
   for (const v of st.values) if (v !== undefined) return false;
   return true;
+}
+
+/**
+ * A handler is about to change a state the checkpoint under way has not encoded yet: keep a copy
+ * of its values as they were (copy-on-write; the checkpoint encodes the copy).
+ */
+export function snapshotCaptured(st: AddressState): void {
+  st.capture = false;
+  st.snap = { values: st.values.slice(), expires: st.expires.slice() };
 }

@@ -30,7 +30,7 @@ export function storageClass(specs: readonly ValueSpec[]): new (inv: Invocation)
   const traps: ProxyHandler<Storage> = {
     get(target, key, receiver) {
       const i = typeof key === 'string' ? index.get(key) : undefined;
-      return i === undefined ? Reflect.get(target, key, receiver) : target[INVOCATION].read(i);
+      return i === undefined ? (Reflect.get(target, key, receiver) as unknown) : target[INVOCATION].read(i);
     },
     set(target, key, value, receiver) {
       const i = typeof key === 'string' ? index.get(key) : undefined;
@@ -128,7 +128,10 @@ export class Invocation implements Context {
     this.checkOpen();
     const where = this.where();
     if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${where}: ctx.sendAfter delay must be a non-negative number of ms, got ${String(delayMs)}`);
+      throw new StatefnError(
+        ErrorCode.TYPE_MISMATCH,
+        `${where}: ctx.sendAfter delay must be a non-negative number of ms, got ${String(delayMs)}`,
+      );
     }
     checkAddress(to, `${where}: ctx.sendAfter target`);
     message = checkMessage(message, `${where}: ctx.sendAfter message`);

@@ -10,6 +10,7 @@ import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../state/state_key
 import { readInflight, readManifest, restoreKeyGroups } from '../snapshot/checkpoint_layout.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from '../snapshot/store_config.js';
 import type { StateStore, WriteOp } from '../state/state_store.js';
+import { restoreWriteBatchOps } from '../shared/limits.js';
 
 export interface RollbackResult {
   undone: number;
@@ -51,7 +52,8 @@ export async function rollbackTo(store: StateStore, kgStart: number, kgEnd: numb
 export function pruneCommitted(store: StateStore, kgStart: number, kgEnd: number, epoch: number): Promise<unknown> {
   const ops: WriteOp[] = [];
   for (let kg = kgStart; kg < kgEnd; kg++) {
-    for (const { key } of store.range('ckpt', kgEpochBound(kg, 0), kgEpochBound(kg, epoch))) ops.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
+    for (const { key } of store.range('ckpt', kgEpochBound(kg, 0), kgEpochBound(kg, epoch)))
+      ops.push({ db: 'ckpt', key: Buffer.from(key), value: undefined });
   }
   return ops.length > 0 ? store.write(ops) : Promise.resolve();
 }
@@ -60,12 +62,19 @@ export function pruneCommitted(store: StateStore, kgStart: number, kgEnd: number
  * Fill an empty environment with key groups [kgStart, kgEnd) of checkpoint `epoch` from the
  * snapshot store (checksums verified on the way), and its recorded messages.
  */
-export async function restoreFromStore(store: StateStore, kgStart: number, kgEnd: number, config: SnapshotStoreConfig, epoch: number, key: string): Promise<number> {
+export async function restoreFromStore(
+  store: StateStore,
+  kgStart: number,
+  kgEnd: number,
+  config: SnapshotStoreConfig,
+  epoch: number,
+  key: string,
+): Promise<number> {
   const snapshots = openSnapshotStore(config);
   const manifest = await readManifest(snapshots, key);
   let ops: WriteOp[] = [];
   let n = 0;
-  const flushOps = async (): Promise<void> => {
+  const writeBatch = async (): Promise<void> => {
     const batch = ops;
     ops = [];
     if (batch.length > 0) await store.write(batch);
@@ -75,7 +84,7 @@ export async function restoreFromStore(store: StateStore, kgStart: number, kgEnd
     const db = UNDO_DB[key[0]!]!;
     ops.push({ db, key: Buffer.from(key.subarray(1)), value: Buffer.from(value) });
     n++;
-    if (ops.length >= 10_000) pendingWrites.push(flushOps());
+    if (ops.length >= restoreWriteBatchOps) pendingWrites.push(writeBatch());
   });
   const seq = new Map<number, number>();
   await readInflight(snapshots, manifest, kgStart, kgEnd, (kg, message) => {
@@ -84,6 +93,6 @@ export async function restoreFromStore(store: StateStore, kgStart: number, kgEnd
     ops.push({ db: 'ckpt', key: ckptKey(kg, epoch, s), value: Buffer.from(message) });
   });
   await Promise.all(pendingWrites);
-  await flushOps();
+  await writeBatch();
   return n;
 }

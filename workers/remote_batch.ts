@@ -17,7 +17,12 @@ import { Message } from '../api/message.js';
 import { builtinType, payloadBytes, Types, type Payload } from '../api/types.js';
 import type { RemoteEndpoint, EndpointUrl } from '../api/endpoint.js';
 import type {
-  ExpireMode, InvocationBatchRequest, InvocationResponse, PbAddress, PbTypedValue, PersistedValueSpec,
+  ExpireMode,
+  InvocationBatchRequest,
+  InvocationResponse,
+  PbAddress,
+  PbTypedValue,
+  PersistedValueSpec,
 } from '../remote/protocol.js';
 import type { Invocation } from './invocation.js';
 
@@ -82,12 +87,22 @@ export function toPayload(v: PbTypedValue, where: string): Payload {
   try {
     return t.deserialize(v.value) as Payload;
   } catch (e) {
-    throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${where}: a ${v.typename} value whose bytes do not decode (${(e as Error).message})`, { cause: e });
+    throw new StatefnError(
+      ErrorCode.REMOTE_PROTOCOL,
+      `${where}: a ${v.typename} value whose bytes do not decode (${(e as Error).message})`,
+      { cause: e },
+    );
   }
 }
 
 /** The request for a batch: every declared value (present or not) and the messages in order. */
-export function buildRequest(fn: RemoteFnState, id: string, values: RemoteValues | undefined, batch: readonly BatchMessage[], now: number): InvocationBatchRequest {
+export function buildRequest(
+  fn: RemoteFnState,
+  id: string,
+  values: RemoteValues | undefined,
+  batch: readonly BatchMessage[],
+  now: number,
+): InvocationBatchRequest {
   const state: InvocationBatchRequest['state'] = [];
   for (const [name, spec] of fn.specs) {
     const v = values?.get(name);
@@ -96,7 +111,11 @@ export function buildRequest(fn: RemoteFnState, id: string, values: RemoteValues
       continue;
     }
     if (v.typename !== spec.typename) {
-      throw new StatefnError(ErrorCode.STATE_INVALID, `${fn.typename}/${id}: state '${name}' is stored as ${v.typename} but the function now declares it as ${spec.typename}; declare it with its stored type, or under a new name`);
+      throw new StatefnError(
+        ErrorCode.STATE_INVALID,
+        `${fn.typename}/${id}: state '${name}' is stored as ${v.typename} but the function now declares it as ` +
+          `${spec.typename}; declare it with its stored type, or under a new name`,
+      );
     }
     state.push({ stateName: name, stateValue: { typename: v.typename, hasValue: true, value: v.bytes } });
   }
@@ -119,23 +138,36 @@ export function buildRequest(fn: RemoteFnState, id: string, values: RemoteValues
 export function registerSpecs(fn: RemoteFnState, missing: readonly PersistedValueSpec[], sent: ReadonlySet<string>): void {
   let fresh = 0;
   for (const m of missing) {
-    if (m.stateName === '') throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${fn.typename}: the function asked for a state value with an empty name`);
+    if (m.stateName === '')
+      throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${fn.typename}: the function asked for a state value with an empty name`);
     const typename = m.typeTypename;
     const mode = m.expirationSpec?.mode ?? 'NONE';
-    const ttlMs = mode === 'NONE' ? 0 : m.expirationSpec?.expireAfterMillis ?? 0;
-    if (mode !== 'NONE' && !(ttlMs > 0)) throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${fn.typename}: state '${m.stateName}' has expiration ${mode} with ${ttlMs} ms; expected a positive duration`);
+    const ttlMs = mode === 'NONE' ? 0 : (m.expirationSpec?.expireAfterMillis ?? 0);
+    if (mode !== 'NONE' && !(ttlMs > 0))
+      throw new StatefnError(
+        ErrorCode.REMOTE_PROTOCOL,
+        `${fn.typename}: state '${m.stateName}' has expiration ${mode} with ${ttlMs} ms; expected a positive duration`,
+      );
     if (!sent.has(m.stateName)) fresh++;
     const known = fn.specs.get(m.stateName);
     if (known !== undefined) {
       if (known.typename !== typename) {
-        throw new StatefnError(ErrorCode.STATE_INVALID, `${fn.typename}: state '${m.stateName}' was declared as ${known.typename} and is now asked for as ${typename}; a value keeps its type (use a new name)`);
+        throw new StatefnError(
+          ErrorCode.STATE_INVALID,
+          `${fn.typename}: state '${m.stateName}' was declared as ${known.typename} and is now asked for as ${typename}; ` +
+            `a value keeps its type (use a new name)`,
+        );
       }
       continue;
     }
     fn.specs.set(m.stateName, { typename, mode, ttlMs });
   }
   if (fresh === 0) {
-    throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${fn.typename}: the function answered "incomplete invocation context" but asked for no value it does not already get (${missing.map((m) => m.stateName).join(', ') || 'none'})`);
+    throw new StatefnError(
+      ErrorCode.REMOTE_PROTOCOL,
+      `${fn.typename}: the function answered "incomplete invocation context" but asked for no value it does not already ` +
+        `get (${missing.map((m) => m.stateName).join(', ') || 'none'})`,
+    );
   }
 }
 
@@ -144,20 +176,35 @@ export function registerSpecs(fn: RemoteFnState, missing: readonly PersistedValu
  * delayed messages and cancellations, egress, in the reply's order) so the worker commits them
  * exactly as an embedded invocation's. Validates everything first: a bad mutation fails the batch.
  */
-export function stageResponse(fn: RemoteFnState, self: Address, values: RemoteValues | undefined, r: InvocationResponse, inv: Invocation, now: number): void {
+export function stageResponse(
+  fn: RemoteFnState,
+  self: Address,
+  values: RemoteValues | undefined,
+  r: InvocationResponse,
+  inv: Invocation,
+  now: number,
+): void {
   const where = `${fn.typename}/${self.id}`;
   if (r.stateMutations.length > 0 || hasInvokeTtl(fn)) {
     const next: RemoteValues = new Map();
     for (const [name, v] of values ?? []) if (v.expiresAt === 0 || v.expiresAt > now) next.set(name, { ...v });
     for (const m of r.stateMutations) {
       const spec = fn.specs.get(m.stateName);
-      if (spec === undefined) throw new StatefnError(ErrorCode.STATE_INVALID, `${where}: the function changed state '${m.stateName}', which it never declared (declared: ${[...fn.specs.keys()].join(', ') || 'none'})`);
+      if (spec === undefined)
+        throw new StatefnError(
+          ErrorCode.STATE_INVALID,
+          `${where}: the function changed state '${m.stateName}', which it never declared (declared: ` +
+            `${[...fn.specs.keys()].join(', ') || 'none'})`,
+        );
       if (m.mutationType === 'DELETE' || m.stateValue === undefined || !m.stateValue.hasValue) {
         next.delete(m.stateName);
         continue;
       }
       if (m.stateValue.typename !== spec.typename) {
-        throw new StatefnError(ErrorCode.STATE_INVALID, `${where}: state '${m.stateName}' is declared as ${spec.typename} but the function wrote a ${m.stateValue.typename}`);
+        throw new StatefnError(
+          ErrorCode.STATE_INVALID,
+          `${where}: state '${m.stateName}' is declared as ${spec.typename} but the function wrote a ${m.stateValue.typename}`,
+        );
       }
       next.set(m.stateName, { typename: spec.typename, bytes: m.stateValue.value, expiresAt: spec.mode === 'NONE' ? 0 : now + spec.ttlMs });
     }
@@ -177,8 +224,14 @@ export function stageResponse(fn: RemoteFnState, self: Address, values: RemoteVa
       inv.cancelDelayedMessage(d.cancellationToken);
       continue;
     }
-    if (d.target === undefined || d.argument === undefined) throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${where}: a delayed message without target or argument`);
-    inv.sendAfter(Math.max(0, d.delayInMs), fromPbAddress(d.target, where), new Message(d.argument.typename, toPayload(d.argument, where)), d.cancellationToken === '' ? undefined : d.cancellationToken);
+    if (d.target === undefined || d.argument === undefined)
+      throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${where}: a delayed message without target or argument`);
+    inv.sendAfter(
+      Math.max(0, d.delayInMs),
+      fromPbAddress(d.target, where),
+      new Message(d.argument.typename, toPayload(d.argument, where)),
+      d.cancellationToken === '' ? undefined : d.cancellationToken,
+    );
   }
   for (const e of r.outgoingEgresses) {
     inv.egress(`${e.egressNamespace}/${e.egressType}`, new Message(e.argument.typename, toPayload(e.argument, where)));
@@ -191,6 +244,7 @@ function hasInvokeTtl(fn: RemoteFnState): boolean {
 }
 
 function fromPbAddress(a: PbAddress, where: string): Address {
-  if (a.namespace === '' || a.type === '') throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${where}: a message to an address without namespace or type (${JSON.stringify(a)})`);
+  if (a.namespace === '' || a.type === '')
+    throw new StatefnError(ErrorCode.REMOTE_PROTOCOL, `${where}: a message to an address without namespace or type (${JSON.stringify(a)})`);
   return { typename: `${a.namespace}/${a.type}`, id: a.id };
 }

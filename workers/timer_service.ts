@@ -1,11 +1,11 @@
 /**
  * Durable timers for delayed messages. A timer lives with its sender (in the sender's key group)
- * until it fires; it is state like any other: written to LMDB at the next flush, restored on
+ * until it fires; it is state like any other: written to LMDB at the next checkpoint, restored on
  * start, migrated on rescale.
  *
  * Memory is bounded by a horizon: only timers due within `timerHorizonMs` are held in a
- * min-heap; later ones stay in LMDB and are loaded by a scan after each flush as the horizon
- * moves forward. (A timer created beyond the horizon is written at the next flush, which
+ * min-heap; later ones stay in LMDB and are loaded by a scan after each checkpoint as the horizon
+ * moves forward. (A timer created beyond the horizon is written at the next checkpoint, which
  * happens before the scan that could need it.)
  */
 import type { Packr } from 'msgpackr';
@@ -34,23 +34,23 @@ export class TimerService {
   private heap: Timer[] = [];
   /** Timers in the heap by key (cancelled ones are removed lazily from the heap). */
   private readonly live = new Map<string, Timer>();
-  /** Unflushed token index changes: token key (latin1) -> timer key, or null when removed. */
+  /** Token index changes not written yet: token key (latin1) -> timer key, or null when removed. */
   private tokenOverlay = new Map<string, Buffer | null>();
-  /** Token changes in the flush under way. */
-  private flushingTokens = new Map<string, Buffer | null>();
+  /** Token changes in the checkpoint under way. */
+  private checkpointTokens = new Map<string, Buffer | null>();
   private ops: WriteOp[] = [];
   /**
    * Timers due beyond the scanned horizon whose write is not committed yet (so a scan of LMDB
-   * cannot find them): created since the last flush, and in the flush under way.
+   * cannot find them): created since the last checkpoint, and in the checkpoint under way.
    */
   private beyond = new Map<string, Timer>();
-  private flushingBeyond = new Map<string, Timer>();
+  private checkpointBeyond = new Map<string, Timer>();
   /**
    * Keys of timers removed (cancelled or fired) whose deletion is not committed yet, since the
-   * last flush and in the flush under way: a scan of LMDB must not load them again.
+   * last checkpoint and in the checkpoint under way: a scan of LMDB must not load them again.
    */
   private removed = new Set<string>();
-  private flushingRemoved = new Set<string>();
+  private checkpointRemoved = new Set<string>();
   private scannedUntil: number;
   private uniqPrefix = randomBytes(6);
   private uniqCounter = 0;
@@ -111,7 +111,7 @@ export class TimerService {
     this.remove(key, tk);
   }
 
-  /** Pop the timers due at `now` (each removed durably at the next flush). */
+  /** Pop the timers due at `now` (each removed durably at the next checkpoint). */
   due(now: number, max: number, out: Timer[]): void {
     while (out.length < max && this.heap.length > 0 && this.heap[0]!.fireAt <= now) {
       const t = this.pop()!;
@@ -121,24 +121,24 @@ export class TimerService {
     }
   }
 
-  /** Writes to apply at the next flush (and forget them here). */
+  /** Writes to apply at the next checkpoint (and forget them here). */
   takeOps(): WriteOp[] {
     const ops = this.ops;
     this.ops = [];
-    for (const [ks, t] of this.beyond) this.flushingBeyond.set(ks, t);
+    for (const [ks, t] of this.beyond) this.checkpointBeyond.set(ks, t);
     this.beyond.clear();
-    for (const [k, v] of this.tokenOverlay) this.flushingTokens.set(k, v);
+    for (const [k, v] of this.tokenOverlay) this.checkpointTokens.set(k, v);
     this.tokenOverlay = new Map();
-    for (const ks of this.removed) this.flushingRemoved.add(ks);
+    for (const ks of this.removed) this.checkpointRemoved.add(ks);
     this.removed.clear();
     return ops;
   }
 
-  /** After a flush committed: what it wrote is in LMDB now; extend the horizon. */
-  afterFlush(now: number): void {
-    this.flushingTokens.clear();
-    this.flushingBeyond.clear();
-    this.flushingRemoved.clear();
+  /** After a checkpoint committed: what it wrote is in LMDB now; extend the horizon. */
+  afterCheckpoint(now: number): void {
+    this.checkpointTokens.clear();
+    this.checkpointBeyond.clear();
+    this.checkpointRemoved.clear();
     this.scan(now);
   }
 
@@ -147,7 +147,7 @@ export class TimerService {
     const until = now + this.horizonMs;
     if (until <= this.scannedUntil) return;
     const from = this.scannedUntil + 1;
-    for (const m of [this.beyond, this.flushingBeyond]) {
+    for (const m of [this.beyond, this.checkpointBeyond]) {
       for (const [ks, t] of m) {
         if (t.fireAt <= until) {
           m.delete(ks);
@@ -160,7 +160,7 @@ export class TimerService {
       const end = timerKey(kg, until + 1, Buffer.alloc(0));
       for (const { key, value } of this.store.range('timers', start, end)) {
         const ks = key.toString('latin1');
-        if (this.live.has(ks) || this.removed.has(ks) || this.flushingRemoved.has(ks)) continue;
+        if (this.live.has(ks) || this.removed.has(ks) || this.checkpointRemoved.has(ks)) continue;
         this.push(this.decode(Buffer.from(key), value));
       }
     }
@@ -171,7 +171,7 @@ export class TimerService {
     const ks = key.toString('latin1');
     this.live.delete(ks);
     this.beyond.delete(ks);
-    this.flushingBeyond.delete(ks);
+    this.checkpointBeyond.delete(ks);
     this.removed.add(ks);
     this.ops.push({ db: 'timers', key, value: undefined });
     if (tk !== undefined) {
@@ -183,14 +183,12 @@ export class TimerService {
   private tokenTimer(tk: Buffer): Buffer | undefined {
     const ks = tk.toString('latin1');
     if (this.tokenOverlay.has(ks)) return this.tokenOverlay.get(ks) ?? undefined;
-    if (this.flushingTokens.has(ks)) return this.flushingTokens.get(ks) ?? undefined;
+    if (this.checkpointTokens.has(ks)) return this.checkpointTokens.get(ks) ?? undefined;
     return this.store.get('tokens', tk);
   }
 
   private encode(t: Timer): Buffer {
-    return Buffer.from(
-      this.codec.pack([t.targetType, t.targetId, t.senderType, t.senderId, t.typename, t.payload, t.token, t.senderKg]),
-    );
+    return Buffer.from(this.codec.pack([t.targetType, t.targetId, t.senderType, t.senderId, t.typename, t.payload, t.token, t.senderKg]));
   }
 
   private decode(key: Buffer, value: Buffer): Timer {

@@ -33,7 +33,8 @@ async function main(): Promise<void> {
     }
   }
   const { start, end } = keyGroupRange(init.index, init.workers, init.keyGroups);
-  if (init.restoreFrom !== null) await restoreFromStore(store, start, end, init.restoreFrom.store, init.restoreFrom.epoch, init.restoreFrom.manifestKey);
+  if (init.restoreFrom !== null)
+    await restoreFromStore(store, start, end, init.restoreFrom.store, init.restoreFrom.epoch, init.restoreFrom.manifestKey);
   const rolledBack = await rollbackTo(store, start, end, init.recoverEpoch);
   const runtime = new WorkerRuntime(init, app, store, clock, (code) => {
     parentPort?.postMessage({ type: 'exit', code });
