@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../engine_defaults.js';
 import { consoleLogger } from '../config/engine_options.js';
+import { cliStopPollMs, progressRefreshMs } from '../shared/limits.js';
 import { StatefnError } from '../shared/errors.js';
 import { USAGE, parseArgs, snapshotsFromArgs, type SavepointArgs, type StartArgs } from './args.js';
 import { resolve } from 'node:path';
@@ -26,9 +27,6 @@ function packageVersion(): string {
   return 'unknown';
 }
 
-/** Restarts after a worker thread died, within one process, before giving up. */
-const WORKER_RESTARTS_MAX = 10;
-
 async function start(args: StartArgs): Promise<number> {
   const stateDir = args.stateDir ?? './statefn-data';
   let params = args.params;
@@ -45,31 +43,42 @@ async function start(args: StartArgs): Promise<number> {
   if (snapshots !== undefined) options.snapshots = snapshots;
   if (args.fromSavepoint !== undefined) options.fromSavepoint = args.fromSavepoint;
 
-  let engine = await Engine.start(app.ref, options);
-  log.info(`running with ${engine.options.workers} workers`, { keyGroups: engine.options.limits.keyGroups, stateDir: engine.options.stateDir });
+  // The engine restores the last complete checkpoint by itself after a worker thread died
+  // (logging "restoring the last complete checkpoint" and "running again with"); it fails for
+  // good only for other failures or too many restarts.
+  const engine = await Engine.start(app.ref, options);
+  log.info(`running with ${engine.options.workers} workers`, {
+    keyGroups: engine.options.limits.keyGroups,
+    stateDir: engine.options.stateDir,
+  });
 
   const stderr = process.stderr;
   const progress = args.progress ? createProgress({ stream: stderr, isTTY: stderr.isTTY === true }) : undefined;
   const tick = setInterval(() => {
     const s = engine.stats();
     progress?.update({
-      uptimeMs: s.uptimeMs, ingested: s.ingested, processed: s.processed, egressed: s.egressed,
-      deadLetters: s.deadLetters, workers: s.workers, backPressured: s.backPressured,
+      uptimeMs: s.uptimeMs,
+      ingested: s.ingested,
+      processed: s.processed,
+      egressed: s.egressed,
+      deadLetters: s.deadLetters,
+      workers: s.workers,
+      backPressured: s.backPressured,
       ...(app.isDefault ? { alerts: engine.egressWritten('fraud/alerts') } : {}),
-      ...(s.lastFlush ? { lastFlush: s.lastFlush } : {}),
+      ...(s.lastCheckpoint ? { lastCheckpoint: s.lastCheckpoint } : {}),
     });
-  }, 250);
+  }, progressRefreshMs);
 
   let stopping: Promise<number> | undefined;
+  let stopAfter: NodeJS.Timeout | undefined;
   const stop = (why: string): Promise<number> => {
     if (stopping) return stopping;
     clearInterval(tick);
     progress?.stop();
-    log.info(`stopping (${why}): flushing state and saving in-flight messages`);
-    const e = engine;
-    stopping = e.stop().then(
+    log.info(`stopping (${why}): checkpointing state and saving in-flight messages`);
+    stopping = engine.stop().then(
       () => {
-        const s = e.stats();
+        const s = engine.stats();
         log.info('stopped cleanly', { processed: s.processed, ingested: s.ingested, egressed: s.egressed, deadLetters: s.deadLetters });
         return 0;
       },
@@ -100,36 +109,25 @@ async function start(args: StartArgs): Promise<number> {
       void engine.terminateWorker(w);
     });
   }
-  const stopAfter = args.stopAfterMs === undefined ? undefined : setTimeout(() => void stop(`--stop-after ${args.stopAfterMs} ms`), args.stopAfterMs);
+  if (args.stopAfterMs !== undefined) stopAfter = setTimeout(() => void stop(`--stop-after ${args.stopAfterMs} ms`), args.stopAfterMs);
 
-  const stopped = new Promise<number>((r) => {
+  // Either a stop (signal or --stop-after) finishes, or the engine fails for good first.
+  const stopRequested = new Promise<void>((r) => {
     const wait = (): void => {
-      if (stopping) void stopping.then(r);
-      else setTimeout(wait, 50);
+      if (stopping) r();
+      else setTimeout(wait, cliStopPollMs);
     };
     wait();
   });
-  let restarts = 0;
-  for (;;) {
-    const failure = await Promise.race([engine.failed().then(() => undefined, (e: unknown) => e as Error), stopped.then(() => undefined)]);
-    if (failure === undefined || stopping !== undefined) break;
-    const code = (failure as StatefnError).code;
-    if (code !== ErrorCode.WORKER_DIED || restarts >= WORKER_RESTARTS_MAX) {
-      clearInterval(tick);
-      progress?.stop();
-      log.error(`engine failed: ${failure.message}`);
-      if (stopAfter) clearTimeout(stopAfter);
-      return 1;
-    }
-    // A worker thread died: restore the last complete checkpoint in this process and go on.
-    restarts++;
-    log.warn(`restoring the last complete checkpoint after: ${failure.message} (restart ${restarts}/${WORKER_RESTARTS_MAX})`);
-    delete options.fromSavepoint;
-    await engine.tornDown();
-    engine = await Engine.start({ ...app.ref, reload: restarts }, options);
-    log.info(`running again with ${engine.options.workers} workers`);
+  const failure = await Promise.race([engine.failed().catch((e: unknown) => e as Error), stopRequested.then(() => undefined)]);
+  if (failure !== undefined && stopping === undefined) {
+    clearInterval(tick);
+    progress?.stop();
+    log.error(`engine failed: ${failure.message}`);
+    if (stopAfter) clearTimeout(stopAfter);
+    return 1;
   }
-  const done = await stopped;
+  const done = await stopping!;
   if (stopAfter) clearTimeout(stopAfter);
   return done;
 }
@@ -142,7 +140,10 @@ async function savepoint(args: SavepointArgs): Promise<number> {
   const store = openSnapshotStore(config);
   const latest = await latestCheckpoint(store, { logger: consoleLogger });
   if (latest === null) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `no complete checkpoint in ${store.describe()}; run statefn start first (checkpoints are taken every flushIntervalMs)`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `no complete checkpoint in ${store.describe()}; run statefn start first (checkpoints are taken every checkpointIntervalMs)`,
+    );
   }
   await writeSavepoint(store, args.name, latest);
   process.stdout.write(`savepoint '${args.name}' = checkpoint ${latest.epoch} in ${store.describe()}\n`);

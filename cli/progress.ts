@@ -13,7 +13,7 @@
  *   rows and the next erase would move up too few.
  * - Otherwise (a pipe, a file, a CI log), one plain `key=value` line every `intervalMs` (default
  *   5 s), with no escape codes:
- *   `2026-11-21T17:00:00Z statefn processed=12345 rate=2000/s ingested=... alerts=3 dead=0 flush=#12 4ms`
+ *   `2026-11-21T17:00:00Z statefn processed=12345 rate=2000/s ingested=... alerts=3 dead=0 checkpoint=#12 4ms`
  *
  * Nothing else may write to the same terminal while a TTY block is shown (it would be drawn over
  * on the next redraw); route such output through `log`.
@@ -38,10 +38,10 @@ export interface ProgressSnapshot {
   /** True while ingresses are paused because the engine cannot keep up. */
   backPressured: boolean;
   /**
-   * The last state flush (checkpoint): its epoch, when it finished (wall-clock ms since the
-   * epoch, on the same clock as `ProgressOptions.now`), how long it took and whether it succeeded.
+   * The last checkpoint: its epoch, when it finished (wall-clock ms since the Unix epoch, on the
+   * same clock as `ProgressOptions.now`), how long it took and whether it succeeded.
    */
-  lastFlush?: { epoch: number; atMs: number; durationMs: number; ok: boolean };
+  lastCheckpoint?: { epoch: number; atMs: number; durationMs: number; ok: boolean };
   /** More values to show as `key: value` (TTY) or `key=value` (plain). */
   extra?: Record<string, string | number>;
 }
@@ -69,7 +69,7 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Override the stream's own `isTTY`. */
   isTTY?: boolean;
-  /** Wall clock for the plain lines' timestamps and the flush age (tests inject one). */
+  /** Wall clock for the plain lines' timestamps and the checkpoint's age (tests inject one). */
   now?: () => number;
   /** Colours on a TTY; default on unless the `NO_COLOR` environment variable is set. */
   color?: boolean;
@@ -178,7 +178,10 @@ export function createProgress(options: ProgressOptions): Progress {
   }
   const rateWindowMs = options.rateWindowMs ?? Math.max(intervalMs, 2000);
   if (!(Number.isFinite(rateWindowMs) && rateWindowMs > 0)) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `createProgress: options.rateWindowMs: expected a number of ms > 0, got ${String(rateWindowMs)}`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `createProgress: options.rateWindowMs: expected a number of ms > 0, got ${String(rateWindowMs)}`,
+    );
   }
   const now = options.now ?? Date.now;
   const color = tty && (options.color ?? (process.env.NO_COLOR === undefined || process.env.NO_COLOR === ''));
@@ -196,7 +199,10 @@ export function createProgress(options: ProgressOptions): Progress {
     const last = samples[samples.length - 1];
     // A restarted engine (or a caller that resets its counters) starts a new series: a rate
     // across the reset would be negative or meaningless.
-    if (last !== undefined && (s.uptimeMs < last.uptimeMs || s.processed < last.processed || s.ingested < last.ingested || s.egressed < last.egressed)) {
+    if (
+      last !== undefined &&
+      (s.uptimeMs < last.uptimeMs || s.processed < last.processed || s.ingested < last.ingested || s.egressed < last.egressed)
+    ) {
       samples.length = 0;
     }
     samples.push({ uptimeMs: s.uptimeMs, ingested: s.ingested, processed: s.processed, egressed: s.egressed });
@@ -250,12 +256,13 @@ export function createProgress(options: ProgressOptions): Progress {
       rows.push({ text });
     });
     rows.push(s.deadLetters > 0 ? { text: `  dead letters ${grouped(s.deadLetters)}`, code: RED } : { text: '  dead letters 0' });
-    if (s.lastFlush === undefined) {
-      rows.push({ text: '  last flush   none yet', code: DIM });
+    if (s.lastCheckpoint === undefined) {
+      rows.push({ text: '  last checkpoint none yet', code: DIM });
     } else {
-      const f = s.lastFlush;
-      const text = `  last flush   #${f.epoch}${f.ok ? '' : '  FAILED'}  ${formatAge(now() - f.atMs)} ago  took ${formatDuration(f.durationMs)}`;
-      rows.push(f.ok ? { text } : { text, code: RED });
+      const c = s.lastCheckpoint;
+      const ago = formatAge(now() - c.atMs);
+      const text = `  last checkpoint #${c.epoch}${c.ok ? '' : '  FAILED'}  ${ago} ago  took ${formatDuration(c.durationMs)}`;
+      rows.push(c.ok ? { text } : { text, code: RED });
     }
     const extra = Object.entries(s.extra ?? {});
     if (extra.length > 0) rows.push({ text: `  ${extra.map(([k, v]) => `${k}: ${typeof v === 'number' ? grouped(v) : v}`).join('   ')}` });
@@ -279,9 +286,9 @@ export function createProgress(options: ProgressOptions): Progress {
     if (s.alerts !== undefined) parts.push(`alerts=${s.alerts}`);
     parts.push(`dead=${s.deadLetters}`, `workers=${s.workers}`, `up=${Math.floor(s.uptimeMs / 1000)}s`);
     if (s.backPressured) parts.push('backpressured=1');
-    if (s.lastFlush !== undefined) {
-      const f = s.lastFlush;
-      parts.push(`flush=#${f.epoch} ${formatDuration(f.durationMs)}${f.ok ? '' : ' FAILED'}`);
+    if (s.lastCheckpoint !== undefined) {
+      const c = s.lastCheckpoint;
+      parts.push(`checkpoint=#${c.epoch} ${formatDuration(c.durationMs)}${c.ok ? '' : ' FAILED'}`);
     }
     for (const [k, v] of Object.entries(s.extra ?? {})) parts.push(`${k}=${plainValue(v)}`);
     return `${parts.join(' ')}\n`;

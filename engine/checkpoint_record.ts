@@ -30,10 +30,17 @@ export function readCheckpointRecord(stateDir: string): CheckpointRecord | undef
   try {
     v = JSON.parse(readFileSync(file, 'utf8')) as Partial<CheckpointRecord>;
   } catch (e) {
-    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not valid JSON (${(e as Error).message}); it names the last complete checkpoint: restore it from a backup, or move the state directory away to start empty`);
+    throw new StatefnError(
+      ErrorCode.STATE_DIR_INVALID,
+      `${file} is not valid JSON (${(e as Error).message}); it names the last complete checkpoint: restore it from a ` +
+        `backup, or move the state directory away to start empty`,
+    );
   }
   if (v.version !== 1 || !Number.isInteger(v.epoch) || typeof v.positions !== 'object' || v.positions === null) {
-    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${file} is not a statefn checkpoint record (expected {version: 1, epoch, positions})`);
+    throw new StatefnError(
+      ErrorCode.STATE_DIR_INVALID,
+      `${file} is not a statefn checkpoint record (expected {version: 1, epoch, positions})`,
+    );
   }
   return v as CheckpointRecord;
 }

@@ -4,9 +4,11 @@
  * The queued count feeds back-pressure so a slow sink pauses ingress instead of growing memory.
  */
 import type { EgressConnector, EgressRecord, Logger } from '../api/connector_api.js';
+import { backoffDelayMs, type BackoffPolicy } from '../shared/backoff.js';
+import { egressBatchRecordsMax, egressRetryBaseMs, egressRetryMaxMs } from '../shared/limits.js';
 
-const BATCH_MAX = 4096;
-const RETRY_BACKOFF_MS_MAX = 30_000;
+/** Retries of a failed write or commit of one egress. */
+const RETRY: BackoffPolicy = { baseMs: egressRetryBaseMs, maxMs: egressRetryMaxMs };
 
 /** A commit marker in a queue: everything before it belongs to epochs <= `epoch`. */
 interface Commit {
@@ -57,8 +59,10 @@ class EgressQueue {
         },
         (e: unknown) => {
           this.failures++;
-          const delay = Math.min(RETRY_BACKOFF_MS_MAX, 50 * 2 ** Math.min(this.failures, 10));
-          this.logger.warn(`egress ${this.connector.id}: commit of epoch ${head.commit} failed, retrying in ${delay} ms`, { error: (e as Error)?.message });
+          const delay = backoffDelayMs(RETRY, this.failures - 1);
+          this.logger.warn(`egress ${this.connector.id}: commit of epoch ${head.commit} failed, retrying in ${delay} ms`, {
+            error: (e as Error)?.message,
+          });
           setTimeout(() => {
             this.writing = false;
             this.onChange();
@@ -68,7 +72,7 @@ class EgressQueue {
       return;
     }
     let n = 0;
-    while (n < this.q.length && n < BATCH_MAX && !isCommit(this.q[n]!)) n++;
+    while (n < this.q.length && n < egressBatchRecordsMax && !isCommit(this.q[n]!)) n++;
     const batch = this.q.slice(0, n) as EgressRecord[];
     this.q = this.q.slice(n);
     this.writing = true;
@@ -76,6 +80,7 @@ class EgressQueue {
     try {
       p = this.connector.write(batch);
     } catch (e) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- pass on the connector's error unchanged
       p = Promise.reject(e);
     }
     Promise.resolve(p).then(
@@ -87,8 +92,11 @@ class EgressQueue {
       },
       (e: unknown) => {
         this.failures++;
-        const delay = Math.min(RETRY_BACKOFF_MS_MAX, 50 * 2 ** Math.min(this.failures, 10));
-        this.logger.warn(`egress ${this.connector.id}: write failed, retrying in ${delay} ms`, { error: (e as Error)?.message, records: batch.length });
+        const delay = backoffDelayMs(RETRY, this.failures - 1);
+        this.logger.warn(`egress ${this.connector.id}: write failed, retrying in ${delay} ms`, {
+          error: (e as Error)?.message,
+          records: batch.length,
+        });
         this.q = (batch as Item[]).concat(this.q);
         setTimeout(() => {
           this.writing = false;

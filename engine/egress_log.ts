@@ -2,7 +2,7 @@
  * The egress records of each complete checkpoint, kept until every exactly-once sink committed
  * them: `<stateDir>/egress/<epoch>.bin` (msgpack of [egressId, typename, payload] triples),
  * written durably before the checkpoint record. After a crash between "checkpoint recorded" and
- * "sink committed", recovery hands a sink the epochs after its committed one again; the sink cut
+ * "sink committed", recovery hands a sink the epochs after its committed one again; the sink discarded
  * any partly written epoch at start, so each record lands exactly once.
  */
 import { Packr } from 'msgpackr';
@@ -52,7 +52,10 @@ export function readEgressEpoch(stateDir: string, epoch: number): EgressRecord[]
     rows = packr.unpack(readFileSync(f)) as [string, string, Payload][];
     if (!Array.isArray(rows)) throw new Error('not a list');
   } catch (e) {
-    throw new StatefnError(ErrorCode.STATE_DIR_INVALID, `${f} (egress of checkpoint ${epoch}) is unreadable (${(e as Error).message}); delete it to skip re-writing that epoch's egress`);
+    throw new StatefnError(
+      ErrorCode.STATE_DIR_INVALID,
+      `${f} (egress of checkpoint ${epoch}) is unreadable (${(e as Error).message}); delete it to skip re-writing that epoch's egress`,
+    );
   }
   return rows.map(([egressId, typename, payload]) => ({ egressId, message: new Message(typename, payload) }));
 }

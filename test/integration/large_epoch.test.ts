@@ -15,16 +15,26 @@ afterAll(() => dirs.removeAll());
 describe('a checkpoint epoch with 200,000 egress records', () => {
   it('completes and releases them all', async () => {
     const logger = new MemoryLogger();
-    // No periodic checkpoint during the burst: the one engine.flush() starts holds everything.
-    const engine = await Engine.start(appUrl, { stateDir: dirs.make('large-epoch'), workers: 2, logger, limits: { flushIntervalMs: 3_600_000 } });
+    // No periodic checkpoint during the burst: the one engine.checkpoint() starts holds everything.
+    const engine = await Engine.start(appUrl, {
+      stateDir: dirs.make('large-epoch'),
+      workers: 2,
+      logger,
+      limits: { checkpointIntervalMs: 3_600_000 },
+    });
     const input = ingressOf(engine, 'test/in');
     const N = 200_000;
     for (let i = 0; i < N; i += 10_000) {
-      input.pushAll(Array.from({ length: 10_000 }, (_, j) => ({ to: { typename: 'test/counter', id: `k${(i + j) % 1000}` }, message: Message.of(Types.long, i + j) })));
+      input.pushAll(
+        Array.from({ length: 10_000 }, (_, j) => ({
+          to: { typename: 'test/counter', id: `k${(i + j) % 1000}` },
+          message: Message.of(Types.long, i + j),
+        })),
+      );
       await input.drained();
     }
     while (engine.stats().processed < N) await new Promise((r) => setTimeout(r, 50));
-    await engine.flush();
+    await engine.checkpoint();
     await egressOf(engine, 'test/out').waitFor(N, 60_000);
     expect(logger.errors()).toEqual([]);
     await engine.stop();

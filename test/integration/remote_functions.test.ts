@@ -25,9 +25,16 @@ afterAll(async () => {
 const msg = (typename: string, id: string, s: string): RoutedMessage => ({ to: { typename, id }, message: Message.of(Types.string, s) });
 const strings = (e: ReturnType<typeof egressOf>): string[] => e.records.map((r) => r.message.asString());
 
-async function start(params: RemoteAppParams, stateDir = dirs.make('remote')): Promise<{ engine: Engine; stateDir: string; logger: MemoryLogger }> {
+async function start(
+  params: RemoteAppParams,
+  stateDir = dirs.make('remote'),
+  limits: Record<string, number> = {},
+): Promise<{ engine: Engine; stateDir: string; logger: MemoryLogger }> {
   const logger = new MemoryLogger();
-  const engine = await Engine.start({ module: appUrl, params }, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+  const engine = await Engine.start(
+    { module: appUrl, params },
+    { stateDir, workers: 2, logger, limits: { checkpointIntervalMs: 300, ...limits } },
+  );
   return { engine, stateDir, logger };
 }
 
@@ -35,7 +42,11 @@ describe('remote functions (official JS SDK)', () => {
   it('negotiates state on the first call and keeps it across calls and a restart', async () => {
     const { engine, stateDir, logger } = await start({ url: js.url });
     const greets = egressOf(engine, 'remote-test/greets');
-    ingressOf(engine, 'rt/in').push(msg('remote-test/greeter', 'alice', 'hi'), msg('remote-test/greeter', 'bob', 'hi'), msg('remote-test/greeter', 'alice', 'hi'));
+    ingressOf(engine, 'rt/in').push(
+      msg('remote-test/greeter', 'alice', 'hi'),
+      msg('remote-test/greeter', 'bob', 'hi'),
+      msg('remote-test/greeter', 'alice', 'hi'),
+    );
     await greets.waitFor(3, 30_000).catch((e: unknown) => {
       throw new Error(`${(e as Error).message}\n${JSON.stringify(logger.lines.slice(-10))}`);
     });
@@ -104,12 +115,18 @@ describe('remote functions (official JS SDK)', () => {
   });
 
   for (const mode of ['status500', 'hang', 'garbage'] as const) {
-    it(`a function that ${mode === 'status500' ? 'answers 500' : mode === 'hang' ? 'hangs' : 'answers garbage'}: its messages are dead-lettered with the endpoint and the reason, others go on`, async () => {
+    const behaviour = mode === 'status500' ? 'answers 500' : mode === 'hang' ? 'hangs' : 'answers garbage';
+    it(`a function that ${behaviour}: its messages are dead-lettered with the endpoint and the reason, others go on`, async () => {
       const bad = await startBadService(mode);
       try {
         const { engine, logger } = await start({ url: bad.url, callTimeoutMs: 1_500 });
         ingressOf(engine, 'rt/in').push(msg('remote-test/greeter', 'victim', 'hi'));
-        const why = mode === 'status500' ? /HTTP 500/ : mode === 'hang' ? /no response within/ : /STATEFN_REMOTE_PROTOCOL|not valid|malformed|decode/i;
+        const why =
+          mode === 'status500'
+            ? /HTTP 500/
+            : mode === 'hang'
+              ? /no response within/
+              : /STATEFN_REMOTE_PROTOCOL|not valid|malformed|decode/i;
         const deadline = Date.now() + 20_000;
         let line: string | undefined;
         while (line === undefined && Date.now() < deadline) {
@@ -127,13 +144,26 @@ describe('remote functions (official JS SDK)', () => {
     });
   }
 
-  it("onFailure 'restore' fails the engine (to restore the last checkpoint) instead of dead-lettering", async () => {
+  const restoreTest =
+    "onFailure 'restore' restores the last checkpoint instead of dead-lettering, and fails the engine past workerRestartsMax";
+  it(restoreTest, async () => {
     const bad = await startBadService('status500');
     try {
-      const { engine } = await start({ url: bad.url, callTimeoutMs: 1_000, onFailure: 'restore' });
+      // One in-process restart: the worker dies on the failed call, the engine restores the last
+      // checkpoint and redelivers the message, which fails again; the second death is final.
+      const { engine, logger } = await start({ url: bad.url, callTimeoutMs: 3_000, onFailure: 'restore' }, undefined, {
+        workerRestartsMax: 1,
+      });
       ingressOf(engine, 'rt/in').push(msg('remote-test/greeter', 'v', 'hi'));
+      // A checkpoint that covers the message (held as pending while its call is retried): the
+      // restored run redelivers it. The in-memory ingress of a fresh module instance does not
+      // replay what no checkpoint covered.
+      await engine.checkpoint();
       await expect(engine.failed()).rejects.toThrow(/HTTP 500/);
       await engine.tornDown();
+      const restoring = /restoring the last complete checkpoint after: .*HTTP 500.*\(restart 1\/1\)/;
+      expect(logger.lines.some((l) => l.level === 'warn' && restoring.test(l.msg))).toBe(true);
+      expect(logger.lines.some((l) => l.msg.includes('dead letter'))).toBe(false);
     } finally {
       await bad.stop();
     }
@@ -150,7 +180,11 @@ describe('remote functions (official Python SDK)', () => {
       const delayed = egressOf(engine, 'remote-test/delayed-out');
       const ttl = egressOf(engine, 'remote-test/ttl-out');
       input.push(msg('remote-test/greeter', 'p1', 'hi'), msg('remote-test/greeter', 'p1', 'hi'));
-      input.push(msg('remote-test/delayed', 'd', 'schedule:a:200'), msg('remote-test/delayed', 'd', 'schedule:b:300'), msg('remote-test/delayed', 'd', 'cancel:b'));
+      input.push(
+        msg('remote-test/delayed', 'd', 'schedule:a:200'),
+        msg('remote-test/delayed', 'd', 'schedule:b:300'),
+        msg('remote-test/delayed', 'd', 'cancel:b'),
+      );
       await greets.waitFor(2, 20_000);
       await delayed.waitFor(1, 20_000);
       // expireAfterCall: calls 400 ms apart keep the value alive (each call restarts its 1.5 s),

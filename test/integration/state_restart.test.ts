@@ -1,4 +1,6 @@
-// Proves state survives clean restarts for every value type and several function types, deleted values stay deleted, and messages in flight at stop (endless loops within and across workers) are saved and continue after restart with no loss and no duplicate.
+// Proves state survives clean restarts for every value type and several function types, deleted
+// values stay deleted, and messages in flight at stop (endless loops within and across workers) are
+// saved and continue after restart with no loss and no duplicate.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../index.js';
 import { keyGroupOf, ownerTable } from '../../shared/key_group.js';
@@ -6,7 +8,18 @@ import { Message } from '../../api/message.js';
 import type { MemoryEgress } from '../../connectors/memory/memory_egress.js';
 import type { MemoryIngress } from '../../connectors/memory/memory_ingress.js';
 import type { RoutedMessage } from '../../api/connector_api.js';
-import { CMD, LOOP, LOOPER, OTHER, PROGRESS_EVERY, VALUES, type Cmd, type LoopOut, type Snapshot, type Wire } from '../fixtures/apps/state_app.js';
+import {
+  CMD,
+  LOOP,
+  LOOPER,
+  OTHER,
+  PROGRESS_EVERY,
+  VALUES,
+  type Cmd,
+  type LoopOut,
+  type Snapshot,
+  type Wire,
+} from '../fixtures/apps/state_app.js';
 import { MemoryLogger, TempDirs, egressOf, ingressOf, jsonRecords, orFail } from '../fixtures/engine_harness.js';
 
 const app = new URL('../fixtures/apps/state_app.ts', import.meta.url).pathname;
@@ -20,15 +33,18 @@ class Run {
   readonly input: MemoryIngress<RoutedMessage>;
   readonly out: MemoryEgress;
   readonly loopOut: MemoryEgress;
-  private constructor(readonly engine: Engine, readonly logger: MemoryLogger) {
+  private constructor(
+    readonly engine: Engine,
+    readonly logger: MemoryLogger,
+  ) {
     this.input = ingressOf(engine, 'st/in');
     this.out = egressOf(engine, 'st/out');
     this.loopOut = egressOf(engine, 'st/loop-out');
   }
 
-  static async start(stateDir: string, flushIntervalMs: number): Promise<Run> {
+  static async start(stateDir: string, checkpointIntervalMs: number): Promise<Run> {
     const logger = new MemoryLogger();
-    const engine = await Engine.start(app, { stateDir, workers: WORKERS, logger, limits: { keyGroups: KEY_GROUPS, flushIntervalMs } });
+    const engine = await Engine.start(app, { stateDir, workers: WORKERS, logger, limits: { keyGroups: KEY_GROUPS, checkpointIntervalMs } });
     return new Run(engine, logger);
   }
 
@@ -85,7 +101,14 @@ describe('state across a clean restart', () => {
     };
 
     let r = await Run.start(stateDir, 50);
-    set(r, VALUES, 'v1', { l: Number.MAX_SAFE_INTEGER, s: 'héllo ✓ 😀', j: { a: [1, { b: null }], u: 'ü' }, r: { raw: [0, 1, 255, 128] }, b: true, d: Math.PI });
+    set(r, VALUES, 'v1', {
+      l: Number.MAX_SAFE_INTEGER,
+      s: 'héllo ✓ 😀',
+      j: { a: [1, { b: null }], u: 'ü' },
+      r: { raw: [0, 1, 255, 128] },
+      b: true,
+      d: Math.PI,
+    });
     // Default values (encoded as zero bytes, as in StateFun) are values, not absences.
     set(r, VALUES, 'v2', { l: 0, s: '', j: [], r: { raw: [] }, b: false, d: { num: '-0' } });
     set(r, VALUES, 'v3', { l: -42, s: 'x'.repeat(5000), j: { deep: { er: [true, false] } }, d: { num: 'NaN' } });
@@ -96,12 +119,12 @@ describe('state across a clean restart', () => {
     set(r, OTHER, 'o2', { i: 2147483647, f: -0.25 });
     for (let k = 0; k < 50; k++) set(r, OTHER, `many${k}`, { l: k, tags: [`t${k}`] });
     await check(r);
-    await r.engine.flush(); // now in LMDB: later deletions must reach it
+    await r.engine.checkpoint(); // now in LMDB: later deletions must reach it
     del(r, VALUES, 'v1', ['s', 'r']);
     del(r, OTHER, 'v1', ['tags']);
     del(r, VALUES, 'v4', ['l', 's', 'b']); // the address holds nothing any more
-    set(r, VALUES, 'v6', { s: 'never flushed' });
-    del(r, VALUES, 'v6', ['s']); // written and deleted between two flushes
+    set(r, VALUES, 'v6', { s: 'never checkpointed' });
+    del(r, VALUES, 'v6', ['s']); // written and deleted within one epoch
     await check(r);
     await r.stop();
 
@@ -137,13 +160,16 @@ describe('state across a clean restart', () => {
       [pick('p', 1), pick('q', 0), pick('r', 1)], // three members, both directions
       [pick('m', 1), pick('n', 1)], // two members on one worker
     ];
-    // A long flush interval: the second stop comes before any periodic flush after the first
+    // A long checkpoint interval: the second stop comes before any periodic checkpoint after the first
     // restart, so messages restored from the first stop are saved again by the second.
     let r = await Run.start(stateDir, 10_000);
     for (const ring of loops) r.input.push({ to: { typename: LOOPER, id: ring[0]! }, message: Message.of(LOOP, { seq: 0, ring }) });
     let seen = loops.map(() => 2 * PROGRESS_EVERY);
     const advanced = (run: Run, past: number[]): Promise<void> =>
-      orFail(run.engine, run.loopOut.waitFor(() => loops.every((ring, i) => run.progress(ring) >= past[i]!), 30_000));
+      orFail(
+        run.engine,
+        run.loopOut.waitFor(() => loops.every((ring, i) => run.progress(ring) >= past[i]!), 30_000),
+      );
 
     for (let restart = 0; restart < 3; restart++) {
       await advanced(r, seen);
@@ -158,7 +184,10 @@ describe('state across a clean restart', () => {
     }
     await advanced(r, seen);
     for (const ring of loops) r.send(LOOPER, ring[0]!, { op: 'halt' });
-    await orFail(r.engine, r.loopOut.waitFor(() => loops.every((ring) => r.loopRecords().some((x) => x.kind === 'halted' && x.id === ring[0])), 30_000));
+    await orFail(
+      r.engine,
+      r.loopOut.waitFor(() => loops.every((ring) => r.loopRecords().some((x) => x.kind === 'halted' && x.id === ring[0])), 30_000),
+    );
     expect(r.loopRecords().filter((x) => x.kind === 'error')).toEqual([]);
     // Every member saw every sequence number meant for it, once: contiguous from its first.
     const last = new Map<string, number>();

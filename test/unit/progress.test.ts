@@ -34,6 +34,7 @@ function screen(output: string): string[] {
   for (let i = 0; i < output.length; i++) {
     const ch = output[i]!;
     if (ch === '\x1b') {
+      // eslint-disable-next-line no-control-regex -- parsing the ANSI escapes the display writes is the point
       const m = /^\x1b\[(\d*(?:;\d+)*)([A-Za-z])/.exec(output.slice(i));
       if (!m) throw new Error(`bad escape at ${i}: ${JSON.stringify(output.slice(i, i + 8))}`);
       const [all, arg, cmd] = m;
@@ -45,7 +46,7 @@ function screen(output: string): string[] {
       } else if (cmd !== 'm') {
         throw new Error(`unexpected escape ${JSON.stringify(all)}`);
       }
-      i += all!.length - 1;
+      i += all.length - 1;
     } else if (ch === '\n') {
       row++;
       col = 0;
@@ -80,10 +81,17 @@ describe('progress on a TTY', () => {
     const stream = new FakeStream({ isTTY: true, columns });
     let now = T0;
     const progress = createProgress({ stream, color: true, now: () => now });
-    return { stream, progress, advance: (ms: number) => { now += ms; vi.advanceTimersByTime(ms); } };
+    return {
+      stream,
+      progress,
+      advance: (ms: number) => {
+        now += ms;
+        vi.advanceTimersByTime(ms);
+      },
+    };
   }
 
-  it('draws the block at the first update, then redraws it in place with rates, totals and flush age', () => {
+  it('draws the block at the first update, then redraws it in place with rates, totals and checkpoint age', () => {
     const { stream, progress, advance } = tty();
     progress.update(snap({ uptimeMs: 1000, ingested: 1000, processed: 3000, egressed: 10, alerts: 1 }));
     const first = screen(stream.text);
@@ -91,7 +99,16 @@ describe('progress on a TTY', () => {
     expect(first.join('\n')).toMatch(/ingested +- *\/s +total 1,000/);
 
     advance(500);
-    progress.update(snap({ uptimeMs: 2000, ingested: 3000, processed: 9000, egressed: 30, alerts: 4, lastFlush: { epoch: 12, atMs: T0 + 200, durationMs: 4, ok: true } }));
+    progress.update(
+      snap({
+        uptimeMs: 2000,
+        ingested: 3000,
+        processed: 9000,
+        egressed: 30,
+        alerts: 4,
+        lastCheckpoint: { epoch: 12, atMs: T0 + 200, durationMs: 4, ok: true },
+      }),
+    );
     advance(500); // the 1 s tick
     const shown = screen(stream.text);
     // One block on screen, not one per redraw.
@@ -101,7 +118,7 @@ describe('progress on a TTY', () => {
     expect(shown[2]).toMatch(/^ {2}processed +6,000\/s +total 9,000$/);
     expect(shown[3]).toMatch(/^ {2}egressed +20\/s +total +30 +alerts 4$/);
     expect(shown[4]).toBe('  dead letters 0');
-    expect(shown[5]).toBe('  last flush   #12  0.8s ago  took 4ms');
+    expect(shown[5]).toBe('  last checkpoint #12  0.8s ago  took 4ms');
     expect(shown).toHaveLength(6);
     // The redraw moved the cursor up over the old block and cleared it, in a single write.
     const last = stream.chunks[stream.chunks.length - 1]!;
@@ -128,14 +145,21 @@ describe('progress on a TTY', () => {
     progress.stop();
   });
 
-  it('marks back-pressure, dead letters and a failed flush in colour, and cuts rows to the terminal width', () => {
+  it('marks back-pressure, dead letters and a failed checkpoint in colour, and cuts rows to the terminal width', () => {
     const { stream, progress } = tty(40);
-    progress.update(snap({ uptimeMs: 65_000, deadLetters: 3, backPressured: true, lastFlush: { epoch: 7, atMs: T0 - 15_000, durationMs: 1234, ok: false } }));
+    progress.update(
+      snap({
+        uptimeMs: 65_000,
+        deadLetters: 3,
+        backPressured: true,
+        lastCheckpoint: { epoch: 7, atMs: T0 - 15_000, durationMs: 1234, ok: false },
+      }),
+    );
     const text = stream.text;
     expect(text).toContain('\x1b[33mstatefn  up 1m 05s  2 workers  BACK-PR…\x1b[0m'); // yellow, cut
     expect(text).toContain('\x1b[31m  dead letters 3\x1b[0m'); // red
     const shown = screen(text);
-    expect(shown[5]).toBe('  last flush   #7  FAILED  15s ago  to…');
+    expect(shown[5]).toBe('  last checkpoint #7  FAILED  15s ago …');
     for (const row of shown) expect(row.length).toBeLessThanOrEqual(39);
     progress.stop();
   });
@@ -161,6 +185,7 @@ describe('progress on a TTY', () => {
     const progress = createProgress({ stream, color: false });
     progress.update(snap({ deadLetters: 1, backPressured: true }));
     progress.stop();
+    // eslint-disable-next-line no-control-regex -- asserting that no ANSI colour escape is written
     expect(stream.text).not.toMatch(/\x1b\[[0-9;]*m/);
   });
 });
@@ -170,7 +195,14 @@ describe('progress on a pipe or file', () => {
     const stream = new FakeStream();
     let now = T0;
     const progress = createProgress({ stream, now: () => now, ...(intervalMs === undefined ? {} : { intervalMs }) });
-    return { stream, progress, advance: (ms: number) => { now += ms; vi.advanceTimersByTime(ms); } };
+    return {
+      stream,
+      progress,
+      advance: (ms: number) => {
+        now += ms;
+        vi.advanceTimersByTime(ms);
+      },
+    };
   }
 
   it('prints one key=value line every 5 s by default, with rates over the interval and no escape codes', () => {
@@ -186,28 +218,46 @@ describe('progress on a pipe or file', () => {
       '2026-11-21T17:00:05Z statefn processed=5000 rate=2000/s ingested=2500 in_rate=1000/s egressed=5 alerts=1 dead=0 workers=2 up=2s\n',
     );
 
-    progress.update(snap({ uptimeMs: 5000, processed: 10000, ingested: 5000, egressed: 15, alerts: 3, lastFlush: { epoch: 12, atMs: T0, durationMs: 4, ok: true } }));
+    progress.update(
+      snap({
+        uptimeMs: 5000,
+        processed: 10000,
+        ingested: 5000,
+        egressed: 15,
+        alerts: 3,
+        lastCheckpoint: { epoch: 12, atMs: T0, durationMs: 4, ok: true },
+      }),
+    );
     advance(5000);
     expect(stream.chunks).toHaveLength(2);
     expect(stream.chunks[1]).toBe(
-      '2026-11-21T17:00:10Z statefn processed=10000 rate=2000/s ingested=5000 in_rate=1000/s egressed=15 alerts=3 dead=0 workers=2 up=5s flush=#12 4ms\n',
+      '2026-11-21T17:00:10Z statefn processed=10000 rate=2000/s ingested=5000 in_rate=1000/s egressed=15 alerts=3 dead=0 workers=2 up=5s checkpoint=#12 4ms\n',
     );
     progress.stop();
     expect(stream.chunks).toHaveLength(2); // nothing new since the last line
   });
 
-  it('logs lines as they come, prints nothing before the first update, marks back-pressure and failed flushes, and quotes extras', () => {
+  it('logs lines as they come, prints nothing before the first update, marks back-pressure and failed checkpoints, and quotes extras', () => {
     const { stream, progress, advance } = plain(1000);
     progress.log('engine starting');
     advance(3000);
     expect(stream.text).toBe('engine starting\n');
-    progress.update(snap({ uptimeMs: 1000, processed: 10, deadLetters: 2, backPressured: true, lastFlush: { epoch: 3, atMs: T0, durationMs: 0.25, ok: false }, extra: { mode: 'exactly once', lag: 7 } }));
+    progress.update(
+      snap({
+        uptimeMs: 1000,
+        processed: 10,
+        deadLetters: 2,
+        backPressured: true,
+        lastCheckpoint: { epoch: 3, atMs: T0, durationMs: 0.25, ok: false },
+        extra: { mode: 'exactly once', lag: 7 },
+      }),
+    );
     advance(1000);
     const line = stream.chunks[1]!;
     expect(line).toMatch(/^2026-11-21T17:00:04Z statefn processed=10 rate=-\/s /);
     expect(line).toContain(' dead=2 ');
     expect(line).toContain(' backpressured=1 ');
-    expect(line).toContain(' flush=#3 0.3ms FAILED ');
+    expect(line).toContain(' checkpoint=#3 0.3ms FAILED ');
     expect(line.trimEnd().endsWith('mode="exactly once" lag=7')).toBe(true);
     expect(line).not.toContain('alerts=');
     progress.update(snap({ uptimeMs: 1500, processed: 20 }));
