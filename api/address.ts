@@ -28,10 +28,7 @@ export function isTypeName(s: unknown): s is string {
 export function splitTypeName(typename: string): { namespace: string; name: string } {
   const slash = typename.lastIndexOf('/');
   if (slash <= 0 || slash >= typename.length - 1) {
-    throw new StatefnError(
-      ErrorCode.ADDRESS_INVALID,
-      `type name '${typename}' is invalid: expected 'namespace/name'`,
-    );
+    throw new StatefnError(ErrorCode.ADDRESS_INVALID, `type name '${typename}' is invalid: expected 'namespace/name'`);
   }
   return { namespace: typename.slice(0, slash), name: typename.slice(slash + 1) };
 }
@@ -43,10 +40,7 @@ export function joinTypeName(namespace: string, name: string): string {
 /** Validate a TypeName, throwing a clear error that names where it came from. */
 export function checkTypeName(s: unknown, where: string): string {
   if (!isTypeName(s)) {
-    throw new StatefnError(
-      ErrorCode.ADDRESS_INVALID,
-      `${where}: expected a type name 'namespace/name', got ${JSON.stringify(s)}`,
-    );
+    throw new StatefnError(ErrorCode.ADDRESS_INVALID, `${where}: expected a type name 'namespace/name', got ${JSON.stringify(s)}`);
   }
   return s;
 }

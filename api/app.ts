@@ -15,7 +15,17 @@ export interface IngressRegistration {
   readonly router: Router<unknown> | undefined;
 }
 
+/**
+ * Marks App instances in a way that holds across copies of statefn: `Symbol.for` returns the same
+ * symbol in every copy of the package and every thread, so an application that reaches another
+ * copy through `import ... from 'statefn'` (a second install, or dist/ beside the sources) still
+ * builds an App the engine recognizes, where `instanceof App` would reject it.
+ */
+export const APP_BRAND: unique symbol = Symbol.for('statefn.App');
+
 export class App {
+  /** See APP_BRAND: what loadApp checks instead of `instanceof App`. */
+  readonly [APP_BRAND] = true;
   readonly functions = new Map<string, FunctionSpec>();
   /** Remote endpoints (StateFun's HTTP request-reply protocol); they take precedence over embedded functions of the types they serve. */
   readonly endpoints: RemoteEndpoint[] = [];
@@ -56,7 +66,7 @@ export class App {
         throw new StatefnError(ErrorCode.CONFIG_INVALID, `${at}: set expireAfterWrite or expireAfterCall, not both`);
       }
     }
-    this.functions.set(spec.typename, spec as unknown as FunctionSpec);
+    this.functions.set(spec.typename, spec);
     return this;
   }
 
@@ -69,7 +79,11 @@ export class App {
   remote(endpoint: Partial<RemoteEndpoint> & Pick<RemoteEndpoint, 'functions' | 'urlPathTemplate'>): this {
     const e = remoteEndpoint(endpoint);
     const dup = this.endpoints.find((x) => x.functions === e.functions);
-    if (dup !== undefined) throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint for '${e.functions}' (${e.source}) is declared twice (also ${dup.source})`);
+    if (dup !== undefined)
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `remote endpoint for '${e.functions}' (${e.source}) is declared twice (also ${dup.source})`,
+      );
     this.endpoints.push(e);
     return this;
   }
@@ -85,7 +99,7 @@ export class App {
     if (this.ingresses.some((i) => i.connector.id === connector.id)) {
       throw new StatefnError(ErrorCode.CONFIG_INVALID, `ingress '${connector.id}' registered twice`);
     }
-    this.ingresses.push({ connector: connector as IngressConnector<unknown>, router: router as Router<unknown> | undefined });
+    this.ingresses.push({ connector, router: router as Router<unknown> | undefined });
     return this;
   }
 

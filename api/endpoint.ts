@@ -47,14 +47,25 @@ export const REMOTE_ENDPOINT_DEFAULTS = {
 export function remoteEndpoint(e: Partial<RemoteEndpoint> & Pick<RemoteEndpoint, 'functions' | 'urlPathTemplate'>): RemoteEndpoint {
   const out: RemoteEndpoint = { ...REMOTE_ENDPOINT_DEFAULTS, source: 'TypeScript API', ...e };
   if (!/^[^/\s]+\/(\*|[^/\s*]+)$/.test(out.functions)) {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint (${out.source}): functions must be 'namespace/name' or 'namespace/*', got ${JSON.stringify(out.functions)}`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `remote endpoint (${out.source}): functions must be 'namespace/name' or 'namespace/*', got ${JSON.stringify(out.functions)}`,
+    );
   }
-  parseEndpointUrl(out.urlPathTemplate.replace('{function.name}', 'x'), out.source);
+  parseEndpointUrl(functionUrlText(out, 'x'), out.source);
   for (const k of ['maxNumBatchRequests', 'callTimeoutMs', 'connectTimeoutMs', 'poolSize', 'payloadMaxBytes'] as const) {
-    if (!Number.isInteger(out[k]) || out[k] < 1) throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint ${out.functions} (${out.source}): ${k} must be a positive integer, got ${String(out[k])}`);
+    if (!Number.isInteger(out[k]) || out[k] < 1)
+      throw new StatefnError(
+        ErrorCode.CONFIG_INVALID,
+        `remote endpoint ${out.functions} (${out.source}): ${k} must be a positive integer, got ${String(out[k])}`,
+      );
   }
   if (out.onFailure !== 'dead-letter' && out.onFailure !== 'restore') {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint ${out.functions} (${out.source}): onFailure must be 'dead-letter' or 'restore', got ${JSON.stringify(out.onFailure)}`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `remote endpoint ${out.functions} (${out.source}): onFailure must be 'dead-letter' or 'restore', ` +
+        `got ${JSON.stringify(out.onFailure)}`,
+    );
   }
   return out;
 }
@@ -82,10 +93,22 @@ export interface EndpointUrl {
   readonly text: string;
 }
 
-/** The URL for function type `typename` (`{function.name}` = the part after the last `/`). */
-export function endpointUrl(e: RemoteEndpoint, typename: string): EndpointUrl {
+/** The placeholder of a URL template that is replaced by the function type's name. */
+export const FUNCTION_NAME_PLACEHOLDER = '{function.name}';
+
+/**
+ * The URL text for function type `typename`: {@link FUNCTION_NAME_PLACEHOLDER} replaced by the
+ * part after the last `/`, URL-encoded (as upstream's UrlPathTemplate). The one place a URL
+ * template is expanded.
+ */
+export function functionUrlText(e: Pick<RemoteEndpoint, 'urlPathTemplate'>, typename: string): string {
   const name = typename.slice(typename.lastIndexOf('/') + 1);
-  return parseEndpointUrl(e.urlPathTemplate.split('{function.name}').join(encodeURIComponent(name)), e.source);
+  return e.urlPathTemplate.split(FUNCTION_NAME_PLACEHOLDER).join(encodeURIComponent(name));
+}
+
+/** The URL for function type `typename`, parsed (see {@link functionUrlText}). */
+export function endpointUrl(e: RemoteEndpoint, typename: string): EndpointUrl {
+  return parseEndpointUrl(functionUrlText(e, typename), e.source);
 }
 
 export function parseEndpointUrl(text: string, source: string): EndpointUrl {
@@ -95,10 +118,17 @@ export function parseEndpointUrl(text: string, source: string): EndpointUrl {
   try {
     u = new URL(text);
   } catch {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint (${source}): ${JSON.stringify(text)} is not a URL (http://host:port/path, https://..., or http+unix:///path/to/socket.sock/path)`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `remote endpoint (${source}): ${JSON.stringify(text)} is not a URL ` +
+        '(http://host:port/path, https://..., or http+unix:///path/to/socket.sock/path)',
+    );
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new StatefnError(ErrorCode.CONFIG_INVALID, `remote endpoint (${source}): ${JSON.stringify(text)}: the scheme must be http, https or http+unix`);
+    throw new StatefnError(
+      ErrorCode.CONFIG_INVALID,
+      `remote endpoint (${source}): ${JSON.stringify(text)}: the scheme must be http, https or http+unix`,
+    );
   }
   const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
   return { protocol: u.protocol, hostname: u.hostname.replace(/^\[|\]$/g, ''), port, path: `${u.pathname}${u.search}`, text };

@@ -1,5 +1,5 @@
 /** Import an application module (on the main thread and in every worker). */
-import { App } from './app.js';
+import { APP_BRAND, App } from './app.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 
 export interface AppModuleRef {
@@ -19,8 +19,12 @@ export interface AppModuleRef {
   reload?: number;
 }
 
+/**
+ * An App of any copy of statefn (see APP_BRAND): the module may resolve 'statefn' to a copy other
+ * than the one running the engine, where `instanceof App` would be false.
+ */
 function isApp(x: unknown): x is App {
-  return x instanceof App || (typeof x === 'object' && x !== null && (x as App).functions instanceof Map && Array.isArray((x as App).ingresses));
+  return typeof x === 'object' && x !== null && (x as Partial<Record<typeof APP_BRAND, unknown>>)[APP_BRAND] === true;
 }
 
 export async function loadApp(ref: AppModuleRef): Promise<App> {

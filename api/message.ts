@@ -28,18 +28,42 @@ export class Message {
     return fromPayload(type, this.typename, this.payload);
   }
 
-  isString(): boolean { return this.typename === Types.string.typename; }
-  isInt(): boolean { return this.typename === Types.int.typename; }
-  isLong(): boolean { return this.typename === Types.long.typename; }
-  isBool(): boolean { return this.typename === Types.bool.typename; }
-  isFloat(): boolean { return this.typename === Types.float.typename; }
-  isDouble(): boolean { return this.typename === Types.double.typename; }
-  asString(): string { return this.as(Types.string); }
-  asInt(): number { return this.as(Types.int); }
-  asLong(): number { return this.as(Types.long); }
-  asBool(): boolean { return this.as(Types.bool); }
-  asFloat(): number { return this.as(Types.float); }
-  asDouble(): number { return this.as(Types.double); }
+  isString(): boolean {
+    return this.typename === Types.string.typename;
+  }
+  isInt(): boolean {
+    return this.typename === Types.int.typename;
+  }
+  isLong(): boolean {
+    return this.typename === Types.long.typename;
+  }
+  isBool(): boolean {
+    return this.typename === Types.bool.typename;
+  }
+  isFloat(): boolean {
+    return this.typename === Types.float.typename;
+  }
+  isDouble(): boolean {
+    return this.typename === Types.double.typename;
+  }
+  asString(): string {
+    return this.as(Types.string);
+  }
+  asInt(): number {
+    return this.as(Types.int);
+  }
+  asLong(): number {
+    return this.as(Types.long);
+  }
+  asBool(): boolean {
+    return this.as(Types.bool);
+  }
+  asFloat(): number {
+    return this.as(Types.float);
+  }
+  asDouble(): number {
+    return this.as(Types.double);
+  }
 
   /** The value's bytes in StateFun's wire format. */
   bytes(): Uint8Array {

@@ -9,6 +9,7 @@
  * egress). `Type.native` marks such types.
  */
 import { ErrorCode, StatefnError } from '../shared/errors.js';
+import type { Payload } from '../shared/payload.js';
 
 export interface Type<T> {
   /** The TypeName of values of this type, e.g. `io.statefun.types/int` or `com.example/Order`. */
@@ -70,11 +71,21 @@ function findField1(b: Uint8Array, typename: string): { wire: number; at: number
       const at = pos.i;
       let len: number | undefined;
       switch (wire) {
-        case 0: readVarint(b, pos); break;
-        case 1: pos.i += 8; break;
-        case 5: pos.i += 4; break;
-        case 2: len = readVarint(b, pos); pos.i += len; break;
-        default: throw new Error(`unsupported wire type ${wire}`);
+        case 0:
+          readVarint(b, pos);
+          break;
+        case 1:
+          pos.i += 8;
+          break;
+        case 5:
+          pos.i += 4;
+          break;
+        case 2:
+          len = readVarint(b, pos);
+          pos.i += len;
+          break;
+        default:
+          throw new Error(`unsupported wire type ${wire}`);
       }
       if (pos.i > b.length) throw new Error('truncated field');
       // protobuf: the last occurrence of a scalar field wins.
@@ -145,8 +156,14 @@ const longType = builtin<number>({
     // Two's complement of a safe integer without BigInt (25x cheaper; same bytes).
     const lo = v >>> 0;
     const hi = Math.floor(v / 4294967296) >>> 0;
-    b[1] = lo; b[2] = lo >>> 8; b[3] = lo >>> 16; b[4] = lo >>> 24;
-    b[5] = hi; b[6] = hi >>> 8; b[7] = hi >>> 16; b[8] = hi >>> 24;
+    b[1] = lo;
+    b[2] = lo >>> 8;
+    b[3] = lo >>> 16;
+    b[4] = lo >>> 24;
+    b[5] = hi;
+    b[6] = hi >>> 8;
+    b[7] = hi >>> 16;
+    b[8] = hi >>> 24;
     return b;
   },
   deserialize: (b) => {
@@ -282,11 +299,9 @@ export function builtinType(typename: string): Type<unknown> | undefined {
   return BUILTINS.get(typename);
 }
 
-/**
- * A message or state value as it travels inside the engine: a typename plus either a native
- * value (built-in types only) or the serialized bytes.
- */
-export type Payload = string | number | boolean | Uint8Array;
+// The Payload type is defined in shared/ (the frames and links carry payloads) and re-exported
+// here, where applications have always imported it from.
+export type { Payload };
 
 /**
  * Check that `payload` can travel under `typename`: bytes always can; a native value only under

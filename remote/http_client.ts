@@ -9,11 +9,10 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { backoffDelayMs } from '../shared/backoff.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { remoteRetryBackoffBaseMs, remoteRetryBackoffMaxMs } from '../shared/limits.js';
 import type { EndpointUrl, RemoteEndpoint } from '../api/endpoint.js';
-
-const BACKOFF_FIRST_MS = 10;
-const BACKOFF_MAX_MS = 2_000;
 
 export interface RemoteCallStats {
   calls: number;
@@ -52,13 +51,26 @@ export class RemoteHttpClient {
   private readonly inflight = new Set<() => void>();
 
   /** `signal` (optional) cuts every call short, e.g. when the worker stops. */
-  constructor(private readonly endpoint: RemoteEndpoint, private readonly signal?: AbortSignal) {
-    const opts = { keepAlive: true, maxSockets: endpoint.poolSize, maxFreeSockets: endpoint.poolSize, timeout: endpoint.poolTtlMs, scheduling: 'lifo' as const };
+  constructor(
+    private readonly endpoint: RemoteEndpoint,
+    private readonly signal?: AbortSignal,
+  ) {
+    const opts = {
+      keepAlive: true,
+      maxSockets: endpoint.poolSize,
+      maxFreeSockets: endpoint.poolSize,
+      timeout: endpoint.poolTtlMs,
+      scheduling: 'lifo' as const,
+    };
     this.httpAgent = new http.Agent(opts);
     this.httpsAgent = new https.Agent(opts);
-    signal?.addEventListener('abort', () => {
-      for (const abort of [...this.inflight]) abort();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        for (const abort of [...this.inflight]) abort();
+      },
+      { once: true },
+    );
   }
 
   /**
@@ -80,23 +92,27 @@ export class RemoteHttpClient {
       last = await this.attempt(url, body, left);
       if (last.ok) return last.body!;
       if (!last.retriable) break;
-      const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt - 1, 20)) * (0.5 + Math.random() / 2);
+      const backoff = backoffDelayMs({ baseMs: remoteRetryBackoffBaseMs, maxMs: remoteRetryBackoffMaxMs }, attempt - 1);
       if (Date.now() + backoff >= deadline) break;
       this.stats.retries++;
       await new Promise((r) => setTimeout(r, backoff));
     }
     this.stats.failures++;
     const why = last === undefined ? (this.closed ? 'the client was closed' : 'the call timeout passed before an attempt') : last.error;
-    throw new RemoteCallError(
-      `remote call to ${url.text} failed${last?.retriable === false ? '' : ` within the call timeout (${this.endpoint.callTimeoutMs} ms)`}: ${why}`,
-      url.text, last?.status, attempts, { retriable: last?.retriable ?? true },
-    );
+    const within = last?.retriable === false ? '' : ` within the call timeout (${this.endpoint.callTimeoutMs} ms)`;
+    throw new RemoteCallError(`remote call to ${url.text} failed${within}: ${why}`, url.text, last?.status, attempts, {
+      retriable: last?.retriable ?? true,
+    });
   }
 
   private attempt(url: EndpointUrl, body: Uint8Array, timeLeftMs: number): Promise<Attempt> {
     const max = this.endpoint.payloadMaxBytes;
     if (body.length > max) {
-      return Promise.resolve({ ok: false, error: `the request is ${body.length} bytes, over the endpoint's payload bound ${max}`, retriable: false });
+      return Promise.resolve({
+        ok: false,
+        error: `the request is ${body.length} bytes, over the endpoint's payload bound ${max}`,
+        retriable: false,
+      });
     }
     return new Promise((resolve) => {
       let settled = false;
@@ -159,7 +175,14 @@ export class RemoteHttpClient {
           }
           const type = String(res.headers['content-type'] ?? '');
           if (!type.toLowerCase().startsWith('application/octet-stream')) {
-            done({ ok: false, status, error: `HTTP ${status} with content type '${type}', expected application/octet-stream (is the URL a StateFun request-reply endpoint?)`, retriable: true });
+            done({
+              ok: false,
+              status,
+              error:
+                `HTTP ${status} with content type '${type}', expected application/octet-stream ` +
+                '(is the URL a StateFun request-reply endpoint?)',
+              retriable: true,
+            });
             return;
           }
           const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);

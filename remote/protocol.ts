@@ -21,18 +21,57 @@
 import protobuf from 'protobufjs';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 
-export interface PbAddress { namespace: string; type: string; id: string }
-export interface PbTypedValue { typename: string; hasValue: boolean; value: Uint8Array }
-export interface PersistedValue { stateName: string; stateValue?: PbTypedValue }
-export interface InvocationBatchRequest { target: PbAddress; state: PersistedValue[]; invocations: { caller?: PbAddress; argument: PbTypedValue }[] }
+export interface PbAddress {
+  namespace: string;
+  type: string;
+  id: string;
+}
+export interface PbTypedValue {
+  typename: string;
+  hasValue: boolean;
+  value: Uint8Array;
+}
+export interface PersistedValue {
+  stateName: string;
+  stateValue?: PbTypedValue;
+}
+export interface InvocationBatchRequest {
+  target: PbAddress;
+  state: PersistedValue[];
+  invocations: { caller?: PbAddress; argument: PbTypedValue }[];
+}
 export type MutationType = 'DELETE' | 'MODIFY';
-export interface PersistedValueMutation { mutationType: MutationType; stateName: string; stateValue?: PbTypedValue }
-export interface DelayedInvocation { isCancellationRequest: boolean; cancellationToken: string; delayInMs: number; target?: PbAddress; argument?: PbTypedValue }
-export interface EgressMessage { egressNamespace: string; egressType: string; argument: PbTypedValue }
-export interface InvocationResponse { stateMutations: PersistedValueMutation[]; outgoingMessages: { target: PbAddress; argument: PbTypedValue }[]; delayedInvocations: DelayedInvocation[]; outgoingEgresses: EgressMessage[] }
+export interface PersistedValueMutation {
+  mutationType: MutationType;
+  stateName: string;
+  stateValue?: PbTypedValue;
+}
+export interface DelayedInvocation {
+  isCancellationRequest: boolean;
+  cancellationToken: string;
+  delayInMs: number;
+  target?: PbAddress;
+  argument?: PbTypedValue;
+}
+export interface EgressMessage {
+  egressNamespace: string;
+  egressType: string;
+  argument: PbTypedValue;
+}
+export interface InvocationResponse {
+  stateMutations: PersistedValueMutation[];
+  outgoingMessages: { target: PbAddress; argument: PbTypedValue }[];
+  delayedInvocations: DelayedInvocation[];
+  outgoingEgresses: EgressMessage[];
+}
 export type ExpireMode = 'NONE' | 'AFTER_WRITE' | 'AFTER_INVOKE';
-export interface PersistedValueSpec { stateName: string; expirationSpec?: { mode: ExpireMode; expireAfterMillis: number }; typeTypename: string }
-export type FromFunction = { kind: 'result'; result: InvocationResponse } | { kind: 'incomplete'; missingValues: PersistedValueSpec[] } | { kind: 'empty' };
+export interface PersistedValueSpec {
+  stateName: string;
+  expirationSpec?: { mode: ExpireMode; expireAfterMillis: number };
+  typeTypename: string;
+}
+export type FromFunction =
+  { kind: 'result'; result: InvocationResponse } | { kind: 'incomplete'; missingValues: PersistedValueSpec[] } | { kind: 'empty' };
 
 /** Bytes that are not valid request-reply protobuf (or a message the protocol cannot carry). */
 export class ProtocolError extends StatefnError {
@@ -141,11 +180,23 @@ const FromFunctionPb = root.lookupType('io.statefun.sdk.reqreply.FromFunction');
 // ---- what protobufjs' decoder produces (field names camel-cased; defaults on the prototype) ----
 
 /** protobufjs' Long (the `long` package), for int64 fields. */
-interface LongLike { low: number; high: number; unsigned: boolean }
+interface LongLike {
+  low: number;
+  high: number;
+  unsigned: boolean;
+}
 /** A decoded `bytes` field: a Buffer view of the input, or protobufjs' shared `[]` default. */
 type RawBytes = Uint8Array | readonly number[];
-interface RawAddress { namespace: string; type: string; id: string }
-interface RawTypedValue { typename: string; hasValue: boolean; value: RawBytes }
+interface RawAddress {
+  namespace: string;
+  type: string;
+  id: string;
+}
+interface RawTypedValue {
+  typename: string;
+  hasValue: boolean;
+  value: RawBytes;
+}
 interface RawToFunction {
   invocation: {
     target: RawAddress | null;
@@ -153,7 +204,10 @@ interface RawToFunction {
     invocations: { caller: RawAddress | null; argument: RawTypedValue | null }[];
   } | null;
 }
-interface RawTarget { target: RawAddress | null; argument: RawTypedValue | null }
+interface RawTarget {
+  target: RawAddress | null;
+  argument: RawTypedValue | null;
+}
 interface RawFromFunction {
   invocationResult: {
     stateMutations: { mutationType: number; stateName: string; stateValue: RawTypedValue | null }[];
@@ -228,14 +282,14 @@ function enumName<E extends string>(names: readonly E[], v: number, where: strin
 export function decodeToFunction(bytes: Uint8Array): InvocationBatchRequest {
   const raw = decodeRaw(ToFunctionPb, bytes, 'ToFunction') as RawToFunction;
   const batch = required(raw.invocation, 'ToFunction.invocation');
-  const state: PersistedValue[] = new Array(batch.state.length);
+  const state: PersistedValue[] = new Array<PersistedValue>(batch.state.length);
   for (let i = 0; i < batch.state.length; i++) {
     const s = batch.state[i]!;
-    state[i] = s.stateValue === null
-      ? { stateName: s.stateName }
-      : { stateName: s.stateName, stateValue: typedValue(s.stateValue) };
+    state[i] = s.stateValue === null ? { stateName: s.stateName } : { stateName: s.stateName, stateValue: typedValue(s.stateValue) };
   }
-  const invocations: InvocationBatchRequest['invocations'] = new Array(batch.invocations.length);
+  const invocations: InvocationBatchRequest['invocations'] = new Array<InvocationBatchRequest['invocations'][number]>(
+    batch.invocations.length,
+  );
   for (let i = 0; i < batch.invocations.length; i++) {
     const inv = batch.invocations[i]!;
     const argument = typedValue(required(inv.argument, `ToFunction.invocation.invocations[${i}].argument`));
@@ -250,7 +304,7 @@ export function decodeFromFunction(bytes: Uint8Array): FromFunction {
   if (raw.invocationResult !== null) return { kind: 'result', result: invocationResponse(raw.invocationResult) };
   if (raw.incompleteInvocationContext !== null) {
     const specs = raw.incompleteInvocationContext.missingValues;
-    const missingValues: PersistedValueSpec[] = new Array(specs.length);
+    const missingValues: PersistedValueSpec[] = new Array<PersistedValueSpec>(specs.length);
     for (let i = 0; i < specs.length; i++) {
       const s = specs[i]!;
       const where = `FromFunction.incomplete_invocation_context.missing_values[${i}]`;
@@ -270,7 +324,7 @@ export function decodeFromFunction(bytes: Uint8Array): FromFunction {
 
 function invocationResponse(r: NonNullable<RawFromFunction['invocationResult']>): InvocationResponse {
   const at = 'FromFunction.invocation_result';
-  const stateMutations: PersistedValueMutation[] = new Array(r.stateMutations.length);
+  const stateMutations: PersistedValueMutation[] = new Array<PersistedValueMutation>(r.stateMutations.length);
   for (let i = 0; i < r.stateMutations.length; i++) {
     const m = r.stateMutations[i]!;
     const where = `${at}.state_mutations[${i}]`;
@@ -283,13 +337,18 @@ function invocationResponse(r: NonNullable<RawFromFunction['invocationResult']>)
       stateMutations[i] = { mutationType, stateName: m.stateName };
     }
   }
-  const outgoingMessages: InvocationResponse['outgoingMessages'] = new Array(r.outgoingMessages.length);
+  const outgoingMessages: InvocationResponse['outgoingMessages'] = new Array<InvocationResponse['outgoingMessages'][number]>(
+    r.outgoingMessages.length,
+  );
   for (let i = 0; i < r.outgoingMessages.length; i++) {
     const m = r.outgoingMessages[i]!;
     const where = `${at}.outgoing_messages[${i}]`;
-    outgoingMessages[i] = { target: address(required(m.target, `${where}.target`)), argument: typedValue(required(m.argument, `${where}.argument`)) };
+    outgoingMessages[i] = {
+      target: address(required(m.target, `${where}.target`)),
+      argument: typedValue(required(m.argument, `${where}.argument`)),
+    };
   }
-  const delayedInvocations: DelayedInvocation[] = new Array(r.delayedInvocations.length);
+  const delayedInvocations: DelayedInvocation[] = new Array<DelayedInvocation>(r.delayedInvocations.length);
   for (let i = 0; i < r.delayedInvocations.length; i++) {
     const d = r.delayedInvocations[i]!;
     const where = `${at}.delayed_invocations[${i}]`;
@@ -308,7 +367,7 @@ function invocationResponse(r: NonNullable<RawFromFunction['invocationResult']>)
     }
     delayedInvocations[i] = out;
   }
-  const outgoingEgresses: EgressMessage[] = new Array(r.outgoingEgresses.length);
+  const outgoingEgresses: EgressMessage[] = new Array<EgressMessage>(r.outgoingEgresses.length);
   for (let i = 0; i < r.outgoingEgresses.length; i++) {
     const e = r.outgoingEgresses[i]!;
     outgoingEgresses[i] = {
@@ -367,15 +426,17 @@ export function encodeFromFunction(resp: FromFunction): Uint8Array {
       return finish(FromFunctionPb, { invocationResult });
     }
     case 'incomplete': {
-      const missingValues = resp.missingValues.map((s, i) => s.expirationSpec === undefined
-        ? s
-        : {
-          ...s,
-          expirationSpec: {
-            mode: enumNumber(EXPIRE_MODES, s.expirationSpec.mode, `missing_values[${i}].expiration_spec.mode`),
-            expireAfterMillis: int64Out(s.expirationSpec.expireAfterMillis, `missing_values[${i}].expiration_spec.expire_after_millis`),
-          },
-        });
+      const missingValues = resp.missingValues.map((s, i) =>
+        s.expirationSpec === undefined
+          ? s
+          : {
+              ...s,
+              expirationSpec: {
+                mode: enumNumber(EXPIRE_MODES, s.expirationSpec.mode, `missing_values[${i}].expiration_spec.mode`),
+                expireAfterMillis: int64Out(s.expirationSpec.expireAfterMillis, `missing_values[${i}].expiration_spec.expire_after_millis`),
+              },
+            },
+      );
       return finish(FromFunctionPb, { incompleteInvocationContext: { missingValues } });
     }
     default:

@@ -9,8 +9,13 @@
  */
 export { handleInvocationBatch, functionIndex, type Functions, type FunctionIndex } from './request_reply.js';
 export {
-  requestReplyHandler, serve, httpStatusOf, DEFAULT_MAX_BODY_BYTES,
-  type RequestReplyHandlerOptions, type ServeOptions, type RemoteFunctionServer,
+  requestReplyHandler,
+  serve,
+  httpStatusOf,
+  DEFAULT_MAX_BODY_BYTES,
+  type RequestReplyHandlerOptions,
+  type ServeOptions,
+  type RemoteFunctionServer,
 } from './server.js';
 
 // The function API, so a remote-only module needs no other import.

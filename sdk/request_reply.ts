@@ -23,11 +23,21 @@ import type { Context, FunctionSpec, ValueSpec } from '../api/function_api.js';
 import { Message, checkMessage } from '../api/message.js';
 import { builtinType } from '../api/types.js';
 import {
-  decodeToFunction, encodeFromFunction, type DelayedInvocation, type EgressMessage, type InvocationResponse,
-  type PbAddress, type PbTypedValue, type PersistedValueMutation, type PersistedValueSpec,
+  decodeToFunction,
+  encodeFromFunction,
+  type DelayedInvocation,
+  type EgressMessage,
+  type InvocationResponse,
+  type PbAddress,
+  type PbTypedValue,
+  type PersistedValueMutation,
+  type PersistedValueSpec,
 } from '../remote/protocol.js';
 
 /** What the SDK serves: an App (its embedded functions) or a list of FunctionSpecs (`any`: each spec's storage type is its own). */
+// A list of specs with different storage types has no common type parameter (a handler's
+// parameter is contravariant), so the element type must be FunctionSpec<any>.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Functions = Pick<App, 'functions'> | readonly FunctionSpec<any>[];
 
 /** Function types by typename. */
@@ -68,7 +78,10 @@ export async function handleInvocationBatch(functions: Functions | FunctionIndex
   const typename = `${req.target.namespace}/${req.target.type}`;
   const fn = index.get(typename);
   if (fn === undefined) {
-    throw new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `unknown function type '${typename}' (served here: ${[...index.keys()].join(', ') || 'none'})`);
+    throw new StatefnError(
+      ErrorCode.UNKNOWN_FUNCTION_TYPE,
+      `unknown function type '${typename}' (served here: ${[...index.keys()].join(', ') || 'none'})`,
+    );
   }
   const specs = fn.specs ?? [];
 
@@ -82,14 +95,22 @@ export async function handleInvocationBatch(functions: Functions | FunctionIndex
   }
 
   const self: Address = { typename, id: req.target.id };
-  const batch = new Batch(self, specs, specs.map((s) => received.get(s.name)));
+  const batch = new Batch(
+    self,
+    specs,
+    specs.map((s) => received.get(s.name)),
+  );
   for (const inv of req.invocations) {
     const ctx = new RemoteContext(self, callerOf(inv.caller), batch);
     try {
       const r = fn.handler(ctx, messageOf(inv.argument));
-      if (r !== undefined && typeof (r as Promise<void>).then === 'function') await r;
+      if (r !== undefined && typeof r.then === 'function') await r;
     } catch (e) {
-      throw new StatefnError(ErrorCode.HANDLER_FAILED, `${typename}/${self.id}: handler failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new StatefnError(
+        ErrorCode.HANDLER_FAILED,
+        `${typename}/${self.id}: handler failed: ${e instanceof Error ? e.message : String(e)}`,
+        { cause: e },
+      );
     } finally {
       ctx.closed = true;
     }
@@ -162,7 +183,10 @@ class Batch {
     let v: unknown;
     if (tv !== undefined && tv.hasValue) {
       if (tv.typename !== spec.type.typename) {
-        throw new StatefnError(ErrorCode.TYPE_MISMATCH, `state '${spec.name}' holds a ${tv.typename}, but its spec declares ${spec.type.typename}`);
+        throw new StatefnError(
+          ErrorCode.TYPE_MISMATCH,
+          `state '${spec.name}' holds a ${tv.typename}, but its spec declares ${spec.type.typename}`,
+        );
       }
       v = spec.type.deserialize(tv.value);
     }
@@ -192,9 +216,16 @@ class Batch {
       }
       const value = spec.type.serialize(v);
       if (!(value instanceof Uint8Array)) {
-        throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${this.where()}: the serializer of ${spec.type.typename} (state '${spec.name}') did not return a Uint8Array`);
+        throw new StatefnError(
+          ErrorCode.TYPE_MISMATCH,
+          `${this.where()}: the serializer of ${spec.type.typename} (state '${spec.name}') did not return a Uint8Array`,
+        );
       }
-      stateMutations.push({ mutationType: 'MODIFY', stateName: spec.name, stateValue: { typename: spec.type.typename, hasValue: true, value } });
+      stateMutations.push({
+        mutationType: 'MODIFY',
+        stateName: spec.name,
+        stateValue: { typename: spec.type.typename, hasValue: true, value },
+      });
     });
     return { stateMutations, outgoingMessages: this.sends, delayedInvocations: this.delayed, outgoingEgresses: this.egresses };
   }
@@ -204,10 +235,11 @@ class Batch {
 function storageProxy(batch: Batch, specs: readonly ValueSpec[]): Record<string, unknown> {
   const index = new Map(specs.map((s, i) => [s.name, i]));
   const slot = (key: string | symbol): number | undefined => (typeof key === 'string' ? index.get(key) : undefined);
-  const undeclared = (key: string | symbol): StatefnError => new StatefnError(
-    ErrorCode.STATE_INVALID,
-    `ctx.storage.${String(key)}: not a declared value (declared: ${[...index.keys()].join(', ') || 'none'})`,
-  );
+  const undeclared = (key: string | symbol): StatefnError =>
+    new StatefnError(
+      ErrorCode.STATE_INVALID,
+      `ctx.storage.${String(key)}: not a declared value (declared: ${[...index.keys()].join(', ') || 'none'})`,
+    );
   return new Proxy(Object.create(null) as Record<string, unknown>, {
     get: (_t, key) => {
       const i = slot(key);
@@ -249,7 +281,11 @@ class RemoteContext implements Context<Record<string, unknown>> {
   closed = false;
   readonly storage: Record<string, unknown>;
 
-  constructor(readonly self: Address, readonly caller: Address | undefined, private readonly batch: Batch) {
+  constructor(
+    readonly self: Address,
+    readonly caller: Address | undefined,
+    private readonly batch: Batch,
+  ) {
     this.storage = batch.storage;
   }
 
@@ -268,7 +304,10 @@ class RemoteContext implements Context<Record<string, unknown>> {
   sendAfter(delayMs: number, to: Address, message: Message, cancellationToken?: string): void {
     const where = this.open();
     if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0) {
-      throw new StatefnError(ErrorCode.TYPE_MISMATCH, `${where}: ctx.sendAfter delay must be a non-negative number of ms, got ${String(delayMs)}`);
+      throw new StatefnError(
+        ErrorCode.TYPE_MISMATCH,
+        `${where}: ctx.sendAfter delay must be a non-negative number of ms, got ${String(delayMs)}`,
+      );
     }
     if (cancellationToken !== undefined) checkToken(cancellationToken, where);
     this.batch.delayed.push({
@@ -290,7 +329,11 @@ class RemoteContext implements Context<Record<string, unknown>> {
     const where = this.open();
     if (typeof egressId !== 'string') throw new StatefnError(ErrorCode.UNKNOWN_EGRESS, `${where}: egress id must be a string`);
     const { namespace, name } = splitTypeName(egressId);
-    this.batch.egresses.push({ egressNamespace: namespace, egressType: name, argument: pbTypedValue(checkMessage(message, `${where}: ctx.egress message`)) });
+    this.batch.egresses.push({
+      egressNamespace: namespace,
+      egressType: name,
+      argument: pbTypedValue(checkMessage(message, `${where}: ctx.egress message`)),
+    });
   }
 
   private open(): string {

@@ -31,9 +31,12 @@ export interface RequestReplyHandlerOptions {
 export function httpStatusOf(err: unknown): number {
   if (!isStatefnError(err)) return 500;
   switch (err.code) {
-    case ErrorCode.REMOTE_PROTOCOL: return 400;
-    case ErrorCode.UNKNOWN_FUNCTION_TYPE: return 404;
-    default: return 500;
+    case ErrorCode.REMOTE_PROTOCOL:
+      return 400;
+    case ErrorCode.UNKNOWN_FUNCTION_TYPE:
+      return 404;
+    default:
+      return 500;
   }
 }
 
@@ -42,7 +45,10 @@ function defaultOnError(error: StatefnError, status: number): void {
 }
 
 /** A `node:http` request listener that runs request-reply invocation batches. */
-export function requestReplyHandler(functions: Functions, options: RequestReplyHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+export function requestReplyHandler(
+  functions: Functions,
+  options: RequestReplyHandlerOptions = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   const index = functionIndex(functions);
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   if (!Number.isSafeInteger(limit) || limit <= 0) {
@@ -69,7 +75,8 @@ export function requestReplyHandler(functions: Functions, options: RequestReplyH
       fail(res, 415, invalid(`unsupported content type '${contentType}': expected ${OCTET_STREAM} (a ToFunction protobuf)`));
       return;
     }
-    const tooLarge = (): StatefnError => new StatefnError(ErrorCode.PAYLOAD_TOO_LARGE, `request body larger than the limit of ${limit} bytes`);
+    const tooLarge = (): StatefnError =>
+      new StatefnError(ErrorCode.PAYLOAD_TOO_LARGE, `request body larger than the limit of ${limit} bytes`);
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
       // Do not read it: answer and close the connection.
@@ -169,9 +176,10 @@ export async function serve(functions: Functions, options: ServeOptions = {}): P
   return {
     url: `http://${urlHost}:${port}${path}`,
     port,
-    close: () => new Promise<void>((resolve, reject) => {
-      server.close((err) => (err ? reject(err) : resolve()));
-      server.closeIdleConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeIdleConnections();
+      }),
   };
 }

@@ -78,7 +78,13 @@ export class StatefnError extends Error {
  * engine runs compiled, so `instanceof` is not enough at that boundary).
  */
 export function isStatefnError(e: unknown): e is StatefnError {
-  return e instanceof StatefnError || (e instanceof Error && typeof (e as StatefnError).code === 'string' && (e as StatefnError).code.startsWith('STATEFN_') && typeof (e as StatefnError).retriable === 'boolean');
+  return (
+    e instanceof StatefnError ||
+    (e instanceof Error &&
+      typeof (e as StatefnError).code === 'string' &&
+      (e as StatefnError).code.startsWith('STATEFN_') &&
+      typeof (e as StatefnError).retriable === 'boolean')
+  );
 }
 
 /** Raised when an invariant fails: always a bug in statefn, never a user error. */

@@ -21,7 +21,7 @@
  */
 import { Packr } from 'msgpackr';
 import { ErrorCode, StatefnError } from './errors.js';
-import type { Payload } from '../api/types.js';
+import type { Payload } from './payload.js';
 
 export const FrameKind = {
   MESSAGES: 1,
@@ -65,7 +65,10 @@ export function compressMessages(frame: unknown[]): unknown[] {
  */
 export function expandMessages(frame: unknown[], from: string): unknown[] {
   if ((frame.length - 1) % MESSAGE_FIELDS !== 0) {
-    throw new StatefnError(ErrorCode.FRAME_MALFORMED, `MESSAGES frame from ${from} has ${frame.length - 1} fields, not a multiple of ${MESSAGE_FIELDS}`);
+    throw new StatefnError(
+      ErrorCode.FRAME_MALFORMED,
+      `MESSAGES frame from ${from} has ${frame.length - 1} fields, not a multiple of ${MESSAGE_FIELDS}`,
+    );
   }
   let target: unknown;
   let caller: unknown;
@@ -81,7 +84,10 @@ export function expandMessages(frame: unknown[], from: string): unknown[] {
     if (y === REPEAT) frame[i + 4] = type;
     else type = y;
     if (typeof frame[i] !== 'string' || typeof frame[i + 4] !== 'string' || frame[i + 2] === undefined) {
-      throw new StatefnError(ErrorCode.FRAME_MALFORMED, `MESSAGES frame from ${from}: message ${(i - 1) / MESSAGE_FIELDS} has no target or message type`);
+      throw new StatefnError(
+        ErrorCode.FRAME_MALFORMED,
+        `MESSAGES frame from ${from}: message ${(i - 1) / MESSAGE_FIELDS} has no target or message type`,
+      );
     }
   }
   return frame;
@@ -91,8 +97,9 @@ export function expandMessages(frame: unknown[], from: string): unknown[] {
 export const ControlOp = {
   /**
    * main -> worker and worker -> worker: checkpoint barrier of epoch `args[0]`. A worker captures
-   * its cut at the first one, forwards it to every other worker, and records what arrives on each
-   * input until that input's barrier (Chandy-Lamport); see docs/checkpoints.md.
+   * its part of the checkpoint (changed state, messages not handled yet) at the first one,
+   * forwards it to every other worker, and records what arrives on each input until that input's
+   * barrier (Chandy-Lamport); see docs/checkpoints.md.
    */
   BARRIER: 1,
   /** worker -> main: this worker's part of epoch `args[0]` is written; args[1] writes, args[2] ms. */
@@ -111,7 +118,10 @@ export const ControlOp = {
   CLOCK: 8,
   /** worker -> main: egress records before this mark belong to epoch `args[0]` or earlier. */
   EPOCH_MARK: 9,
-  /** main -> worker: checkpoint `args[0]` is complete; drop undo records up to it. */
+  /**
+   * main -> worker: checkpoint `args[0]` is complete; delete the messages recorded by older
+   * checkpoints (undo records go when their database is cleared by epoch parity).
+   */
   COMMIT: 10,
 } as const;
 

@@ -25,20 +25,18 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
     h = (h << 13) | (h >>> 19);
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
-  let k = 0;
-  switch (n & 3) {
-    case 3:
-      k ^= bytes[blocks + 2]! << 16;
-    // falls through
-    case 2:
-      k ^= bytes[blocks + 1]! << 8;
-    // falls through
-    case 1:
-      k ^= bytes[blocks]!;
-      k = Math.imul(k, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      h ^= k;
+  // The 1 to 3 tail bytes, as murmur3's fall-through switch does it (written as ifs because the
+  // compiler rejects switch fall-through).
+  const tail = n & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= bytes[blocks + 2]! << 16;
+    if (tail >= 2) k ^= bytes[blocks + 1]! << 8;
+    k ^= bytes[blocks]!;
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
   }
   h ^= n;
   h ^= h >>> 16;
@@ -74,20 +72,17 @@ export function murmur3String(s: string): number {
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
   for (let j = i; j < n; j++) if (s.charCodeAt(j) > 0x7f) return murmur3(encoder.encode(s));
-  let k = 0;
-  switch (n & 3) {
-    case 3:
-      k ^= s.charCodeAt(i + 2) << 16;
-    // falls through
-    case 2:
-      k ^= s.charCodeAt(i + 1) << 8;
-    // falls through
-    case 1:
-      k ^= s.charCodeAt(i);
-      k = Math.imul(k, 0xcc9e2d51);
-      k = (k << 15) | (k >>> 17);
-      k = Math.imul(k, 0x1b873593);
-      h ^= k;
+  // The tail, as in murmur3 above.
+  const tail = n & 3;
+  if (tail > 0) {
+    let k = 0;
+    if (tail === 3) k ^= s.charCodeAt(i + 2) << 16;
+    if (tail >= 2) k ^= s.charCodeAt(i + 1) << 8;
+    k ^= s.charCodeAt(i);
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h ^= k;
   }
   h ^= n;
   h ^= h >>> 16;

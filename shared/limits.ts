@@ -19,71 +19,117 @@ const MiB = 1024 * KiB;
 
 export const LIMIT_SPECS = {
   keyGroups: {
-    default: 256, min: 1, max: 32768,
+    default: 256,
+    min: 1,
+    max: 32768,
     description: 'number of key groups G; fixed for the life of the state directory (upper bound on workers)',
   },
   ringBytes: {
-    default: 1 * MiB, min: 4 * KiB, max: 256 * MiB, powerOfTwo: true,
+    default: 1 * MiB,
+    min: 4 * KiB,
+    max: 256 * MiB,
+    powerOfTwo: true,
     description: 'data bytes of each single-producer/single-consumer ring between two threads',
   },
   frameBytesMax: {
-    default: 256 * KiB, min: 1 * KiB, max: 128 * MiB,
+    default: 256 * KiB,
+    min: 1 * KiB,
+    max: 128 * MiB,
     description: 'largest encoded frame on a ring; a single message larger than this is rejected (dead-lettered)',
   },
   batchMessagesMax: {
-    default: 512, min: 1, max: 65536,
+    default: 512,
+    min: 1,
+    max: 65536,
     description: 'messages packed into one frame and handled per drain step',
   },
   outboxBytesHighWater: {
-    default: 8 * MiB, min: 0, max: 4096 * MiB,
-    description: 'bytes parked in a thread\'s outboxes (frames a full ring could not take) above which ingress is paused',
+    default: 8 * MiB,
+    min: 0,
+    max: 4096 * MiB,
+    description: "bytes parked in a thread's outboxes (frames a full ring could not take) above which ingress is paused",
   },
   outboxBytesLowWater: {
-    default: 2 * MiB, min: 0, max: 4096 * MiB,
+    default: 2 * MiB,
+    min: 0,
+    max: 4096 * MiB,
     description: 'bytes parked in outboxes below which a paused ingress resumes',
   },
   pendingMessagesMax: {
-    default: 65536, min: 16, max: 16 * MiB,
+    default: 65536,
+    min: 16,
+    max: 16 * MiB,
     description: 'messages a worker holds decoded but not yet handled before it stops taking ingress',
   },
   asyncInvocationsMax: {
-    default: 1024, min: 1, max: 1 << 20,
+    default: 1024,
+    min: 1,
+    max: 1 << 20,
     description: 'invocations of async handlers a worker runs concurrently (each on its own address)',
   },
   mailboxMessagesMax: {
-    default: 1_000_000, min: 1, max: 1 << 30,
+    default: 1_000_000,
+    min: 1,
+    max: 1 << 30,
     description: 'messages waiting for busy addresses in one worker above which it stops taking ingress',
   },
   stateCacheEntriesMax: {
-    default: 500_000, min: 16, max: 1 << 30,
+    default: 500_000,
+    min: 16,
+    max: 1 << 30,
     description: 'addresses whose state a worker keeps decoded in memory; beyond it clean entries are evicted',
   },
   dirtyEntriesMax: {
-    default: 200_000, min: 16, max: 1 << 30,
-    description: 'addresses with state changed since the last checkpoint, per worker, above which ingress is paused until a checkpoint takes them',
+    default: 200_000,
+    min: 16,
+    max: 1 << 30,
+    description:
+      'addresses with state changed since the last checkpoint, per worker, above which ingress is paused until a checkpoint takes them',
   },
-  flushIntervalMs: {
-    default: 1000, min: 10, max: 3_600_000,
+  checkpointIntervalMs: {
+    default: 1000,
+    min: 10,
+    max: 3_600_000,
     description: 'checkpoint interval: how often changed state is written to LMDB and uploaded, and egress released',
   },
   durableWaitMs: {
-    default: 2, min: 0, max: 60_000,
-    description: 'group commit: a checkpoint starts this long after the first caller waits for durability (an HTTP reply with replyWhen durable) instead of at the next interval; waiters arriving meanwhile share it',
+    default: 2,
+    min: 0,
+    max: 60_000,
+    description:
+      'group commit: a checkpoint starts this long after the first caller waits for durability (an HTTP reply with ' +
+      'replyWhen durable) instead of at the next interval; waiters arriving meanwhile share it',
+  },
+  workerRestartsMax: {
+    default: 10,
+    min: 0,
+    max: 1000,
+    description:
+      "in-process restarts (restoring the last complete checkpoint) after a worker thread died, over the engine's life, " +
+      'before it fails for good; 0 fails at the first death',
   },
   handlerAttemptsMax: {
-    default: 3, min: 1, max: 100,
+    default: 3,
+    min: 1,
+    max: 100,
     description: 'attempts of a failing handler invocation before its message goes to the dead-letter egress',
   },
   handlerRetryBackoffMs: {
-    default: 20, min: 0, max: 60_000,
+    default: 20,
+    min: 0,
+    max: 60_000,
     description: 'first retry delay of a failing invocation; doubles each attempt',
   },
   timerHorizonMs: {
-    default: 60_000, min: 100, max: 86_400_000,
+    default: 60_000,
+    min: 100,
+    max: 86_400_000,
     description: 'delayed messages due within this horizon are kept in memory; later ones are read from LMDB when due',
   },
   stopTimeoutMs: {
-    default: 30_000, min: 100, max: 3_600_000,
+    default: 30_000,
+    min: 100,
+    max: 3_600_000,
     description: 'how long a clean stop waits for in-flight work before giving up',
   },
 } as const satisfies Record<string, LimitSpec>;
@@ -155,3 +201,170 @@ export function resolveEngineLimits(overrides: Partial<Record<string, unknown>> 
   }
   return l;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fixed internal constants of the snapshot store, the checkpoint layout and the state store
+// (snapshot/, state/). Not user-configurable; some are defaults of layout options.
+
+/** Deltas of one checkpoint are packed into objects of about this many bytes. */
+export const packBytesMax = 4 * MiB;
+/** A key group's chain is folded into a new base once it holds more deltas than this. */
+export const compactAfterDeltas = 8;
+/** Compactions one checkpoint does at most, so that its extra work is bounded. */
+export const compactKeyGroupsPerCheckpointMax = 8;
+/** Complete checkpoints retention keeps when the caller does not say. */
+export const checkpointsRetained = 3;
+/** Retention after a checkpoint whose epoch is a multiple of this also sweeps orphan objects. */
+export const sweepEveryCheckpoints = 100;
+/** Objects one checkpoint writes to the snapshot store in parallel. */
+export const snapshotUploadsConcurrentMax = 8;
+/** Objects read in parallel while verifying a checkpoint. */
+export const snapshotReadsConcurrentMax = 8;
+/** Decoded packs a pack cache holds at most. */
+export const packCachePacksMax = 64;
+/** Approximate bytes of decoded packs a pack cache holds at most. */
+export const packCacheBytesMax = 64 * MiB;
+/** The uploader runs retention at most this often (it costs more than a small checkpoint). */
+export const retentionIntervalMs = 200;
+/** The uploader sweeps orphan objects once every this many retentions. */
+export const sweepEveryRetentions = 100;
+/** Manifests the uploader remembers having written, so retention need not read them back. */
+export const knownManifestsMax = 4096;
+/** Time to establish a TCP connection to S3. */
+export const s3ConnectTimeoutMs = 5_000;
+/** Time for a whole S3 request once connected. */
+export const s3RequestTimeoutMs = 60_000;
+/** Attempts of one S3 request inside the SDK (1 = no SDK retry). */
+export const s3AttemptsMax = 3;
+/** First retry delay of a failed S3 request (the SDK's default base). */
+export const s3RetryBaseMs = 50;
+/** First retry delay of a throttled S3 request (the SDK's throttling base). */
+export const s3ThrottledRetryBaseMs = 1_000;
+/** Upper bound of an S3 retry delay (the SDK's cap). */
+export const s3RetryMaxMs = 20_000;
+/** Writes a copy between LMDB environments (rescaling) queues per batch. */
+export const stateCopyBatchOpsMax = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed internal constants of the main thread (engine/) and the `statefn` command (cli/).
+
+/** Completed checkpoints and uploads the engine keeps in its history (stats, benchmarks). */
+export const checkpointHistoryMax = 16;
+/** Ingress pauses while a checkpoint has been under way for more than this many checkpoint intervals. */
+export const checkpointLagIntervalsMax = 10;
+/** Egress records held for their checkpoint, as a multiple of pendingMessagesMax, above which ingress pauses. */
+export const egressHeldPerPendingMessage = 8;
+/** First delay before restarting after a worker thread died. */
+export const workerRestartBackoffBaseMs = 100;
+/** Upper bound of the delay before restarting after a worker thread died. */
+export const workerRestartBackoffMaxMs = 5_000;
+/** First retry delay of a failed checkpoint upload. */
+export const uploadRetryBaseMs = 200;
+/** Upper bound of the retry delay of a failed checkpoint upload. */
+export const uploadRetryMaxMs = 30_000;
+/** Checkpoint uploads queued for the upload thread at most. */
+export const uploadQueueMax = 4;
+/** First retry delay of a failed egress write or commit. */
+export const egressRetryBaseMs = 100;
+/** Upper bound of the retry delay of a failed egress write or commit. */
+export const egressRetryMaxMs = 30_000;
+/** Egress records handed to one connector write at most. */
+export const egressBatchRecordsMax = 4096;
+/** Frames the main thread reads from one worker's ring per turn of its loop. */
+export const mainFramesPerReadMax = 256;
+/** The main loop's sleep on its doorbell when idle. */
+export const mainIdleWaitMs = 50;
+/** The main loop's sleep while an ingress waits on back-pressure or frames are parked. */
+export const mainBusyPollMs = 1;
+/** How often a clean stop re-checks what it waits for (workers' marks also wake it). */
+export const stopPollMs = 100;
+/** Dead letters logged one by one before only every deadLetterLogEvery-th is. */
+export const deadLetterLogFirst = 10;
+/** After the first few, one dead letter in this many is logged. */
+export const deadLetterLogEvery = 1000;
+/** How often `statefn start` refreshes its progress display. */
+export const progressRefreshMs = 250;
+/** How often `statefn start` checks whether a stop was requested. */
+export const cliStopPollMs = 50;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed bounds of the configuration (config/: module.yaml, engine options) and of connectors/.
+
+/** A module file is configuration, not data: a larger one is a mistake. */
+export const moduleFileBytesMax = 8 * MiB;
+/** YAML documents in one module file at most. */
+export const moduleDocumentsMax = 10_000;
+/** Nesting of a module document at most (deeper is a recursive alias). */
+export const moduleNestingDepthMax = 64;
+/** Values of one module document once aliases are expanded: stops alias bombs ("billion laughs"). */
+export const moduleDocumentNodesMax = 250_000;
+/** Worker threads an engine runs at most (and never more than its key groups). */
+export const workersMax = 256;
+/** module.yaml endpoints' `maxNumBatchRequests` at most. */
+export const moduleBatchRequestsMax = 1 << 20;
+/** Any timeout written in module.yaml at most: a week. */
+export const moduleTimeoutMaxMs = 7 * 86_400_000;
+/** Complete checkpoints a snapshot store may be asked to keep, at most. */
+export const snapshotRetainMax = 1000;
+/** First retry delay of a failed file-egress write. */
+export const fileWriteRetryBaseMs = 50;
+/** Upper bound of the retry delay of a failed file-egress write. */
+export const fileWriteRetryMaxMs = 2_000;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed tuning of the worker threads (workers/).
+
+/** Messages a worker handles between pushes of what is queued for other workers (a power of two, minus 1). */
+export const peerPushMessagesMask = 63;
+/** Rounds of "incomplete invocation context" a remote batch may take before it fails. */
+export const remoteNegotiationRoundsMax = 4;
+/** States encoded per loop step while a worker writes its part of a checkpoint. */
+export const checkpointEncodeSliceStates = 500;
+/** Frames a worker reads from the main thread's ring per loop step (ingress is admitted a little at a time). */
+export const mainRingFramesPerStep = 4;
+/** Frames a worker reads from another worker's ring per loop step. */
+export const workerRingFramesPerStep = 64;
+/** Longest sleep of a worker on its doorbell before it looks at its timers again. */
+export const doorbellWaitMaxMs = 1000;
+/** Poll interval of a worker while frames are parked for a full ring (consumers do not ring producers). */
+export const parkedPollMs = 1;
+/** Consumed fields of a worker's pending queue after which it is compacted (when over half of it). */
+export const pendingCompactAfterFields = 65536;
+/** Eviction brings a worker's state cache back to this fraction of stateCacheEntriesMax. */
+export const stateCacheEvictTargetRatio = 0.9;
+/** Upper bound of the delay between retries of a failing handler. */
+export const handlerRetryMaxMs = 60_000;
+/** Writes per LMDB transaction while a worker restores its key groups from a snapshot store. */
+export const restoreWriteBatchOps = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed tuning of the Kafka ingress (connectors/kafka/).
+
+/** Heartbeat interval of a back-pressured Kafka ingress, so that its consumer stays in its group. */
+export const kafkaWaitHeartbeatMs = 1_000;
+/** Routed messages a Kafka ingress hands to the engine at once. */
+export const kafkaSubmitGroupMessagesMax = 256;
+/** Attempts to write a record to the dead-letter topic before it goes to the engine's dead letters. */
+export const kafkaDeadLetterAttemptsMax = 5;
+/** First delay before retrying a write to the Kafka dead-letter topic (then doubling, see shared/backoff.ts). */
+export const kafkaDeadLetterRetryStepMs = 200;
+/** Upper bound of the delay between attempts to write a Kafka dead-letter record. */
+export const kafkaDeadLetterRetryMaxMs = 2_000;
+/** Transaction timeout of the producer that commits the consumer group's offsets. */
+export const kafkaOffsetTransactionTimeoutMs = 30_000;
+/** Default `max.partition.fetch.bytes` of the Kafka ingress consumer. */
+export const kafkaFetchPartitionBytesMax = 1 << 20;
+/** Default `fetch.max.bytes` of the Kafka ingress consumer. */
+export const kafkaFetchBytesMax = 8 << 20;
+/** Default `fetch.max.wait.ms` of the Kafka ingress consumer. */
+export const kafkaFetchWaitMaxMs = 100;
+/** Retries of the Kafka ingress consumer before it restarts. */
+export const kafkaConsumerRetries = 8;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed tuning of remote-function calls (remote/).
+
+/** First delay before retrying a failed remote-function call (within its callTimeoutMs). */
+export const remoteRetryBackoffBaseMs = 10;
+/** Upper bound of the delay between retries of a remote-function call. */
+export const remoteRetryBackoffMaxMs = 2_000;

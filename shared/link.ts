@@ -12,7 +12,7 @@ import type { Doorbells } from './doorbell.js';
 import { ErrorCode, StatefnError, assert } from './errors.js';
 import { ControlOp, FrameKind, MESSAGE_FIELDS, EGRESS_FIELDS, compressMessages, decodeFrame, expandMessages } from './frames.js';
 import { RingConsumer, RingProducer } from './ring_buffer.js';
-import type { Payload } from '../api/types.js';
+import type { Payload } from './payload.js';
 
 /** Called with a message that alone exceeds the frame limit (it cannot be sent). */
 export type OversizeHandler = (fields: unknown[], bytes: number) => void;
@@ -44,7 +44,14 @@ export class OutLink {
   }
 
   /** Queue one message. It goes out at the next `flush` (or sooner when a batch fills). */
-  message(targetType: string, targetId: string, callerType: string | null, callerId: string | null, typename: string, payload: Payload): void {
+  message(
+    targetType: string,
+    targetId: string,
+    callerType: string | null,
+    callerId: string | null,
+    typename: string,
+    payload: Payload,
+  ): void {
     const m = this.msgs;
     m.push(targetType, targetId, callerType, callerId, typename, payload);
     this.messagesSent++;
@@ -133,7 +140,10 @@ export class OutLink {
         this.onOversize(frame.slice(1), bytes.length);
         return;
       }
-      throw new StatefnError(ErrorCode.PAYLOAD_TOO_LARGE, `control frame of ${bytes.length} bytes exceeds frameBytesMax ${this.frameBytesMax}`);
+      throw new StatefnError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `control frame of ${bytes.length} bytes exceeds frameBytesMax ${this.frameBytesMax}`,
+      );
     }
     if (this.parkedBytes === 0 && this.ring.tryPush(bytes)) {
       this.pushedSinceBell++;

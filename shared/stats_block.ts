@@ -13,17 +13,20 @@ export const Stat = {
   mailboxed: 5, // messages waiting for a busy address
   parkedBytes: 6, // bytes in outboxes
   cacheEntries: 7, // addresses with state in memory
-  dirty: 8, // addresses with unflushed state
+  dirty: 8, // addresses whose state changed since the last checkpoint
   asyncInFlight: 9, // async invocations running
   timers: 10, // delayed messages held in memory
-  flushedEpoch: 11, // last epoch flushed
+  checkpointedEpoch: 11, // epoch of the last checkpoint this thread wrote
   failures: 12, // handler attempts that threw
   ingested: 13, // (main) records accepted from ingresses
   remoteCalls: 14, // requests sent to remote functions (negotiation rounds included)
   remoteBatched: 15, // messages carried by those requests
   remoteRetries: 16, // attempts repeated after a failed one
   remoteFailures: 17, // batches whose call failed after its retries
-  /** Remote batch sizes: slot REMOTE_BATCH_HIST + k counts batches of 2^k..2^(k+1)-1 messages (k < REMOTE_BATCH_BUCKETS; the last bucket is open). */
+  /**
+   * Remote batch sizes: slot REMOTE_BATCH_HIST + k counts batches of 2^k..2^(k+1)-1 messages
+   * (k < REMOTE_BATCH_BUCKETS; the last bucket is open).
+   */
   remoteBatchHist: 18,
 } as const;
 
@@ -35,7 +38,10 @@ export class StatsBlock {
   private readonly f64: Float64Array;
   private readonly flags: Int32Array;
 
-  constructor(readonly buffer: SharedArrayBuffer, private readonly threads: number) {
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    private readonly threads: number,
+  ) {
     this.f64 = new Float64Array(buffer, 0, threads * ROW);
     this.flags = new Int32Array(buffer, threads * ROW * 8, threads);
   }
