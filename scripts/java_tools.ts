@@ -46,7 +46,10 @@ export function requireJava(what: string, minMajor: number): JavaInfo {
     found = { bin, major: first === 1 ? Number(m[3] ?? '0') : first, version: m[1]! };
   }
   if (found.major < minMajor) {
-    throw new Error(`${what} needs Java ${minMajor} or newer, but \`${found.bin}\` is Java ${found.major}; ${JAVA_MAVEN_INSTALL_HINT} (or point JAVA_HOME at a newer JDK)`);
+    throw new Error(
+      `${what} needs Java ${minMajor} or newer, but \`${found.bin}\` is Java ${found.major}; ` +
+        `${JAVA_MAVEN_INSTALL_HINT} (or point JAVA_HOME at a newer JDK)`,
+    );
   }
   return found;
 }

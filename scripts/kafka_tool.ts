@@ -49,7 +49,10 @@ export function toolClass(tool: string, classpath: string): string {
 async function main(argv: string[]): Promise<void> {
   const [tool, ...args] = argv;
   if (tool === undefined || tool === '--help' || tool === '-h') {
-    console.log(`usage: npm run kafka -- <tool> [args]\ntools: ${Object.keys(KAFKA_TOOLS).join(', ')}\nthe arguments are those of Kafka's own kafka-<tool>.sh`);
+    console.log(
+      `usage: npm run kafka -- <tool> [args]\ntools: ${Object.keys(KAFKA_TOOLS).join(', ')}\n` +
+        "the arguments are those of Kafka's own kafka-<tool>.sh",
+    );
     return;
   }
   const classpath = await ensureKafkaJars();
@@ -57,9 +60,34 @@ async function main(argv: string[]): Promise<void> {
   const java = process.env.JAVA_HOME ? `${process.env.JAVA_HOME}/bin/java` : 'java';
   // Client logs at WARN to stderr, as Kafka's tools-log4j.properties does (log4j 1 for 3.x, log4j2 for 4.x).
   const dir = mkdtempSync(join(tmpdir(), 'statefn-kafka-tool-'));
-  writeFileSync(join(dir, 'log4j.properties'), 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n\nlog4j.appender.stderr.Target=System.err\n');
-  writeFileSync(join(dir, 'log4j2.properties'), 'rootLogger.level=WARN\nrootLogger.appenderRef.stderr.ref=STDERR\nappender.stderr.type=Console\nappender.stderr.name=STDERR\nappender.stderr.target=SYSTEM_ERR\nappender.stderr.layout.type=PatternLayout\nappender.stderr.layout.pattern=[%d] %p %m (%c)%n\n');
-  const logging = [`-Dlog4j.configuration=file:${join(dir, 'log4j.properties')}`, `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`];
+  writeFileSync(
+    join(dir, 'log4j.properties'),
+    [
+      'log4j.rootLogger=WARN, stderr',
+      'log4j.appender.stderr=org.apache.log4j.ConsoleAppender',
+      'log4j.appender.stderr.layout=org.apache.log4j.PatternLayout',
+      'log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n',
+      'log4j.appender.stderr.Target=System.err',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'log4j2.properties'),
+    [
+      'rootLogger.level=WARN',
+      'rootLogger.appenderRef.stderr.ref=STDERR',
+      'appender.stderr.type=Console',
+      'appender.stderr.name=STDERR',
+      'appender.stderr.target=SYSTEM_ERR',
+      'appender.stderr.layout.type=PatternLayout',
+      'appender.stderr.layout.pattern=[%d] %p %m (%c)%n',
+      '',
+    ].join('\n'),
+  );
+  const logging = [
+    `-Dlog4j.configuration=file:${join(dir, 'log4j.properties')}`,
+    `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`,
+  ];
   const child = spawn(java, ['-Xmx256m', ...logging, '-cp', classpath, cls, ...args], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => {

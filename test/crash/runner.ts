@@ -9,7 +9,16 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Xoshiro128 } from '../../connectors/generator/rng.js';
 import { Kafka, logLevel } from 'kafkajs';
-import { COMMANDS_INGRESS, INSTANCES_DEFAULT, OUT_EGRESS, VERIFY_INGRESS, instanceId, makeCommandRecord, type CommandAppKafka, type CommandAppParams } from '../fixtures/apps/command_app.js';
+import {
+  COMMANDS_INGRESS,
+  INSTANCES_DEFAULT,
+  OUT_EGRESS,
+  VERIFY_INGRESS,
+  instanceId,
+  makeCommandRecord,
+  type CommandAppKafka,
+  type CommandAppParams,
+} from '../fixtures/apps/command_app.js';
 import { createTopics, readCommitted } from '../fixtures/kafka_io.js';
 import { startJsService, type RemoteService } from '../fixtures/remote/services.js';
 import { egressKey, runModel, type Expected } from './model.js';
@@ -106,8 +115,25 @@ interface RunOutcome {
 /** A guard against a hung child, not an assertion on timing. */
 const HANG_GUARD_MS = 120_000;
 
-function runEngine(eng: { root: string; bin: string; app: string }, stateDir: string, params: CommandAppParams, workers: number, how: { stopAfter?: string; interruptAfterMs?: number; signal?: NodeJS.Signals; workerKillAfterMs?: number }): Promise<RunOutcome> {
-  const args = [eng.bin, 'start', eng.app, '--params', JSON.stringify(params), '--state-dir', stateDir, '--workers', String(workers), '--no-progress'];
+function runEngine(
+  eng: { root: string; bin: string; app: string },
+  stateDir: string,
+  params: CommandAppParams,
+  workers: number,
+  how: { stopAfter?: string; interruptAfterMs?: number; signal?: NodeJS.Signals; workerKillAfterMs?: number },
+): Promise<RunOutcome> {
+  const args = [
+    eng.bin,
+    'start',
+    eng.app,
+    '--params',
+    JSON.stringify(params),
+    '--state-dir',
+    stateDir,
+    '--workers',
+    String(workers),
+    '--no-progress',
+  ];
   if (how.stopAfter !== undefined) args.push('--stop-after', how.stopAfter);
   return new Promise((resolve, reject) => {
     const env = how.workerKillAfterMs === undefined ? process.env : { ...process.env, STATEFN_FAULT_INJECTION: '1' };
@@ -178,8 +204,19 @@ function consumed(pos: unknown): number | undefined {
 }
 
 /** Produce the command records to `topic` at `ratePerSec` (key = instance, value = the JSON Commands), as the generator would make them. */
-async function produceCommands(brokers: string[], topic: string, seed: number, count: number, instances: number, ratePerSec: number, signal: AbortSignal): Promise<void> {
-  const producer = new Kafka({ clientId: 'statefn-crash-producer', brokers, logLevel: logLevel.NOTHING }).producer({ idempotent: true, maxInFlightRequests: 1 });
+async function produceCommands(
+  brokers: string[],
+  topic: string,
+  seed: number,
+  count: number,
+  instances: number,
+  ratePerSec: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const producer = new Kafka({ clientId: 'statefn-crash-producer', brokers, logLevel: logLevel.NOTHING }).producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   try {
     const rng = new Xoshiro128(seed, 0);
@@ -213,7 +250,9 @@ interface OutLine {
 
 function readOut(path: string): OutLine[] {
   if (!existsSync(path)) return [];
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
   return lines.map((l, i) => {
     try {
       return JSON.parse(l) as OutLine;
@@ -234,7 +273,12 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const interruptMaxMs = o.interruptMaxMs ?? (mode === 'clean' ? 1500 : 4000);
   // Spread the records over the interruption phase so every interruption hits a busy engine.
   const ratePerSec = o.ratePerSec ?? Math.max(1, Math.ceil(count / ((interruptions * interruptMaxMs * 0.5) / 1000)));
-  const rerun = `${o.kafka ? `CRASH_KAFKA_BROKERS=${o.kafka.brokers.join(',')} ` : ''}${o.remote ? 'CRASH_REMOTE=1 ' : ''}CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`;
+  const rerun = [
+    o.kafka ? `CRASH_KAFKA_BROKERS=${o.kafka.brokers.join(',')} ` : '',
+    o.remote ? 'CRASH_REMOTE=1 ' : '',
+    `CRASH_MODE=${mode} CRASH_SEED=${seed} CRASH_INSTANCES=${instances} CRASH_COUNT=${count} `,
+    `CRASH_INTERRUPTIONS=${interruptions} CRASH_INTERRUPT_MAX_MS=${interruptMaxMs} npx tsx test/crash/runner.ts`,
+  ].join('');
   const eng = engineRoot(o.engineRoot ?? (process.env.CRASH_ENGINE_ROOT || undefined));
   const stateDir = mkdtempSync(join(tmpdir(), `statefn-crash-${mode}-${seed}-`));
   const outPath = join(stateDir, 'out.jsonl');
@@ -245,9 +289,18 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   let verifyTopic = '';
   if (brokers !== undefined) {
     const tag = `${mode}-${seed}-${Date.now().toString(36)}`;
-    kafka = { brokers: brokers.join(','), inTopic: `statefn-crash-in-${tag}`, outTopic: `statefn-crash-out-${tag}`, group: `statefn-crash-${tag}` };
+    kafka = {
+      brokers: brokers.join(','),
+      inTopic: `statefn-crash-in-${tag}`,
+      outTopic: `statefn-crash-out-${tag}`,
+      group: `statefn-crash-${tag}`,
+    };
     verifyTopic = `statefn-crash-verify-${tag}`;
-    await createTopics(brokers, [{ topic: kafka.inTopic, numPartitions: 4 }, { topic: kafka.outTopic, numPartitions: 3 }, { topic: verifyTopic, numPartitions: 1 }]);
+    await createTopics(brokers, [
+      { topic: kafka.inTopic, numPartitions: 4 },
+      { topic: kafka.outTopic, numPartitions: 3 },
+      { topic: verifyTopic, numPartitions: 1 },
+    ]);
     params.kafka = kafka;
   }
   let service: RemoteService | undefined;
@@ -255,10 +308,16 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     service = await startJsService();
     params.remoteUrl = service.url;
   }
-  log(`seed=${seed} mode=${mode} instances=${instances} count=${count} interruptions=${interruptions} ratePerSec=${ratePerSec} stateDir=${stateDir} engine=${eng.root}${kafka ? ` kafka=${kafka.brokers} in=${kafka.inTopic} out=${kafka.outTopic}` : ''}`);
+  log(
+    `seed=${seed} mode=${mode} instances=${instances} count=${count} interruptions=${interruptions} ratePerSec=${ratePerSec} ` +
+      `stateDir=${stateDir} engine=${eng.root}${kafka ? ` kafka=${kafka.brokers} in=${kafka.inTopic} out=${kafka.outTopic}` : ''}`,
+  );
 
   const expected: Expected = runModel({ seed, count, instances });
-  log(`model: ${expected.invocations} invocations (${expected.delayed} delayed, ${expected.cancelled} cancelled), ${[...expected.egress.values()].reduce((a, b) => a + b, 0)} egress records`);
+  log(
+    `model: ${expected.invocations} invocations (${expected.delayed} delayed, ${expected.cancelled} cancelled), ` +
+      `${[...expected.egress.values()].reduce((a, b) => a + b, 0)} egress records`,
+  );
 
   const logs: string[] = [];
   const problems: string[] = [];
@@ -273,7 +332,10 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   // 1. Interruptions while the generator runs (seeded moments). In Kafka mode the harness is the
   // generator: it produces the records at the same rate meanwhile.
   const stopProducing = new AbortController();
-  const producing = kafka !== undefined ? produceCommands(brokers!, kafka.inTopic, seed, count, instances, ratePerSec, stopProducing.signal) : Promise.resolve();
+  const producing =
+    kafka !== undefined
+      ? produceCommands(brokers!, kafka.inTopic, seed, count, instances, ratePerSec, stopProducing.signal)
+      : Promise.resolve();
   producing.catch(() => {});
   const schedule = new Xoshiro128(seed, 0x7fffffff);
   const signal: NodeJS.Signals = mode === 'kill' ? 'SIGKILL' : 'SIGINT';
@@ -289,16 +351,31 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
       serviceBack = new Promise((res) => setTimeout(res, 700)).then(() => startJsService({ port }));
       log(`interruption ${k + 1}: the remote function service is killed and restarts in 700 ms`);
     }
-    const r = await runEngine(eng, stateDir, params, workers, mode === 'worker'
-      ? { workerKillAfterMs: after, interruptAfterMs: 20 + schedule.int(1000) }
-      : { interruptAfterMs: after, signal });
-    if (mode === 'worker' && !r.stderr.includes('running again with')) problems.push(`interruption run ${k + 1}: no in-process restore after the worker kill:\n${r.stderr.slice(-2000)}`);
+    const r = await runEngine(
+      eng,
+      stateDir,
+      params,
+      workers,
+      mode === 'worker' ? { workerKillAfterMs: after, interruptAfterMs: 20 + schedule.int(1000) } : { interruptAfterMs: after, signal },
+    );
+    if (mode === 'worker' && !r.stderr.includes('running again with'))
+      problems.push(`interruption run ${k + 1}: no in-process restore after the worker kill:\n${r.stderr.slice(-2000)}`);
     if (serviceBack !== undefined) service = await serviceBack;
     record(`interruption ${k + 1} (${signal} after ${after} ms)`, r);
     const pos = consumed(readPositions(stateDir)[COMMANDS_INGRESS]) ?? '?';
-    log(`interruption ${k + 1}/${interruptions}: ${signal} ${after} ms after start -> ${r.stopped ? `stopped cleanly, processed ${r.stopped.processed}` : `exit code=${r.code} signal=${r.signal}`}; generator position ${pos}/${count}`);
-    if (!r.ran) problems.push(`interruption run ${k + 1} never reached "running with" (code=${r.code}); the engine failed to start:\n${r.stderr.slice(-2000)}`);
-    if (mode === 'clean' && (r.code !== 0 || !r.stopped)) problems.push(`interruption run ${k + 1}: SIGINT did not stop cleanly (code=${r.code}, signal=${r.signal}):\n${r.stderr.slice(-2000)}`);
+    log(
+      `interruption ${k + 1}/${interruptions}: ${signal} ${after} ms after start -> ` +
+        `${r.stopped ? `stopped cleanly, processed ${r.stopped.processed}` : `exit code=${r.code} signal=${r.signal}`}; ` +
+        `generator position ${pos}/${count}`,
+    );
+    if (!r.ran)
+      problems.push(
+        `interruption run ${k + 1} never reached "running with" (code=${r.code}); the engine failed to start:\n${r.stderr.slice(-2000)}`,
+      );
+    if (mode === 'clean' && (r.code !== 0 || !r.stopped))
+      problems.push(
+        `interruption run ${k + 1}: SIGINT did not stop cleanly (code=${r.code}, signal=${r.signal}):\n${r.stderr.slice(-2000)}`,
+      );
     if (problems.length > 0) break;
   }
 
@@ -329,7 +406,8 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     if (r.stopped.ingested === 0 && r.stopped.processed === 0) {
       // A Kafka ingress that had not joined its group yet also ingests nothing: drain on.
       if (kafka !== undefined && pos !== count) continue;
-      if (pos !== undefined && pos !== count) problems.push(`the generator ingested nothing in a 1 s run but its saved position is ${pos}, not ${count}`);
+      if (pos !== undefined && pos !== count)
+        problems.push(`the generator ingested nothing in a 1 s run but its saved position is ${pos}, not ${count}`);
       quiescent = true;
       break;
     }
@@ -341,7 +419,10 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   let verifyIngested = 0;
   if (problems.length === 0) {
     for (let k = 0; k < 10 && verifyIngested < instances; k++) {
-      const verifyParams: CommandAppParams = kafka !== undefined ? { ...params, kafka: { ...kafka, outTopic: verifyTopic }, verify: true } : { ...params, outPath: verifyPath, verify: true };
+      const verifyParams: CommandAppParams =
+        kafka !== undefined
+          ? { ...params, kafka: { ...kafka, outTopic: verifyTopic }, verify: true }
+          : { ...params, outPath: verifyPath, verify: true };
       const r = await runEngine(eng, stateDir, verifyParams, workers, { stopAfter: kafka !== undefined ? '4s' : '2s' });
       record(`verify ${k + 1}`, r);
       if (r.code !== 0 || !r.stopped) {
@@ -356,7 +437,11 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
     const vpos = readPositions(stateDir)[VERIFY_INGRESS];
     if (vpos !== undefined && vpos !== instances) problems.push(`the verify generator's saved position is ${vpos}, expected ${instances}`);
     // Only the verify commands may run now; anything else means the drain was not quiescent.
-    if (verifyProcessed !== instances) problems.push(`the verify runs processed ${verifyProcessed} messages, expected exactly ${instances} (one verify per instance): the engine was not quiescent`);
+    if (verifyProcessed !== instances)
+      problems.push(
+        `the verify runs processed ${verifyProcessed} messages, expected exactly ${instances} (one verify per instance): ` +
+          'the engine was not quiescent',
+      );
   }
 
   // 4. Compare with the model.
@@ -388,13 +473,15 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
       }
       if (got > want) overCounted++;
       if (got < want) underCounted++;
-      if (got !== want && diffs.length < 10) diffs.push(`  counter ${id}: actual ${got}, model ${want} (${got > want ? `+${got - want} duplicate` : `${got - want} lost`})`);
+      if (got !== want && diffs.length < 10)
+        diffs.push(`  counter ${id}: actual ${got}, model ${want} (${got > want ? `+${got - want} duplicate` : `${got - want} lost`})`);
     }
     // The egress output of the run: `egress` records as a multiset; `verify` reports per instance.
     const gotEgress = new Map<string, number>();
     const gotVerifies = new Map<string, number>();
     for (const l of runOut) {
-      if (typeof l.value?.value === 'string') gotEgress.set(egressKey(l.value.id, l.value.value), (gotEgress.get(egressKey(l.value.id, l.value.value)) ?? 0) + 1);
+      if (typeof l.value?.value === 'string')
+        gotEgress.set(egressKey(l.value.id, l.value.value), (gotEgress.get(egressKey(l.value.id, l.value.value)) ?? 0) + 1);
       else if (typeof l.value?.counter === 'number') gotVerifies.set(l.value.id, (gotVerifies.get(l.value.id) ?? 0) + 1);
       else problems.push(`unexpected record in ${outPath}: ${JSON.stringify(l)}`);
     }
@@ -421,14 +508,19 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
         if (verifyDiffs <= 5) diffs.push(`  verify reports of ${id} during the run: ${got}, model ${want}`);
       }
     }
-    if (overCounted + underCounted > 0) problems.push(`${overCounted} instances over-counted (duplicates), ${underCounted} under-counted (losses)`);
-    if (egressDuplicates + egressLosses + egressUnexpected > 0) problems.push(`egress: ${egressDuplicates} duplicate, ${egressLosses} lost, ${egressUnexpected} unexpected records`);
+    if (overCounted + underCounted > 0)
+      problems.push(`${overCounted} instances over-counted (duplicates), ${underCounted} under-counted (losses)`);
+    if (egressDuplicates + egressLosses + egressUnexpected > 0)
+      problems.push(`egress: ${egressDuplicates} duplicate, ${egressLosses} lost, ${egressUnexpected} unexpected records`);
     if (verifyDiffs > 0) problems.push(`${verifyDiffs} instances emitted a different number of in-run verify reports than the model`);
     // With clean stops only, every run reported its processed count: it must be the model's
     // invocations (interruption and drain runs) plus one per instance (verify runs).
     // Only without worker kills: an in-process restore starts a new engine whose count starts at 0.
     if (mode === 'clean' && allRunsClean && processedReported !== expected.invocations + instances) {
-      problems.push(`the runs processed ${processedReported} messages in all; the model has ${expected.invocations} invocations + ${instances} verifies = ${expected.invocations + instances}`);
+      problems.push(
+        `the runs processed ${processedReported} messages in all; ` +
+          `the model has ${expected.invocations} invocations + ${instances} verifies = ${expected.invocations + instances}`,
+      );
     }
   }
 
@@ -436,7 +528,9 @@ export async function runCrashTest(o: CrashOptions): Promise<CrashResult> {
   const ok = problems.length === 0;
   let report: string;
   if (ok) {
-    report = `PASS seed=${seed} mode=${mode}: ${instances} counters and ${[...expected.egress.values()].reduce((a, b) => a + b, 0)} egress records match the model after ${interruptions} ${signal} interruptions`;
+    report =
+      `PASS seed=${seed} mode=${mode}: ${instances} counters and ${[...expected.egress.values()].reduce((a, b) => a + b, 0)} ` +
+      `egress records match the model after ${interruptions} ${signal} interruptions`;
     if (!o.keep) rmSync(stateDir, { recursive: true, force: true });
   } else {
     writeFileSync(join(stateDir, 'runs.log'), logs.join('\n'));
@@ -462,7 +556,8 @@ function envInt(name: string): number | undefined {
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const mode = process.env.CRASH_MODE ?? 'clean';
-  if (mode !== 'clean' && mode !== 'kill' && mode !== 'worker') throw new Error(`CRASH_MODE: expected clean, kill or worker, got '${mode}'`);
+  if (mode !== 'clean' && mode !== 'kill' && mode !== 'worker')
+    throw new Error(`CRASH_MODE: expected clean, kill or worker, got '${mode}'`);
   const seed = envInt('CRASH_SEED') ?? Math.floor(Math.random() * 2 ** 31);
   const o: CrashOptions = { seed, mode, keep: process.env.CRASH_KEEP === '1' };
   const instances = envInt('CRASH_INSTANCES');

@@ -44,16 +44,28 @@ describe('statefn start (CLI)', () => {
   });
 
   it('runs the default app, stops on SIGINT, and resumes on the next start', async () => {
-    const params = JSON.stringify({ transactionsPerSec: 3000, confirmationsPerSec: 300, accounts: 200, merchants: 50, alertsPath: join(cwd, 'statefn-data', 'alerts.jsonl') });
+    const params = JSON.stringify({
+      transactionsPerSec: 3000,
+      confirmationsPerSec: 300,
+      accounts: 200,
+      merchants: 50,
+      alertsPath: join(cwd, 'statefn-data', 'alerts.jsonl'),
+    });
     const first = await run(['start', '--workers', '2', '--no-progress', '--params', params], { sigintAfterMs: 3000 });
     expect(first.stderr).toContain('stopped cleanly');
     expect(first.code).toBe(0);
-    const alerts = readFileSync(join(cwd, 'statefn-data', 'alerts.jsonl'), 'utf8').trim().split('\n').filter(Boolean);
+    const alerts = readFileSync(join(cwd, 'statefn-data', 'alerts.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean);
     expect(alerts.length).toBeGreaterThan(0);
     expect(JSON.parse(alerts[0]!)).toMatchObject({ egress: 'fraud/alerts', typename: 'fraud.types/Alert' });
     // Alerts also go to stdout.
     expect(first.stdout).toContain('fraud/alerts');
-    const record = JSON.parse(readFileSync(join(cwd, 'statefn-data', 'checkpoint.json'), 'utf8')) as { clean: boolean; positions: Record<string, number> };
+    const record = JSON.parse(readFileSync(join(cwd, 'statefn-data', 'checkpoint.json'), 'utf8')) as {
+      clean: boolean;
+      positions: Record<string, number>;
+    };
     expect(record.clean).toBe(true);
     const positions = record.positions;
     expect(positions['fraud/transactions']).toBeGreaterThan(0);
@@ -62,10 +74,15 @@ describe('statefn start (CLI)', () => {
     expect(second.code).toBe(0);
     expect(second.stderr).toContain('resumes from its saved position');
     expect(second.stderr).toContain('rescaling state from 2 to 3 workers');
-    const positions2 = (JSON.parse(readFileSync(join(cwd, 'statefn-data', 'checkpoint.json'), 'utf8')) as { positions: Record<string, number> }).positions;
+    const positions2 = (
+      JSON.parse(readFileSync(join(cwd, 'statefn-data', 'checkpoint.json'), 'utf8')) as { positions: Record<string, number> }
+    ).positions;
     expect(positions2['fraud/transactions']).toBeGreaterThan(positions['fraud/transactions']!);
     // No transaction id was alerted twice across the two runs (the generator did not restart at 0).
-    const all = readFileSync(join(cwd, 'statefn-data', 'alerts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { value: { transactionId: string } }).value.transactionId);
+    const all = readFileSync(join(cwd, 'statefn-data', 'alerts.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { value: { transactionId: string } }).value.transactionId);
     expect(new Set(all).size).toBe(all.length);
     expect(existsSync(join(cwd, 'statefn-data', 'LOCK'))).toBe(false);
   });

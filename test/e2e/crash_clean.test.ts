@@ -12,8 +12,13 @@ describe('seeded crash test, clean stops (SIGINT)', () => {
       const r = await runCrashTest({ seed, mode: 'clean', instances: 200, count: 3000, interruptions: 10, log: (l) => lines.push(l) });
       // The report names the seed, the first differences and the rerun command.
       expect(r.ok, `${r.report}\n${lines.join('\n')}`).toBe(true);
-      expect({ over: r.overCounted, under: r.underCounted, dup: r.egressDuplicates, lost: r.egressLosses, unexpected: r.egressUnexpected })
-        .toEqual({ over: 0, under: 0, dup: 0, lost: 0, unexpected: 0 });
+      expect({
+        over: r.overCounted,
+        under: r.underCounted,
+        dup: r.egressDuplicates,
+        lost: r.egressLosses,
+        unexpected: r.egressUnexpected,
+      }).toEqual({ over: 0, under: 0, dup: 0, lost: 0, unexpected: 0 });
     }, 180_000);
   }
 });

@@ -6,7 +6,14 @@ import { kafkaBrokers } from '../fixtures/kafka_test_env.js';
 
 describe('seeded crash test through Kafka (SIGKILL)', () => {
   it('seed 11: state and Kafka output exactly-once after 10 SIGKILLs', async () => {
-    const r = await runCrashTest({ seed: 11, mode: 'kill', instances: 200, count: 3000, kafka: { brokers: kafkaBrokers() }, log: () => {} });
+    const r = await runCrashTest({
+      seed: 11,
+      mode: 'kill',
+      instances: 200,
+      count: 3000,
+      kafka: { brokers: kafkaBrokers() },
+      log: () => {},
+    });
     expect(r.report).toMatch(/^PASS/);
     expect(r.ok).toBe(true);
   }, 600_000);

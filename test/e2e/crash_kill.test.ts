@@ -13,8 +13,13 @@ describe('seeded crash test, SIGKILL', () => {
       const lines: string[] = [];
       const r = await runCrashTest({ seed, mode: 'kill', instances: 200, count: 3000, interruptions: 10, log: (l) => lines.push(l) });
       expect(r.ok, `${r.report}\n${lines.join('\n')}`).toBe(true);
-      expect({ over: r.overCounted, under: r.underCounted, dup: r.egressDuplicates, lost: r.egressLosses, unexpected: r.egressUnexpected })
-        .toEqual({ over: 0, under: 0, dup: 0, lost: 0, unexpected: 0 });
+      expect({
+        over: r.overCounted,
+        under: r.underCounted,
+        dup: r.egressDuplicates,
+        lost: r.egressLosses,
+        unexpected: r.egressUnexpected,
+      }).toEqual({ over: 0, under: 0, dup: 0, lost: 0, unexpected: 0 });
     }, 240_000);
   }
 });

@@ -13,7 +13,12 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-function run(cmd: string, args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  input?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: repo, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -30,7 +35,8 @@ function run(cmd: string, args: string[], env: Record<string, string>, input?: s
   });
 }
 
-const kafkaTool = (args: string[], input?: string) => run(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'kafka_tool.ts'), ...args], {}, input);
+const kafkaTool = (args: string[], input?: string) =>
+  run(process.execPath, ['--import', 'tsx', join(repo, 'scripts', 'kafka_tool.ts'), ...args], {}, input);
 
 describe('Kafka quick start (examples/kafka_greeter)', () => {
   it('greets names produced with the console producer, exactly once, and the group shows no lag', async () => {
@@ -38,9 +44,22 @@ describe('Kafka quick start (examples/kafka_greeter)', () => {
     const names = freshTopic('qs-names');
     const greetings = freshTopic('qs-greetings');
     const group = freshGroup('qs');
-    await createTopics(kafkaBrokers(), [{ topic: names, numPartitions: 2 }, { topic: greetings, numPartitions: 1 }]);
+    await createTopics(kafkaBrokers(), [
+      { topic: names, numPartitions: 2 },
+      { topic: greetings, numPartitions: 1 },
+    ]);
     const produced = await kafkaTool(
-      ['console-producer', '--bootstrap-server', brokers, '--topic', names, '--property', 'parse.key=true', '--property', 'key.separator=:'],
+      [
+        'console-producer',
+        '--bootstrap-server',
+        brokers,
+        '--topic',
+        names,
+        '--property',
+        'parse.key=true',
+        '--property',
+        'key.separator=:',
+      ],
       'u1:Alice\nu2:Bob\nu1:Alice\n',
     );
     expect(produced.code, produced.stderr).toBe(0);
@@ -48,13 +67,34 @@ describe('Kafka quick start (examples/kafka_greeter)', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'statefn-qs-'));
     dirs.push(stateDir);
     const env = { KAFKA_BROKERS: brokers, NAMES_TOPIC: names, GREETINGS_TOPIC: greetings, GREETER_GROUP: group };
-    const started = await run(process.execPath, [join(repo, 'bin', 'statefn.js'), 'start', 'examples/kafka_greeter', '--state-dir', stateDir, '--stop-after', '6s', '--no-progress'], env);
+    const started = await run(
+      process.execPath,
+      [join(repo, 'bin', 'statefn.js'), 'start', 'examples/kafka_greeter', '--state-dir', stateDir, '--stop-after', '6s', '--no-progress'],
+      env,
+    );
     expect(started.code, started.stderr).toBe(0);
     expect(started.stderr).toContain('"ingested":3');
 
-    const consumed = await kafkaTool(['console-consumer', '--bootstrap-server', brokers, '--topic', greetings, '--from-beginning', '--isolation-level', 'read_committed', '--property', 'print.key=true', '--max-messages', '3', '--timeout-ms', '20000']);
+    const consumed = await kafkaTool([
+      'console-consumer',
+      '--bootstrap-server',
+      brokers,
+      '--topic',
+      greetings,
+      '--from-beginning',
+      '--isolation-level',
+      'read_committed',
+      '--property',
+      'print.key=true',
+      '--max-messages',
+      '3',
+      '--timeout-ms',
+      '20000',
+    ]);
     const lines = consumed.stdout.trim().split('\n').sort();
-    expect(lines).toEqual(['u1\tHello Alice! I have seen you 2 times.', 'u1\tHello Alice! Nice to meet you.', 'u2\tHello Bob! Nice to meet you.'].sort());
+    expect(lines).toEqual(
+      ['u1\tHello Alice! I have seen you 2 times.', 'u1\tHello Alice! Nice to meet you.', 'u2\tHello Bob! Nice to meet you.'].sort(),
+    );
 
     const described = await kafkaTool(['consumer-groups', '--bootstrap-server', brokers, '--describe', '--group', group]);
     expect(described.code, described.stderr).toBe(0);

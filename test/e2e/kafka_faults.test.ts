@@ -12,7 +12,16 @@ import { Engine } from '../../index.js';
 import { Types } from '../../api/types.js';
 import { startKafkaBroker, type KafkaBroker } from '../../scripts/kafka_broker.js';
 import { MemoryLogger } from '../fixtures/engine_harness.js';
-import { createTopics, eventually, freshGroup, freshTopic, greeterModuleYaml, kafkaBrokers, readCommitted, type ReadRecord } from '../fixtures/kafka_test_env.js';
+import {
+  createTopics,
+  eventually,
+  freshGroup,
+  freshTopic,
+  greeterModuleYaml,
+  kafkaBrokers,
+  readCommitted,
+  type ReadRecord,
+} from '../fixtures/kafka_test_env.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const greeterApp = join(repo, 'test', 'fixtures', 'apps', 'kafka_greeter_app.ts');
@@ -38,9 +47,16 @@ function appDir(o: { brokers: string; names: string; group: string }): string {
   return dir;
 }
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repo, 'bin', 'statefn.js'), 'start', ...args, '--no-progress'], { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [join(repo, 'bin', 'statefn.js'), 'start', ...args, '--no-progress'], {
+      cwd: repo,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
@@ -54,16 +70,23 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
 
 /** Records in `topic` as a read_uncommitted consumer sees them (aborted transactions included): reads until 3 s pass without one. */
 async function readUncommitted(brokers: string[], topic: string): Promise<number> {
-  const consumer = new Kafka({ brokers, logLevel: logLevel.NOTHING }).consumer({ groupId: freshGroup('uncommitted'), readUncommitted: true, maxWaitTimeInMs: 100 });
+  const consumer = new Kafka({ brokers, logLevel: logLevel.NOTHING }).consumer({
+    groupId: freshGroup('uncommitted'),
+    readUncommitted: true,
+    maxWaitTimeInMs: 100,
+  });
   await consumer.connect();
   let n = 0;
   let last = Date.now() + 5_000; // joining the group comes first
   try {
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({ eachBatch: async ({ batch }) => {
-      n += batch.messages.length;
-      last = Date.now();
-    } });
+    await consumer.run({
+      eachBatch: ({ batch }) => {
+        n += batch.messages.length;
+        last = Date.now();
+        return Promise.resolve();
+      },
+    });
     while (Date.now() - last < 3_000) await new Promise((r) => setTimeout(r, 200));
   } finally {
     await consumer.disconnect();
@@ -91,7 +114,10 @@ describe('Kafka faults', () => {
     const names = freshTopic('names-tx');
     const greets = freshTopic('greets-tx');
     const group = freshGroup('tx');
-    await createTopics(brokers, [{ topic: names, numPartitions: 2 }, { topic: greets, numPartitions: 1 }]);
+    await createTopics(brokers, [
+      { topic: names, numPartitions: 2 },
+      { topic: greets, numPartitions: 1 },
+    ]);
     const ids = Array.from({ length: 40 }, (_, i) => `p${i}`);
     const producer = new Kafka({ brokers, logLevel: logLevel.NOTHING }).producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -101,7 +127,10 @@ describe('Kafka faults', () => {
     const dir = appDir({ brokers: brokers.join(','), names, group });
     const stateDir = tempDir('kafka-tx-state');
     const args = [dir, '--state-dir', stateDir, '--workers', '2', '--params', JSON.stringify({ outTopic: greets })];
-    const killed = await runCli([...args, '--stop-after', '60s'], { STATEFN_FAULT_INJECTION: '1', STATEFN_FAULT_KAFKA_KILL_BEFORE_COMMIT: '1' });
+    const killed = await runCli([...args, '--stop-after', '60s'], {
+      STATEFN_FAULT_INJECTION: '1',
+      STATEFN_FAULT_KAFKA_KILL_BEFORE_COMMIT: '1',
+    });
     expect(killed.signal, killed.stderr).toBe('SIGKILL');
     expect(killed.stderr).toContain('killing the process before the commit');
     // The transaction's records reached the broker but were never committed.
@@ -123,16 +152,22 @@ describe('Kafka faults', () => {
     const names = freshTopic('names-br');
     const greets = freshTopic('greets-br');
     const group = freshGroup('br');
-    await createTopics(brokers, [{ topic: names, numPartitions: 3 }, { topic: greets, numPartitions: 2 }]);
+    await createTopics(brokers, [
+      { topic: names, numPartitions: 3 },
+      { topic: greets, numPartitions: 2 },
+    ]);
     const dir = appDir({ brokers: broker.bootstrap, names, group });
     const stateDir = tempDir('kafka-br-state');
     const logger = new MemoryLogger();
     const engine = await Engine.start(
       { module: `file://${join(dir, 'index.ts')}`, moduleYaml: join(dir, 'module.yaml'), params: { outTopic: greets } },
-      { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } },
+      { stateDir, workers: 2, logger, limits: { checkpointIntervalMs: 300 } },
     );
     const ids = Array.from({ length: 30 }, (_, i) => `b${i}`);
-    const producer = new Kafka({ brokers, logLevel: logLevel.NOTHING, retry: { retries: 20 } }).producer({ idempotent: true, maxInFlightRequests: 1 });
+    const producer = new Kafka({ brokers, logLevel: logLevel.NOTHING, retry: { retries: 20 } }).producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
     const rounds = 8;
     const produceRound = async (round: number): Promise<void> => {
@@ -145,7 +180,12 @@ describe('Kafka faults', () => {
     for (let round = 1; round <= rounds / 2; round++) await produceRound(round);
     await broker.restart();
     for (let round = rounds / 2 + 1; round <= rounds; round++) await produceRound(round);
-    await eventually(`${rounds * ids.length} greetings committed`, async () => (await readCommitted(brokers, [greets], 30_000)).length >= rounds * ids.length, 120_000, 1_000);
+    await eventually(
+      `${rounds * ids.length} greetings committed`,
+      async () => (await readCommitted(brokers, [greets], 30_000)).length >= rounds * ids.length,
+      120_000,
+      1_000,
+    );
     await new Promise((r) => setTimeout(r, 1_500)); // a duplicate would show up by now
     const recs = await readCommitted(brokers, [greets]);
     const by = greetingsById(recs);

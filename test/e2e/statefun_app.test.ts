@@ -59,12 +59,19 @@ describe('a StateFun 3.x application (module.yaml + official Python SDK service)
     const names = freshTopic('sf-names');
     const greetings = freshTopic('sf-greetings');
     const group = freshGroup('sf');
-    await createTopics(brokers, [{ topic: names, numPartitions: 2 }, { topic: greetings, numPartitions: 1 }]);
+    await createTopics(brokers, [
+      { topic: names, numPartitions: 2 },
+      { topic: greetings, numPartitions: 1 },
+    ]);
     service = await startPyService({ env: { REMOTE_TEST_KAFKA_TOPIC: greetings } });
 
     const producer = new Kafka({ brokers, logLevel: logLevel.NOTHING }).producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    await producer.send({ topic: names, acks: -1, messages: ['u1', 'u2', 'u1'].map((id) => ({ key: id, value: Buffer.from(Types.string.serialize(id)) })) });
+    await producer.send({
+      topic: names,
+      acks: -1,
+      messages: ['u1', 'u2', 'u1'].map((id) => ({ key: id, value: Buffer.from(Types.string.serialize(id)) })),
+    });
     await producer.disconnect();
 
     const dir = mkdtempSync(join(tmpdir(), 'statefn-sfapp-'));
@@ -72,7 +79,11 @@ describe('a StateFun 3.x application (module.yaml + official Python SDK service)
     writeFileSync(join(dir, 'module.yaml'), MODULE_YAML);
     const env = { ...process.env, FN_URL: service.url, BROKERS: brokers.join(','), GROUP: group, NAMES: names };
     const run = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(repo, 'bin', 'statefn.js'), 'start', dir, '--state-dir', join(dir, 'state'), '--stop-after', '8s', '--no-progress'], { cwd: repo, env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(
+        process.execPath,
+        [join(repo, 'bin', 'statefn.js'), 'start', dir, '--state-dir', join(dir, 'state'), '--stop-after', '8s', '--no-progress'],
+        { cwd: repo, env, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const guard = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -86,7 +97,11 @@ describe('a StateFun 3.x application (module.yaml + official Python SDK service)
     expect(run.stderr).toContain('"processed":3');
 
     const out = await readCommitted(brokers, [greetings]);
-    expect(out.map((r) => `${r.key} ${r.value!.toString()}`).sort()).toEqual(['u1 Hello u1, seen 1', 'u1 Hello u1, seen 2', 'u2 Hello u2, seen 1']);
+    expect(out.map((r) => `${r.key} ${r.value!.toString()}`).sort()).toEqual([
+      'u1 Hello u1, seen 1',
+      'u1 Hello u1, seen 2',
+      'u2 Hello u2, seen 1',
+    ]);
     expect(out).toHaveLength(3);
     const u1 = out.filter((r) => r.key === 'u1').map((r) => r.value!.toString());
     expect(u1).toEqual(['Hello u1, seen 1', 'Hello u1, seen 2']);

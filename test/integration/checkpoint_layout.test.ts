@@ -1,4 +1,7 @@
-// Proves the incremental checkpoint format on a real S3-compatible server: delta sizes follow the change not the state, compaction folds chains, retention keeps only referenced objects and savepoints, corrupt or missing objects fall back to the previous checkpoint, and restores over any key-group split give exactly the state.
+// Proves the incremental checkpoint format on a real S3-compatible server: delta sizes follow the
+// change not the state, compaction folds chains, retention keeps only referenced objects and
+// savepoints, corrupt or missing objects fall back to the previous checkpoint, and restores over
+// any key-group split give exactly the state.
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -117,8 +120,19 @@ describe.each([
   { mode: 'one object per key group', packBytesMax: 0 },
 ])('checkpoint layout ($mode)', ({ packBytesMax }) => {
   const perKeyGroup = packBytesMax === 0;
-  async function checkpoint(store: S3Store, model: Model, epoch: number, opts: WriteOptions, meta: Record<string, unknown> = {}, inflight = new Map<number, Uint8Array[]>()) {
-    return writeCheckpoint(store, { epoch, keyGroups: KG, parts: model.take(), inflight, meta }, { ...opts, ...(packBytesMax === undefined ? {} : { packBytesMax }) });
+  async function checkpoint(
+    store: S3Store,
+    model: Model,
+    epoch: number,
+    opts: WriteOptions,
+    meta: Record<string, unknown> = {},
+    inflight = new Map<number, Uint8Array[]>(),
+  ) {
+    return writeCheckpoint(
+      store,
+      { epoch, keyGroups: KG, parts: model.take(), inflight, meta },
+      { ...opts, ...(packBytesMax === undefined ? {} : { packBytesMax }) },
+    );
   }
 
   it('writes deltas proportional to the change: 10^4 keys, then 100 changed keys', async () => {
@@ -131,7 +145,8 @@ describe.each([
     expect(baseBytes).toBeGreaterThan(10_000 * 40); // each entry is ~20 B key + ~35 B value
     if (perKeyGroup) expect(firstData.filter((w) => w.key.includes('/base-'))).toHaveLength(KG);
     // Packed: an empty key group starts with a packed delta; ~600 KB fit one default pack.
-    else if (packBytesMax === undefined) expect(firstData.map((w) => w.key)).toEqual([expect.stringMatching(/^packs\/delta-000000000001-[0-9a-f]{8}-000$/)]);
+    else if (packBytesMax === undefined)
+      expect(firstData.map((w) => w.key)).toEqual([expect.stringMatching(/^packs\/delta-000000000001-[0-9a-f]{8}-000$/)]);
     else expect(firstData.length).toBeGreaterThan(KG / 2); // 1500-byte packs: about one per key group
 
     for (let i = 0; i < 90; i++) model.put(i * 97, `changed-${i}`); // 90 updates
@@ -272,7 +287,10 @@ describe.each([
     expect(log.warnings.some((w) => w.includes(delta3) && w.includes('corrupt'))).toBe(true);
     expectSameState(await restoreAll(store, latest!, [0, KG]), states[1]!);
     // Restoring the damaged checkpoint directly is an error naming the object.
-    const err = await restoreAll(store, manifests[2]!, [0, KG]).then(() => undefined, (e: unknown) => e);
+    const err = await restoreAll(store, manifests[2]!, [0, KG]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(SnapshotError);
     expect((err as SnapshotError).key).toBe(delta3);
 
@@ -288,10 +306,14 @@ describe.each([
     // 4. Regression (retention once kept the abandoned manifest 3 and deleted the new 2): the next
     // checkpoint builds on the restored one; the abandoned timeline (3, 4) becomes garbage.
     log = new WarnLog();
-    const r = await writeCheckpoint(store, { epoch: 2, keyGroups: KG, parts: new Map(), inflight: new Map(), meta: {}, previous: latest }, { retain: 1, sweepEveryCheckpoints: 1, logger: log });
+    const r = await writeCheckpoint(
+      store,
+      { epoch: 2, keyGroups: KG, parts: new Map(), inflight: new Map(), meta: {}, previous: latest },
+      { retain: 1, sweepEveryCheckpoints: 1, logger: log },
+    );
     expect(r.gcError).toBeUndefined();
     expect(log.warnings.filter((w) => w.includes('abandoned timeline'))).toHaveLength(2);
-    expect((await store.list('manifests/'))).toEqual([manifestKey(2)]);
+    expect(await store.list('manifests/')).toEqual([manifestKey(2)]);
     expect(new Set([...(await store.list('kg/')), ...(await store.list('packs/'))])).toEqual(new Set(referencedKeys(r.manifest)));
     expectSameState(await restoreAll(store, (await latestCheckpoint(store))!, [0, KG]), states[0]!);
   });
@@ -307,7 +329,12 @@ describe.each([
     for (let kg = 0; kg < KG; kg += 3) inflight.set(kg, [Buffer.from(`m${kg}-1`), Buffer.from(`m${kg}-2`)]);
     const { manifest } = await checkpoint(store, model, 2, {}, {}, inflight);
 
-    for (const splits of [[0, KG], [0, 8, KG], [0, 5, 11, KG], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]]) {
+    for (const splits of [
+      [0, KG],
+      [0, 8, KG],
+      [0, 5, 11, KG],
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+    ]) {
       expectSameState(await restoreAll(store, manifest, splits), model.state);
       const msgs: string[] = [];
       for (let i = 0; i + 1 < splits.length; i++) {

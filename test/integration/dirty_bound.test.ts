@@ -21,19 +21,27 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe('dirty-set bound', () => {
-  it.each([50, 3_600_000])('checkpoints clear a dirty set over its bound: many distinct keys, a small bound, no stall (interval %i ms)', async (flushIntervalMs) => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'statefn-dirty-'));
-    dirs.push(stateDir);
-    const n = 20_000;
-    const engine = await Engine.start(app, { stateDir, workers: 2, limits: { dirtyEntriesMax: 64, flushIntervalMs } });
-    const input = engine.app.ingresses[0]!.connector as unknown as MemoryIngress<RoutedMessage>;
-    const output = engine.app.egresses.get('test/out') as MemoryEgress;
-    input.pushAll(Array.from({ length: n }, (_, i): RoutedMessage => ({ to: { typename: 'test/counter', id: `key-${i}` }, message: Message.of(Types.long, i) })));
-    // Egress is released only by complete checkpoints: all of it arriving means they kept coming.
-    await output.waitFor(n, 60_000);
-    await engine.stop();
-    const ids = new Set(output.records.map((r) => (r.message.toJSON() as { id: string; count: number }).id));
-    expect(ids.size).toBe(n);
-    expect(output.records.every((r) => (r.message.toJSON() as { count: number }).count === 1)).toBe(true);
-  });
+  it.each([50, 3_600_000])(
+    'checkpoints clear a dirty set over its bound: many distinct keys, a small bound, no stall (interval %i ms)',
+    async (checkpointIntervalMs) => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'statefn-dirty-'));
+      dirs.push(stateDir);
+      const n = 20_000;
+      const engine = await Engine.start(app, { stateDir, workers: 2, limits: { dirtyEntriesMax: 64, checkpointIntervalMs } });
+      const input = engine.app.ingresses[0]!.connector as unknown as MemoryIngress<RoutedMessage>;
+      const output = engine.app.egresses.get('test/out') as MemoryEgress;
+      input.pushAll(
+        Array.from({ length: n }, (_, i): RoutedMessage => ({
+          to: { typename: 'test/counter', id: `key-${i}` },
+          message: Message.of(Types.long, i),
+        })),
+      );
+      // Egress is released only by complete checkpoints: all of it arriving means they kept coming.
+      await output.waitFor(n, 60_000);
+      await engine.stop();
+      const ids = new Set(output.records.map((r) => (r.message.toJSON() as { id: string; count: number }).id));
+      expect(ids.size).toBe(n);
+      expect(output.records.every((r) => (r.message.toJSON() as { count: number }).count === 1)).toBe(true);
+    },
+  );
 });

@@ -26,7 +26,11 @@ describe('engine smoke', () => {
   it('counts per address across workers and a clean restart', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'statefn-smoke-'));
     dirs.push(stateDir);
-    const msgs = (n: number) => Array.from({ length: n }, (_, i): RoutedMessage => ({ to: { typename: 'test/counter', id: `k${i % 100}` }, message: Message.of(Types.long, i) }));
+    const msgs = (n: number) =>
+      Array.from({ length: n }, (_, i): RoutedMessage => ({
+        to: { typename: 'test/counter', id: `k${i % 100}` },
+        message: Message.of(Types.long, i),
+      }));
     let engine = await Engine.start(app, { stateDir, workers: 2 });
     let { input, output } = io(engine);
     input.pushAll(msgs(1000));

@@ -1,4 +1,8 @@
-// Proves failing invocations never vanish: a handler that always throws is retried handlerAttemptsMax times and dead-lettered with its error; one that throws once is retried without any effect of the failed attempt and keeps per-address order (sync and async); unknown function types, unknown egresses, oversized messages and state type mismatches become dead letters; and the engine keeps working afterwards.
+// Proves failing invocations never vanish: a handler that always throws is retried
+// handlerAttemptsMax times and dead-lettered with its error; one that throws once is retried
+// without any effect of the failed attempt and keeps per-address order (sync and async); unknown
+// function types, unknown egresses, oversized messages and state type mismatches become dead
+// letters; and the engine keeps working afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../index.js';
 import { DEAD_LETTER_EGRESS } from '../../api/app.js';
@@ -37,10 +41,22 @@ let stateDir: string;
 const logger = new MemoryLogger();
 
 async function startEngine(typedAs: 'long' | 'string'): Promise<void> {
-  engine = await Engine.start({ module: app, params: { typedAs } }, {
-    stateDir, workers: WORKERS, logger,
-    limits: { keyGroups: KEY_GROUPS, handlerAttemptsMax: ATTEMPTS, handlerRetryBackoffMs: 5, flushIntervalMs: 100, ringBytes: 65_536, frameBytesMax: FRAME_BYTES_MAX },
-  });
+  engine = await Engine.start(
+    { module: app, params: { typedAs } },
+    {
+      stateDir,
+      workers: WORKERS,
+      logger,
+      limits: {
+        keyGroups: KEY_GROUPS,
+        handlerAttemptsMax: ATTEMPTS,
+        handlerRetryBackoffMs: 5,
+        checkpointIntervalMs: 100,
+        ringBytes: 65_536,
+        frameBytesMax: FRAME_BYTES_MAX,
+      },
+    },
+  );
   input = ingressOf(engine, 'f/in');
   output = egressOf(engine, 'f/out');
   dead = egressOf(engine, DEAD_LETTER_EGRESS);
@@ -68,12 +84,18 @@ function reports(fn: string, id: string): Report[] {
 }
 
 async function waitReports(fn: string, id: string, count: number): Promise<Report[]> {
-  await orFail(engine, output.waitFor(() => reports(fn, id).length >= count, 20_000));
+  await orFail(
+    engine,
+    output.waitFor(() => reports(fn, id).length >= count, 20_000),
+  );
   return reports(fn, id);
 }
 
 async function waitDead(pred: (d: Dead) => boolean): Promise<Dead> {
-  await orFail(engine, dead.waitFor((rs) => rs.some((r) => pred(r.message.toJSON() as Dead)), 20_000));
+  await orFail(
+    engine,
+    dead.waitFor((rs) => rs.some((r) => pred(r.message.toJSON() as Dead)), 20_000),
+  );
   return jsonRecords<Dead>(dead).find(pred)!;
 }
 
@@ -83,7 +105,10 @@ async function get(fn: string, id: string): Promise<Report> {
   const gets = (): Report[] => reports(fn, id).filter((r) => (r as { get?: boolean }).get === true);
   const before = gets().length;
   send(fn, id, { op: 'get' });
-  await orFail(engine, output.waitFor(() => gets().length > before, 20_000));
+  await orFail(
+    engine,
+    output.waitFor(() => gets().length > before, 20_000),
+  );
   return gets().at(-1)!;
 }
 
@@ -106,7 +131,12 @@ describe('failures', () => {
     send(SYNC, 'always', { op: 'log', n: 2, failAlways: true });
     send(SYNC, 'always', { op: 'log', n: 3 });
     const d = await waitDead((x) => x.target?.id === 'always');
-    expect(d).toMatchObject({ code: ErrorCode.HANDLER_FAILED, target: { typename: SYNC, id: 'always' }, typename: CMD.typename, attempts: ATTEMPTS });
+    expect(d).toMatchObject({
+      code: ErrorCode.HANDLER_FAILED,
+      target: { typename: SYNC, id: 'always' },
+      typename: CMD.typename,
+      attempts: ATTEMPTS,
+    });
     expect(d.error).toContain(`always failing on 2 (attempt ${ATTEMPTS})`);
     // The failed message left nothing behind; the next one ran after it, in order.
     const rs = await waitReports(SYNC, 'always', 2);
@@ -180,7 +210,10 @@ describe('failures', () => {
     // The record itself must fit in a frame: the value is left out, its size kept.
     expect(d.value).toEqual({ omitted: true, bytes: FRAME_BYTES_MAX + 1 });
     // From an ingress as well.
-    input.push({ to: { typename: SINK, id: 'ingress-big' }, message: Message.of(Types.raw('f/Blob'), new Uint8Array(FRAME_BYTES_MAX + 1)) });
+    input.push({
+      to: { typename: SINK, id: 'ingress-big' },
+      message: Message.of(Types.raw('f/Blob'), new Uint8Array(FRAME_BYTES_MAX + 1)),
+    });
     const d2 = await waitDead((x) => x.code === ErrorCode.PAYLOAD_TOO_LARGE && x.target?.id === 'ingress-big');
     expect(d2.error).toMatch(/exceeds frameBytesMax/);
     // A message just under the bound is delivered.

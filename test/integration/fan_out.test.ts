@@ -1,4 +1,7 @@
-// Proves fan-out under back-pressure keeps memory bounded: a burst of inputs that each send 100 messages back-pressures the ingress, outboxes and pending queues stay within bounds derived from the limits, and every message is delivered exactly once; a clean stop while back-pressured loses nothing.
+// Proves fan-out under back-pressure keeps memory bounded: a burst of inputs that each send 100
+// messages back-pressures the ingress, outboxes and pending queues stay within bounds derived from
+// the limits, and every message is delivered exactly once; a clean stop while back-pressured loses
+// nothing.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../index.js';
 import { Message } from '../../api/message.js';
@@ -23,7 +26,7 @@ const LIMITS = {
   outboxBytesHighWater: 64 * KiB,
   outboxBytesLowWater: 16 * KiB,
   pendingMessagesMax: 256,
-  flushIntervalMs: 200,
+  checkpointIntervalMs: 200,
 };
 
 type Report = TypeOf<typeof REPORT>;
@@ -61,8 +64,13 @@ function bounds(n: number): { messagesMax: number; parkedBytesMax: number; worke
   const sinkMax = messageBytes([SINK, `k${GROUPS * FAN_OUT - 1}`, SOURCE, 'src49', Types.long.typename, n - 1]);
   const ingressBatch = 256; // MemoryIngress's default batchSize
   const perWorkerSources = L.pendingMessagesMax + Math.ceil(L.ringBytes / srcMin);
-  const sourcesMax = WORKERS * perWorkerSources + WORKERS * Math.ceil(L.ringBytes / srcMin) + Math.ceil((L.outboxBytesHighWater + ingressBatch * srcMax) / srcMin);
-  const messagesMax = WORKERS * (L.pendingMessagesMax + Math.ceil(L.outboxBytesHighWater / sinkMin) + L.batchMessagesMax * FAN_OUT) + sourcesMax * (FAN_OUT + 1);
+  const sourcesMax =
+    WORKERS * perWorkerSources +
+    WORKERS * Math.ceil(L.ringBytes / srcMin) +
+    Math.ceil((L.outboxBytesHighWater + ingressBatch * srcMax) / srcMin);
+  const messagesMax =
+    WORKERS * (L.pendingMessagesMax + Math.ceil(L.outboxBytesHighWater / sinkMin) + L.batchMessagesMax * FAN_OUT) +
+    sourcesMax * (FAN_OUT + 1);
   return {
     messagesMax,
     parkedBytesMax: messagesMax * sinkMax,
@@ -75,22 +83,33 @@ describe('fan-out', () => {
     const N = 20_000;
     const stateDir = tmp.make('fanout');
     const logger = new MemoryLogger();
-    const engine = await Engine.start({ module: app, params: { fanOut: FAN_OUT, groups: GROUPS } }, { stateDir, workers: WORKERS, logger, limits: LIMITS });
+    const engine = await Engine.start(
+      { module: app, params: { fanOut: FAN_OUT, groups: GROUPS } },
+      { stateDir, workers: WORKERS, logger, limits: LIMITS },
+    );
     try {
       const input = ingressOf(engine, 'fan/in');
       const output = egressOf(engine, 'fan/out');
       const rss0 = process.memoryUsage.rss();
       const sampler = sampleStats(engine, 2);
-      input.pushAll(Array.from({ length: N }, (_, n): RoutedMessage => ({ to: { typename: SOURCE, id: `src${n % 50}` }, message: Message.of(Types.long, n) })));
+      input.pushAll(
+        Array.from({ length: N }, (_, n): RoutedMessage => ({
+          to: { typename: SOURCE, id: `src${n % 50}` },
+          message: Message.of(Types.long, n),
+        })),
+      );
       const total = N * (FAN_OUT + 1);
-      await orFail(engine, new Promise<void>((resolve) => {
-        const t = setInterval(() => {
-          if (engine.stats().processed >= total) {
-            clearInterval(t);
-            resolve();
-          }
-        }, 10);
-      }));
+      await orFail(
+        engine,
+        new Promise<void>((resolve) => {
+          const t = setInterval(() => {
+            if (engine.stats().processed >= total) {
+              clearInterval(t);
+              resolve();
+            }
+          }, 10);
+        }),
+      );
       const peaks = sampler.stop();
       expect(engine.stats().processed).toBe(total);
 
@@ -107,12 +126,20 @@ describe('fan-out', () => {
       // decoded would take far more than this.
       expect(peaks.rssBytes - rss0).toBeLessThan(1024 * 1024 * 1024);
       const sinks = GROUPS * FAN_OUT;
-      input.pushAll(Array.from({ length: sinks }, (_, k): RoutedMessage => ({ to: { typename: SINK, id: `k${k}` }, message: Message.of(ASK, null) })));
+      input.pushAll(
+        Array.from({ length: sinks }, (_, k): RoutedMessage => ({ to: { typename: SINK, id: `k${k}` }, message: Message.of(ASK, null) })),
+      );
       await orFail(engine, output.waitFor(sinks, 30_000));
       for (const r of jsonRecords<Report>(output)) {
         const g = Math.floor(Number(r.id.slice(1)) / FAN_OUT);
-        let count = 0, sum = 0, sumSq = 0;
-        for (let n = g; n < N; n += GROUPS) { count++; sum += n; sumSq += n * n; }
+        let count = 0,
+          sum = 0,
+          sumSq = 0;
+        for (let n = g; n < N; n += GROUPS) {
+          count++;
+          sum += n;
+          sumSq += n * n;
+        }
         expect(r, r.id).toEqual({ id: r.id, count, sum, sumSq });
       }
     } finally {
@@ -124,22 +151,31 @@ describe('fan-out', () => {
     const N = 10_000;
     const stateDir = tmp.make('fanout');
     const params = { fanOut: FAN_OUT, groups: GROUPS };
-    const records = Array.from({ length: N }, (_, n): RoutedMessage => ({ to: { typename: SOURCE, id: `src${n % 50}` }, message: Message.of(Types.long, n) }));
+    const records = Array.from({ length: N }, (_, n): RoutedMessage => ({
+      to: { typename: SOURCE, id: `src${n % 50}` },
+      message: Message.of(Types.long, n),
+    }));
     let logger = new MemoryLogger();
-    let engine = await Engine.start({ module: app, params }, { stateDir, workers: WORKERS, logger, limits: { ...LIMITS, stopTimeoutMs: 20_000 } });
+    let engine = await Engine.start(
+      { module: app, params },
+      { stateDir, workers: WORKERS, logger, limits: { ...LIMITS, stopTimeoutMs: 20_000 } },
+    );
     let input = ingressOf(engine, 'fan/in');
     input.pushAll(records);
     // Stop in the middle of the burst, while the engine is back-pressured.
-    await orFail(engine, new Promise<void>((resolve) => {
-      const t = setInterval(() => {
-        const s = engine.stats();
-        // (or the burst is over: the expectations below then say so)
-        if ((s.backPressured && s.processed > (N * FAN_OUT) / 10) || s.processed >= N * (FAN_OUT + 1)) {
-          clearInterval(t);
-          resolve();
-        }
-      }, 1);
-    }));
+    await orFail(
+      engine,
+      new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          const s = engine.stats();
+          // (or the burst is over: the expectations below then say so)
+          if ((s.backPressured && s.processed > (N * FAN_OUT) / 10) || s.processed >= N * (FAN_OUT + 1)) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 1);
+      }),
+    );
     const processedBefore = engine.stats().processed;
     await engine.stop();
     expect(logger.errors()).toEqual([]);
@@ -155,12 +191,18 @@ describe('fan-out', () => {
       const output = egressOf(engine, 'fan/out');
       const sinks = GROUPS * FAN_OUT;
       // Wait until every sink has all its messages (or report what is missing).
-      const want = (k: number): number => { let c = 0; for (let n = Math.floor(k / FAN_OUT); n < N; n += GROUPS) c++; return c; };
+      const want = (k: number): number => {
+        let c = 0;
+        for (let n = Math.floor(k / FAN_OUT); n < N; n += GROUPS) c++;
+        return c;
+      };
       const deadline = Date.now() + 60_000;
       let reports: Report[] = [];
       for (;;) {
         output.clear();
-        input.pushAll(Array.from({ length: sinks }, (_, k): RoutedMessage => ({ to: { typename: SINK, id: `k${k}` }, message: Message.of(ASK, null) })));
+        input.pushAll(
+          Array.from({ length: sinks }, (_, k): RoutedMessage => ({ to: { typename: SINK, id: `k${k}` }, message: Message.of(ASK, null) })),
+        );
         await orFail(engine, output.waitFor(sinks, 30_000));
         reports = jsonRecords<Report>(output);
         if (reports.every((r) => r.count >= want(Number(r.id.slice(1)))) || Date.now() > deadline) break;
@@ -168,8 +210,14 @@ describe('fan-out', () => {
       }
       for (const r of reports) {
         const g = Math.floor(Number(r.id.slice(1)) / FAN_OUT);
-        let count = 0, sum = 0, sumSq = 0;
-        for (let n = g; n < N; n += GROUPS) { count++; sum += n; sumSq += n * n; }
+        let count = 0,
+          sum = 0,
+          sumSq = 0;
+        for (let n = g; n < N; n += GROUPS) {
+          count++;
+          sum += n;
+          sumSq += n * n;
+        }
         expect(r, r.id).toEqual({ id: r.id, count, sum, sumSq });
       }
     } finally {

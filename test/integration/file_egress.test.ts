@@ -1,4 +1,6 @@
-// Proves FileEgress appends one JSON line per record to a real file (in order, across restarts, with a bounded unwritten backlog, failing loudly on a full disk) and StdoutEgress waits for 'drain'.
+// Proves FileEgress appends one JSON line per record to a real file (in order, across restarts,
+// with a bounded unwritten backlog, failing loudly on a full disk) and StdoutEgress waits for
+// 'drain'.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +27,10 @@ const str = (s: string): EgressRecord => rec('test/out', Message.of(Types.string
 async function lines(path: string): Promise<unknown[]> {
   const text = await readFile(path, 'utf8');
   expect(text.endsWith('\n')).toBe(true);
-  return text.slice(0, -1).split('\n').map((l) => JSON.parse(l) as unknown);
+  return text
+    .slice(0, -1)
+    .split('\n')
+    .map((l) => JSON.parse(l) as unknown);
 }
 
 describe('FileEgress', () => {
@@ -87,7 +92,10 @@ describe('FileEgress', () => {
     const logger = { info: () => {}, warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
     const egress = new FileEgress({ id: 'test/out', path: '/dev/full', bufferBytesMax: 0, writeAttemptsMax: 2 });
     await egress.start({ logger, signal: new AbortController().signal, deadLetter: () => {}, lineage: 'test' });
-    const err = await Promise.resolve(egress.write([str('x')])).then(() => undefined, (e: unknown) => e);
+    const err = await Promise.resolve(egress.write([str('x')])).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StatefnError);
     expect((err as StatefnError).code).toBe(ErrorCode.EGRESS_FAILED);
     expect((err as StatefnError).message).toMatch(/writing \/dev\/full failed 2 times \(ENOSPC\)/);

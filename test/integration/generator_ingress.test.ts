@@ -1,4 +1,5 @@
-// Proves GeneratorIngress submits exactly `count` deterministic records, that seek() regenerates identical records, and that it honours back-pressure, its rate limit and stop.
+// Proves GeneratorIngress submits exactly `count` deterministic records, that seek() regenerates
+// identical records, and that it honours back-pressure, its rate limit and stop.
 import { describe, expect, it } from 'vitest';
 import type { IngressContext, Logger } from '../../api/connector_api.js';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
@@ -193,7 +194,10 @@ describe('GeneratorIngress', () => {
     });
     const ctx = new CollectingContext<number>();
     gen.start(ctx);
-    const err = await gen.done.then(() => undefined, (e: unknown) => e);
+    const err = await gen.done.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StatefnError);
     expect((err as StatefnError).code).toBe(ErrorCode.INGRESS_RECORD_INVALID);
     expect((err as StatefnError).message).toMatch(/make\(25\) threw: boom/);

@@ -26,13 +26,15 @@ describe('HTTP ingress durable replies', () => {
   it('replies 202 after the covering checkpoint completed', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'statefn-httpd-'));
     dirs.push(stateDir);
-    const engine = await Engine.start(app, { stateDir, workers: 2, limits: { flushIntervalMs: 300 } });
+    const engine = await Engine.start(app, { stateDir, workers: 2, limits: { checkpointIntervalMs: 300 } });
     const http = engine.app.ingresses[0]!.connector as unknown as HttpIngress;
     const { port } = http.address();
     for (let i = 0; i < 3; i++) {
       const before = epochOf(stateDir);
       const r = await fetch(`http://127.0.0.1:${port}/hc/counter/a`, {
-        method: 'POST', headers: { 'Content-Type': 'application/vnd.io.statefun.types/string' }, body: '',
+        method: 'POST',
+        headers: { 'Content-Type': 'application/vnd.io.statefun.types/string' },
+        body: '',
       });
       expect(r.status).toBe(202);
       // The message was submitted after checkpoint `before` began at the earliest, so the one
@@ -45,12 +47,15 @@ describe('HTTP ingress durable replies', () => {
   it('starts a checkpoint on demand for waiting replies, shared by concurrent requests', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'statefn-httpd-'));
     dirs.push(stateDir);
-    const engine = await Engine.start(app, { stateDir, workers: 2, limits: { flushIntervalMs: 60_000, durableWaitMs: 5 } });
+    const engine = await Engine.start(app, { stateDir, workers: 2, limits: { checkpointIntervalMs: 60_000, durableWaitMs: 5 } });
     const http = engine.app.ingresses[0]!.connector as unknown as HttpIngress;
     const { port } = http.address();
-    const post = (id: string) => fetch(`http://127.0.0.1:${port}/hc/counter/${id}`, {
-      method: 'POST', headers: { 'Content-Type': 'application/vnd.io.statefun.types/string' }, body: '',
-    });
+    const post = (id: string) =>
+      fetch(`http://127.0.0.1:${port}/hc/counter/${id}`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/vnd.io.statefun.types/string' },
+        body: '',
+      });
     // No interval checkpoint runs during this test: each reply needs one started on demand.
     expect((await post('a')).status).toBe(202);
     expect(epochOf(stateDir)).toBeGreaterThanOrEqual(1);
@@ -64,7 +69,9 @@ describe('HTTP ingress durable replies', () => {
     // A waiter without `soon` does not start a checkpoint; a `soon` one does, and covers both.
     const e0 = epochOf(stateDir);
     let plainDone = false;
-    const plain = engine.whenDurable().then(() => { plainDone = true; });
+    const plain = engine.whenDurable().then(() => {
+      plainDone = true;
+    });
     await new Promise((r) => setTimeout(r, 200));
     expect(plainDone).toBe(false);
     expect(epochOf(stateDir)).toBe(e0);

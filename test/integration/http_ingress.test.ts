@@ -1,4 +1,5 @@
-// Proves HttpIngress answers every status of its protocol to real HTTP clients on 127.0.0.1, decodes payloads, and slows clients under back-pressure instead of buffering.
+// Proves HttpIngress answers every status of its protocol to real HTTP clients on 127.0.0.1,
+// decodes payloads, and slows clients under back-pressure instead of buffering.
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -146,18 +147,43 @@ describe('HttpIngress', () => {
     await expectError(await send(base, '/com.example/greeter', ok, STRING), 400, ErrorCode.ADDRESS_INVALID, /has 2 segments/);
     await expectError(await send(base, '/com.example/greeter/a/b', ok, STRING), 400, ErrorCode.ADDRESS_INVALID, /has 4 segments/);
     await expectError(await send(base, '/com.example/greeter/', ok, STRING), 400, ErrorCode.ADDRESS_INVALID, /empty segment/);
-    await expectError(await send(base, '/com.example/greeter/%E0%A4%A', ok, STRING), 400, ErrorCode.ADDRESS_INVALID, /not valid URL encoding/);
+    await expectError(
+      await send(base, '/com.example/greeter/%E0%A4%A', ok, STRING),
+      400,
+      ErrorCode.ADDRESS_INVALID,
+      /not valid URL encoding/,
+    );
     await expectError(await send(base, '/com.example/gree%2Fter/a', ok, STRING), 400, ErrorCode.ADDRESS_INVALID, /contains '\/'/);
-    await expectError(await send(base, '/com.example/greeter/a', ok, 'application/vnd.nonamespace'), 400, ErrorCode.ADDRESS_INVALID, /'nonamespace' is not a type name/);
+    await expectError(
+      await send(base, '/com.example/greeter/a', ok, 'application/vnd.nonamespace'),
+      400,
+      ErrorCode.ADDRESS_INVALID,
+      /'nonamespace' is not a type name/,
+    );
     // A string whose length prefix promises 5 bytes but carries 1; an int sent with the wrong wire type.
-    await expectError(await send(base, '/com.example/greeter/a', Uint8Array.of(0x0a, 0x05, 0x61), STRING), 400, ErrorCode.TYPE_MISMATCH, /not a valid io\.statefun\.types\/string/);
-    await expectError(await send(base, '/com.example/greeter/a', Uint8Array.of(0x08, 0x01), 'application/vnd.io.statefun.types/int'), 400, ErrorCode.TYPE_MISMATCH, /wire type/);
+    await expectError(
+      await send(base, '/com.example/greeter/a', Uint8Array.of(0x0a, 0x05, 0x61), STRING),
+      400,
+      ErrorCode.TYPE_MISMATCH,
+      /not a valid io\.statefun\.types\/string/,
+    );
+    await expectError(
+      await send(base, '/com.example/greeter/a', Uint8Array.of(0x08, 0x01), 'application/vnd.io.statefun.types/int'),
+      400,
+      ErrorCode.TYPE_MISMATCH,
+      /wire type/,
+    );
     expect(ctx.records).toEqual([]);
   });
 
   it('answers 404 for a function type the engine does not know', async () => {
     const { ctx, base } = await startIngress();
-    await expectError(await send(base, '/com.example/nobody/a', Types.string.serialize('x'), STRING), 404, ErrorCode.UNKNOWN_FUNCTION_TYPE, /'com\.example\/nobody'/);
+    await expectError(
+      await send(base, '/com.example/nobody/a', Types.string.serialize('x'), STRING),
+      404,
+      ErrorCode.UNKNOWN_FUNCTION_TYPE,
+      /'com\.example\/nobody'/,
+    );
     expect(ctx.records).toEqual([]);
   });
 
@@ -179,7 +205,12 @@ describe('HttpIngress', () => {
     const { base } = await startIngress();
     const body = Types.string.serialize('x');
     await expectError(await send(base, '/com.example/greeter/a', body), 415, ErrorCode.REQUEST_INVALID, /missing Content-Type/);
-    await expectError(await send(base, '/com.example/greeter/a', body, 'application/json'), 415, ErrorCode.REQUEST_INVALID, /application\/vnd\.<namespace>\/<name>/);
+    await expectError(
+      await send(base, '/com.example/greeter/a', body, 'application/json'),
+      415,
+      ErrorCode.REQUEST_INVALID,
+      /application\/vnd\.<namespace>\/<name>/,
+    );
     await expectError(await send(base, '/com.example/greeter/a', body, 'text/plain'), 415, ErrorCode.REQUEST_INVALID, /not supported/);
   });
 
@@ -202,7 +233,10 @@ describe('HttpIngress', () => {
     const chunk = Buffer.alloc(16 * 1024, 0x61);
     let answered = false;
     let bytesSent = 0;
-    void response.then(() => (answered = true), () => (answered = true));
+    void response.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
     const pump = (): void => {
       while (!answered) {
         if (bytesSent >= bytesSentMax) return void req.end();
@@ -339,11 +373,12 @@ describe('durable replies and idempotency keys', () => {
     const ingress = new HttpIngress({ id: 'test/http-durable' });
     await ingress.start(ctx);
     const { port } = ingress.address();
-    const post = () => fetch(`http://127.0.0.1:${port}/com.example/greeter/bob`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/vnd.com.example/Raw', 'Idempotency-Key': 'k-1' },
-      body: 'x',
-    });
+    const post = () =>
+      fetch(`http://127.0.0.1:${port}/com.example/greeter/bob`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/vnd.com.example/Raw', 'Idempotency-Key': 'k-1' },
+        body: 'x',
+      });
     const first = post();
     let answered = false;
     void first.then(() => (answered = true));

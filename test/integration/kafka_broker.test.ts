@@ -27,9 +27,10 @@ async function consumeAll(
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
-      eachMessage: async ({ message }) => {
+      eachMessage: ({ message }) => {
         got.push(message);
         if (got.length >= expected) reached();
+        return Promise.resolve();
       },
     });
     const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -37,7 +38,10 @@ async function consumeAll(
     await Promise.race([
       enough,
       new Promise<void>((_, rej) => {
-        timer = setTimeout(() => rej(new Error(`only ${got.length} of ${expected} records from ${topic} within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(
+          () => rej(new Error(`only ${got.length} of ${expected} records from ${topic} within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
       }),
     ]).finally(() => clearTimeout(timer));
     await new Promise((r) => setTimeout(r, opts.settleMs ?? 1_000));

@@ -11,7 +11,15 @@ import { Engine } from '../../index.js';
 import { Types } from '../../api/types.js';
 import type { KafkaIngress } from '../../connectors/kafka/kafka_ingress.js';
 import { MemoryLogger } from '../fixtures/engine_harness.js';
-import { createTopics, eventually, freshGroup, freshTopic, greeterModuleYaml, kafkaBrokers, readCommitted } from '../fixtures/kafka_test_env.js';
+import {
+  createTopics,
+  eventually,
+  freshGroup,
+  freshTopic,
+  greeterModuleYaml,
+  kafkaBrokers,
+  readCommitted,
+} from '../fixtures/kafka_test_env.js';
 
 const appUrl = new URL('../fixtures/apps/kafka_greeter_app.ts', import.meta.url).href;
 const dirs: string[] = [];
@@ -30,7 +38,11 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const greets = freshTopic('greets');
     const dlt = freshTopic('dlt');
     const group = freshGroup('greeter');
-    await createTopics(brokers, [{ topic: names, numPartitions: 3 }, { topic: greets, numPartitions: 2 }, { topic: dlt, numPartitions: 1 }]);
+    await createTopics(brokers, [
+      { topic: names, numPartitions: 3 },
+      { topic: greets, numPartitions: 2 },
+      { topic: dlt, numPartitions: 1 },
+    ]);
     const dir = tempDir('kafka-conn');
     const yamlPath = join(dir, 'module.yaml');
     writeFileSync(yamlPath, greeterModuleYaml({ brokers: brokers.join(','), names, dlt, group, semantic: 'exactly-once' }));
@@ -58,7 +70,7 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const stateDir = join(dir, 'state');
     const ref = { module: appUrl, moduleYaml: yamlPath, params: { outTopic: greets } };
     const logger = new MemoryLogger();
-    let engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+    let engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { checkpointIntervalMs: 300 } });
     const ingress = engine.app.ingresses[0]!.connector as unknown as KafkaIngress;
 
     await eventually('100 greetings committed', async () => (await readCommitted(brokers, [greets], 20_000)).length >= 100, 60_000, 500);
@@ -74,7 +86,11 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     // The bad records are on the dead-letter topic with the reason in headers.
     const dead = await readCommitted(brokers, [dlt]);
     expect(dead).toHaveLength(3);
-    expect(dead.map((d) => d.headers['statefn.error.code']).sort()).toEqual(['STATEFN_INGRESS_RECORD_INVALID', 'STATEFN_INGRESS_RECORD_INVALID', 'STATEFN_TYPE_MISMATCH']);
+    expect(dead.map((d) => d.headers['statefn.error.code']).sort()).toEqual([
+      'STATEFN_INGRESS_RECORD_INVALID',
+      'STATEFN_INGRESS_RECORD_INVALID',
+      'STATEFN_TYPE_MISMATCH',
+    ]);
     expect(dead.every((d) => d.headers['statefn.source.topic'] === names && d.headers['statefn.source.offset'] !== undefined)).toBe(true);
     expect(ingress.stats.deadLettered).toBe(3);
 
@@ -82,14 +98,18 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const admin = kafka.admin();
     await admin.connect();
     const ends = await admin.fetchTopicOffsets(names);
-    await eventually('group offsets at the end of the topic', async () => {
-      const committed = (await admin.fetchOffsets({ groupId: group, topics: [names] }))[0]!.partitions;
-      return ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high);
-    }, 30_000);
+    await eventually(
+      'group offsets at the end of the topic',
+      async () => {
+        const committed = (await admin.fetchOffsets({ groupId: group, topics: [names] }))[0]!.partitions;
+        return ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high);
+      },
+      30_000,
+    );
 
     // A clean stop and restart: nothing read twice, new records continue the counts.
     await engine.stop();
-    engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+    engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { checkpointIntervalMs: 300 } });
     await produceNames(ids, 3);
     await eventually('150 greetings committed', async () => (await readCommitted(brokers, [greets], 20_000)).length >= 150, 60_000, 500);
     await new Promise((r) => setTimeout(r, 1_000)); // a duplicate would show up by now
@@ -104,13 +124,18 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     // A wiped state directory is a new history: its checkpoints number from 1 again, and the
     // egress must not mistake the old history's committed checkpoints for its own.
     rmSync(stateDir, { recursive: true, force: true });
-    engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { flushIntervalMs: 300 } });
+    engine = await Engine.start(ref, { stateDir, workers: 2, logger, limits: { checkpointIntervalMs: 300 } });
     await eventually('300 greetings committed', async () => (await readCommitted(brokers, [greets], 20_000)).length >= 300, 60_000, 500);
     const again = await readCommitted(brokers, [greets]);
     expect(again).toHaveLength(300);
-    expect(again.filter((r) => r.key === 'user7').map((r) => r.value!.toString().split(':').slice(0, 2).join(':'))).toEqual(
-      ['user7:1', 'user7:2', 'user7:3', 'user7:1', 'user7:2', 'user7:3'],
-    );
+    expect(again.filter((r) => r.key === 'user7').map((r) => r.value!.toString().split(':').slice(0, 2).join(':'))).toEqual([
+      'user7:1',
+      'user7:2',
+      'user7:3',
+      'user7:1',
+      'user7:2',
+      'user7:3',
+    ]);
     await engine.stop();
     await admin.disconnect();
     await producer.disconnect();
@@ -122,7 +147,10 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const names = freshTopic('names-bp');
     const greets = freshTopic('greets-bp');
     const group = freshGroup('bp');
-    await createTopics(brokers, [{ topic: names, numPartitions: 2 }, { topic: greets, numPartitions: 2 }]);
+    await createTopics(brokers, [
+      { topic: names, numPartitions: 2 },
+      { topic: greets, numPartitions: 2 },
+    ]);
     const dir = tempDir('kafka-bp');
     const yamlPath = join(dir, 'module.yaml');
     // A slow function (2 ms a message) behind tiny queues: the ingress must pause between groups.
@@ -134,7 +162,11 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     const rounds = 30;
     for (let round = 1; round <= rounds; round++) {
       // 1 KB values: far more than the 64 KiB rings hold, so the ingress has to wait.
-      await producer.send({ topic: names, acks: -1, messages: ids.map((id) => ({ key: id, value: Buffer.from(Types.string.serialize(`r${round}${'x'.repeat(1000)}`)) })) });
+      await producer.send({
+        topic: names,
+        acks: -1,
+        messages: ids.map((id) => ({ key: id, value: Buffer.from(Types.string.serialize(`r${round}${'x'.repeat(1000)}`)) })),
+      });
     }
     await producer.disconnect();
 
@@ -142,7 +174,19 @@ describe('Kafka ingress and egress (module.yaml, real broker)', () => {
     // A slow function and tiny queues: the ingress must pause and resume many times.
     const engine = await Engine.start(
       { module: appUrl, moduleYaml: yamlPath, params: { outTopic: greets, spinMs: 0.5 } },
-      { stateDir: join(dir, 'state'), workers: 2, logger, limits: { flushIntervalMs: 300, pendingMessagesMax: 16, ringBytes: 64 * 1024, frameBytesMax: 16 * 1024, outboxBytesHighWater: 16 * 1024, outboxBytesLowWater: 4 * 1024 } },
+      {
+        stateDir: join(dir, 'state'),
+        workers: 2,
+        logger,
+        limits: {
+          checkpointIntervalMs: 300,
+          pendingMessagesMax: 16,
+          ringBytes: 64 * 1024,
+          frameBytesMax: 16 * 1024,
+          outboxBytesHighWater: 16 * 1024,
+          outboxBytesLowWater: 4 * 1024,
+        },
+      },
     );
     const ingress = engine.app.ingresses[0]!.connector as unknown as KafkaIngress;
     const total = ids.length * rounds;

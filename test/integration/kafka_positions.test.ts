@@ -40,9 +40,15 @@ afterAll(async () => {
 });
 
 /** Start an ingress on `topic`, collect until `n` messages arrived (or 30 s), stop it; the values as strings. */
-async function consume(opts: Partial<KafkaIngressOptions> & { topic: string; group: string }, n: number, seek?: unknown): Promise<{ values: string[]; ingress: KafkaIngress; rejected: unknown[] }> {
+async function consume(
+  opts: Partial<KafkaIngressOptions> & { topic: string; group: string },
+  n: number,
+  seek?: unknown,
+): Promise<{ values: string[]; ingress: KafkaIngress; rejected: unknown[] }> {
   const ingress = new KafkaIngress({
-    id: 'kp/in', address: kafkaBrokers().join(','), consumerGroupId: opts.group,
+    id: 'kp/in',
+    address: kafkaBrokers().join(','),
+    consumerGroupId: opts.group,
     topics: opts.topics ?? [{ topic: opts.topic, valueType: Types.string.typename, targets: [TARGET] }],
     ...(opts.startupPosition ? { startupPosition: opts.startupPosition } : {}),
     ...(opts.deadLetterTopic ? { deadLetterTopic: opts.deadLetterTopic } : {}),
@@ -65,7 +71,11 @@ async function produce(topic: string, values: string[], partition = 0): Promise<
   for (const v of values) {
     const ts = Date.now();
     stamps.push(ts);
-    await p.send({ topic, acks: -1, messages: [{ key: `k-${v}`, value: Buffer.from(Types.string.serialize(v)), partition, timestamp: String(ts) }] });
+    await p.send({
+      topic,
+      acks: -1,
+      messages: [{ key: `k-${v}`, value: Buffer.from(Types.string.serialize(v)), partition, timestamp: String(ts) }],
+    });
     await new Promise((r) => setTimeout(r, 5));
   }
   await p.disconnect();
@@ -78,9 +88,22 @@ describe('Kafka ingress positions', () => {
     await createTopics(kafkaBrokers(), [{ topic, numPartitions: 1 }]);
     const stamps = await produce(topic, ['a', 'b', 'c', 'd', 'e']);
 
-    expect((await consume({ topic, group: freshGroup('e'), startupPosition: { type: 'earliest' } }, 5)).values).toEqual(['a', 'b', 'c', 'd', 'e']);
-    expect((await consume({ topic, group: freshGroup('s'), startupPosition: { type: 'specific-offsets', offsets: { [`${topic}/0`]: 3 } } }, 2)).values).toEqual(['d', 'e']);
-    expect((await consume({ topic, group: freshGroup('d'), startupPosition: { type: 'date', date: stamps[2]! } }, 3)).values).toEqual(['c', 'd', 'e']);
+    expect((await consume({ topic, group: freshGroup('e'), startupPosition: { type: 'earliest' } }, 5)).values).toEqual([
+      'a',
+      'b',
+      'c',
+      'd',
+      'e',
+    ]);
+    expect(
+      (await consume({ topic, group: freshGroup('s'), startupPosition: { type: 'specific-offsets', offsets: { [`${topic}/0`]: 3 } } }, 2))
+        .values,
+    ).toEqual(['d', 'e']);
+    expect((await consume({ topic, group: freshGroup('d'), startupPosition: { type: 'date', date: stamps[2]! } }, 3)).values).toEqual([
+      'c',
+      'd',
+      'e',
+    ]);
     expect((await consume({ topic, group: freshGroup('l'), startupPosition: { type: 'latest' } }, 0)).values).toEqual([]);
 
     // group-offsets: the group's committed offset (committed by an earlier run after its "checkpoint").
@@ -97,25 +120,38 @@ describe('Kafka ingress positions', () => {
     expect((await consume({ topic, group, startupPosition: { type: 'group-offsets' } }, 1)).values).toEqual(['f']);
 
     // A checkpoint's position overrides the startup position.
-    expect((await consume({ topic, group: freshGroup('c'), startupPosition: { type: 'latest' } }, 2, { [`${topic}/0`]: 4 })).values).toEqual(['e', 'f']);
+    expect(
+      (await consume({ topic, group: freshGroup('c'), startupPosition: { type: 'latest' } }, 2, { [`${topic}/0`]: 4 })).values,
+    ).toEqual(['e', 'f']);
   });
 
   it('custom routers route by anything in the record; unknown targets are dead-lettered', async () => {
     const topic = freshTopic('router');
     const dlt = freshTopic('router-dlt');
-    await createTopics(kafkaBrokers(), [{ topic, numPartitions: 1 }, { topic: dlt, numPartitions: 1 }]);
+    await createTopics(kafkaBrokers(), [
+      { topic, numPartitions: 1 },
+      { topic: dlt, numPartitions: 1 },
+    ]);
     await produce(topic, ['x', 'y', 'z']);
-    const r = await consume({
-      topic, group: freshGroup('r'), startupPosition: { type: 'earliest' }, deadLetterTopic: dlt,
-      topics: [{
+    const r = await consume(
+      {
         topic,
-        router: (rec) => {
-          const v = Types.string.deserialize(rec.value!);
-          if (v === 'z') return { to: { typename: 'kp/nobody', id: 'z' }, message: Message.of(Types.string, v) };
-          return { to: { typename: TARGET, id: `${rec.partition}-${rec.offset}` }, message: Message.of(Types.string, v.toUpperCase()) };
-        },
-      }],
-    }, 2);
+        group: freshGroup('r'),
+        startupPosition: { type: 'earliest' },
+        deadLetterTopic: dlt,
+        topics: [
+          {
+            topic,
+            router: (rec) => {
+              const v = Types.string.deserialize(rec.value!);
+              if (v === 'z') return { to: { typename: 'kp/nobody', id: 'z' }, message: Message.of(Types.string, v) };
+              return { to: { typename: TARGET, id: `${rec.partition}-${rec.offset}` }, message: Message.of(Types.string, v.toUpperCase()) };
+            },
+          },
+        ],
+      },
+      2,
+    );
     expect(r.values).toEqual(['X', 'Y']);
     const dead = await readCommitted(kafkaBrokers(), [dlt]);
     expect(dead).toHaveLength(1);
@@ -130,7 +166,12 @@ describe('Kafka egress, delivery semantic none', () => {
     await createTopics(kafkaBrokers(), [{ topic, numPartitions: 1 }]);
     const egress = new KafkaEgress({ id: 'kp/out', address: kafkaBrokers().join(','), deliverySemantic: { type: 'none' } });
     const dead: EgressRecord[] = [];
-    await egress.start({ logger: new MemoryLogger(), signal: new AbortController().signal, deadLetter: (r) => dead.push(r), lineage: 'test' });
+    await egress.start({
+      logger: new MemoryLogger(),
+      signal: new AbortController().signal,
+      deadLetter: (r) => dead.push(r),
+      lineage: 'test',
+    });
     await egress.write([
       { egressId: 'kp/out', message: kafkaProducerRecord({ topic, key: 'a', value: 'one' }) },
       { egressId: 'kp/out', message: Message.of(Types.string, 'not a record') },
@@ -138,7 +179,10 @@ describe('Kafka egress, delivery semantic none', () => {
     ]);
     await egress.stop();
     const got = await readCommitted(kafkaBrokers(), [topic]);
-    expect(got.map((g) => [g.key, g.value!.toString()])).toEqual([['a', 'one'], [null, 'two']]);
+    expect(got.map((g) => [g.key, g.value!.toString()])).toEqual([
+      ['a', 'one'],
+      [null, 'two'],
+    ]);
     expect(dead).toHaveLength(1);
     expect(egress.deliverBeforeCheckpoint).toBe(true);
     expect(egress.commitEpoch).toBeUndefined();

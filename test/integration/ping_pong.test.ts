@@ -1,4 +1,6 @@
-// Proves cyclic messaging across all workers (worker<->worker rings in every direction plus self-sends) delivers exactly the expected messages per address, with default and with small rings (outboxes and wrap-around), without deadlock.
+// Proves cyclic messaging across all workers (worker<->worker rings in every direction plus
+// self-sends) delivers exactly the expected messages per address, with default and with small rings
+// (outboxes and wrap-around), without deadlock.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../index.js';
 import { keyGroupOf, keyGroupRange } from '../../shared/key_group.js';
@@ -6,7 +8,16 @@ import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import type { RoutedMessage } from '../../api/connector_api.js';
 import { PLAYER, ASK } from '../fixtures/apps/ping_pong_app.js';
-import { MemoryLogger, TempDirs, type StatsPeaks, egressOf, ingressOf, jsonRecords, orFail, sampleStats } from '../fixtures/engine_harness.js';
+import {
+  MemoryLogger,
+  TempDirs,
+  type StatsPeaks,
+  egressOf,
+  ingressOf,
+  jsonRecords,
+  orFail,
+  sampleStats,
+} from '../fixtures/engine_harness.js';
 
 const app = new URL('../fixtures/apps/ping_pong_app.ts', import.meta.url).pathname;
 const tmp = new TempDirs();
@@ -24,7 +35,10 @@ function workerOf(id: string): number {
   throw new Error(`no owner for key group ${kg}`);
 }
 
-interface Pair { a: string; b: string }
+interface Pair {
+  a: string;
+  b: string;
+}
 
 /**
  * `pairs` pairs whose two ids live on different workers, spread so that every unordered pair of
@@ -56,7 +70,13 @@ function expectedCounts(pairs: Pair[], hops: number, selfEvery: number): Map<str
   return counts;
 }
 
-async function run(opts: { pairs: number; hops: number; selfEvery: number; pad: number; limits?: Record<string, number> }): Promise<StatsPeaks> {
+async function run(opts: {
+  pairs: number;
+  hops: number;
+  selfEvery: number;
+  pad: number;
+  limits?: Record<string, number>;
+}): Promise<StatsPeaks> {
   const { pairs: n, hops, selfEvery, pad } = opts;
   const pairs = makePairs(n);
   // Every ordered pair of distinct workers is exercised in both directions by some pair.
@@ -67,15 +87,26 @@ async function run(opts: { pairs: number; hops: number; selfEvery: number; pad: 
   const total = n * (hops + 1);
   const stateDir = tmp.make('pingpong');
   const logger = new MemoryLogger();
-  const engine = await Engine.start({ module: app, params: { selfEvery } }, {
-    stateDir, workers: WORKERS, logger, limits: { keyGroups: KEY_GROUPS, flushIntervalMs: 200, ...opts.limits },
-  });
+  const engine = await Engine.start(
+    { module: app, params: { selfEvery } },
+    {
+      stateDir,
+      workers: WORKERS,
+      logger,
+      limits: { keyGroups: KEY_GROUPS, checkpointIntervalMs: 200, ...opts.limits },
+    },
+  );
   try {
     const input = ingressOf(engine, 'pp/in');
     const output = egressOf(engine, 'pp/out');
     const sampler = sampleStats(engine, 5);
     const padding = pad > 0 ? ' ' + 'x'.repeat(pad) : '';
-    input.pushAll(pairs.map(({ a, b }): RoutedMessage => ({ to: { typename: PLAYER, id: a }, message: Message.of(Types.string, `${hops} ${b}${padding}`) })));
+    input.pushAll(
+      pairs.map(({ a, b }): RoutedMessage => ({
+        to: { typename: PLAYER, id: a },
+        message: Message.of(Types.string, `${hops} ${b}${padding}`),
+      })),
+    );
     await orFail(engine, output.waitFor(n, 100_000));
     const peaks = sampler.stop();
 
@@ -120,7 +151,10 @@ describe('ping-pong', () => {
     // 12 worker->worker rings of 64 KiB, so producers find rings full and park frames; every ring
     // wraps around many times.
     const peaks = await run({
-      pairs: 10_000, hops: 99, selfEvery: 5, pad: 120,
+      pairs: 10_000,
+      hops: 99,
+      selfEvery: 5,
+      pad: 120,
       limits: { ringBytes: 65536, frameBytesMax: 16384, batchMessagesMax: 64 },
     });
     // Worker threads (not only the main thread's ingress burst) had to park frames.

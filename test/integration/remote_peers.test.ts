@@ -24,7 +24,11 @@ type MissingValue = PersistedValueSpec;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const tv = <T>(t: { typename: string; serialize(v: T): Uint8Array }, v: T): TypedValue => ({ typename: t.typename, hasValue: true, value: t.serialize(v) });
+const tv = <T>(t: { typename: string; serialize(v: T): Uint8Array }, v: T): TypedValue => ({
+  typename: t.typename,
+  hasValue: true,
+  value: t.serialize(v),
+});
 const str = (s: string): TypedValue => tv(Types.string, s);
 const json = (typename: string, v: unknown): TypedValue => ({ typename, hasValue: true, value: enc.encode(JSON.stringify(v)) });
 /** A state value StateFun has registered but that holds nothing yet. */
@@ -34,15 +38,29 @@ const addr = (typename: string, id: string): Address => {
   return { namespace: typename.slice(0, i), type: typename.slice(i + 1), id };
 };
 /** `state`: name -> value; `null` sends the PersistedValue without a state_value. */
-const batch = (typename: string, id: string, state: Record<string, TypedValue | null> | undefined, args: TypedValue[]): InvocationBatchRequest => ({
+const batch = (
+  typename: string,
+  id: string,
+  state: Record<string, TypedValue | null> | undefined,
+  args: TypedValue[],
+): InvocationBatchRequest => ({
   target: addr(typename, id),
   state: Object.entries(state ?? {}).map(([stateName, stateValue]) => (stateValue === null ? { stateName } : { stateName, stateValue })),
   invocations: args.map((argument) => ({ argument })),
 });
 
-interface Reply { status: number; contentType: string | null; body: Uint8Array }
+interface Reply {
+  status: number;
+  contentType: string | null;
+  body: Uint8Array;
+}
 async function post(url: string, body: Uint8Array, timeoutMs = 10_000): Promise<Reply> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body, signal: AbortSignal.timeout(timeoutMs) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
   return { status: r.status, contentType: r.headers.get('content-type'), body: new Uint8Array(await r.arrayBuffer()) };
 }
 async function invoke(svc: RemoteService, req: InvocationBatchRequest): Promise<FromFunction> {
@@ -60,7 +78,8 @@ const egressStrings = (r: Result): string[] =>
     expect(e.argument.typename).toBe('io.statefun.types/string');
     return Types.string.deserialize(e.argument.value);
   });
-const stats = async (svc: RemoteService): Promise<number> => ((await (await fetch(`${svc.baseUrl}/__stats`)).json()) as { requests: number }).requests;
+const stats = async (svc: RemoteService): Promise<number> =>
+  ((await (await fetch(`${svc.baseUrl}/__stats`)).json()) as { requests: number }).requests;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -69,13 +88,20 @@ function commonContract(name: 'js' | 'py', svc: () => RemoteService, noTtl: Miss
   describe(`${name}: shared contract`, () => {
     it('greeter: no state yet -> IncompleteInvocationContext naming seen (int)', async () => {
       const f = await invoke(svc(), batch('remote-test/greeter', 'alice', undefined, [str('hi')]));
-      expect(f).toEqual({ kind: 'incomplete', missingValues: [{ stateName: 'seen', typeTypename: 'io.statefun.types/int', expirationSpec: noTtl }] });
+      expect(f).toEqual({
+        kind: 'incomplete',
+        missingValues: [{ stateName: 'seen', typeTypename: 'io.statefun.types/int', expirationSpec: noTtl }],
+      });
     });
 
     it('greeter: with state -> MODIFY seen and one egress per invocation of the batch', async () => {
       const r1 = resultOf(await invoke(svc(), batch('remote-test/greeter', 'alice', { seen: none('io.statefun.types/int') }, [str('hi')])));
       expect(r1.stateMutations).toHaveLength(1);
-      expect(r1.stateMutations[0]).toMatchObject({ mutationType: 'MODIFY', stateName: 'seen', stateValue: { typename: 'io.statefun.types/int', hasValue: true } });
+      expect(r1.stateMutations[0]).toMatchObject({
+        mutationType: 'MODIFY',
+        stateName: 'seen',
+        stateValue: { typename: 'io.statefun.types/int', hasValue: true },
+      });
       expect(Types.int.deserialize(r1.stateMutations[0]!.stateValue!.value)).toBe(1);
       expect(r1.outgoingEgresses.map((e) => [e.egressNamespace, e.egressType])).toEqual([['remote-test', 'greets']]);
       expect(egressStrings(r1)).toEqual(['Hello alice, seen 1']);
@@ -92,7 +118,9 @@ function commonContract(name: 'js' | 'py', svc: () => RemoteService, noTtl: Miss
     });
 
     it('kafka-greeter: a KafkaProducerRecord egress (topic from the message, key = id)', async () => {
-      const r = resultOf(await invoke(svc(), batch('remote-test/kafka-greeter', 'carol', { seen: none('io.statefun.types/int') }, [str('greetings')])));
+      const r = resultOf(
+        await invoke(svc(), batch('remote-test/kafka-greeter', 'carol', { seen: none('io.statefun.types/int') }, [str('greetings')])),
+      );
       expect(r.outgoingEgresses).toHaveLength(1);
       const e = r.outgoingEgresses[0]!;
       expect([e.egressNamespace, e.egressType]).toEqual(['remote-test', 'kafka-out']);
@@ -107,7 +135,12 @@ function commonContract(name: 'js' | 'py', svc: () => RemoteService, noTtl: Miss
       const s = await invoke(svc(), batch('remote-test/delayed', 'd1', undefined, [str('schedule:tok1:1500'), str('cancel:tok0')]));
       const r = resultOf(s);
       expect(r.delayedInvocations).toHaveLength(2);
-      expect(r.delayedInvocations[0]).toMatchObject({ isCancellationRequest: false, cancellationToken: 'tok1', delayInMs: 1500, target: addr('remote-test/delayed', 'd1') });
+      expect(r.delayedInvocations[0]).toMatchObject({
+        isCancellationRequest: false,
+        cancellationToken: 'tok1',
+        delayInMs: 1500,
+        target: addr('remote-test/delayed', 'd1'),
+      });
       expect(Types.string.deserialize(r.delayedInvocations[0]!.argument!.value)).toBe('fire:tok1');
       expect(r.delayedInvocations[1]).toMatchObject({ isCancellationRequest: true, cancellationToken: 'tok0' });
       expect(r.stateMutations).toEqual([]);
@@ -118,11 +151,31 @@ function commonContract(name: 'js' | 'py', svc: () => RemoteService, noTtl: Miss
 
     it('ttl: the spec carries the expiration; reads, writes and deletes', async () => {
       const w = await invoke(svc(), batch('remote-test/ttl', 't1', undefined, [str('get')]));
-      expect(w).toEqual({ kind: 'incomplete', missingValues: [{ stateName: 'value', typeTypename: 'io.statefun.types/string', expirationSpec: { mode: 'AFTER_WRITE', expireAfterMillis: 2000 } }] });
+      expect(w).toEqual({
+        kind: 'incomplete',
+        missingValues: [
+          {
+            stateName: 'value',
+            typeTypename: 'io.statefun.types/string',
+            expirationSpec: { mode: 'AFTER_WRITE', expireAfterMillis: 2000 },
+          },
+        ],
+      });
       const c = await invoke(svc(), batch('remote-test/ttl-call', 't1', undefined, [str('get')]));
-      expect(c).toEqual({ kind: 'incomplete', missingValues: [{ stateName: 'value', typeTypename: 'io.statefun.types/string', expirationSpec: { mode: 'AFTER_INVOKE', expireAfterMillis: 2000 } }] });
+      expect(c).toEqual({
+        kind: 'incomplete',
+        missingValues: [
+          {
+            stateName: 'value',
+            typeTypename: 'io.statefun.types/string',
+            expirationSpec: { mode: 'AFTER_INVOKE', expireAfterMillis: 2000 },
+          },
+        ],
+      });
 
-      const set = resultOf(await invoke(svc(), batch('remote-test/ttl', 't1', { value: none('io.statefun.types/string') }, [str('set:x')])));
+      const set = resultOf(
+        await invoke(svc(), batch('remote-test/ttl', 't1', { value: none('io.statefun.types/string') }, [str('set:x')])),
+      );
       expect(egressStrings(set)).toEqual(['read none']);
       expect(set.stateMutations).toHaveLength(1);
       expect(set.stateMutations[0]).toMatchObject({ mutationType: 'MODIFY', stateName: 'value' });
@@ -140,7 +193,10 @@ function commonContract(name: 'js' | 'py', svc: () => RemoteService, noTtl: Miss
       expect([r.status, r.contentType]).toEqual([200, 'application/octet-stream']);
       if (name === 'js') {
         expect(Buffer.from(r.body).toString('hex')).toBe('a20600');
-        expect(decodeFromFunction(r.body)).toEqual({ kind: 'result', result: { stateMutations: [], outgoingMessages: [], delayedInvocations: [], outgoingEgresses: [] } });
+        expect(decodeFromFunction(r.body)).toEqual({
+          kind: 'result',
+          result: { stateMutations: [], outgoingMessages: [], delayedInvocations: [], outgoingEgresses: [] },
+        });
       } else {
         expect(r.body.length).toBe(0);
         expect(decodeFromFunction(r.body)).toEqual({ kind: 'empty' });
@@ -163,7 +219,13 @@ describe('remote test peers', () => {
     [js, py, jsCustom] = await Promise.all([
       startJsService(),
       startPyService(),
-      startJsService({ env: { REMOTE_TEST_INTERPRETER_TYPENAME: 'remote-test/interp', REMOTE_TEST_INTERPRETER_KAFKA_TOPIC: 'crash-out', REMOTE_TEST_KAFKA_TOPIC: 'fixed-topic' } }),
+      startJsService({
+        env: {
+          REMOTE_TEST_INTERPRETER_TYPENAME: 'remote-test/interp',
+          REMOTE_TEST_INTERPRETER_KAFKA_TOPIC: 'crash-out',
+          REMOTE_TEST_KAFKA_TOPIC: 'fixed-topic',
+        },
+      }),
     ]);
   });
   afterAll(async () => {
@@ -186,7 +248,9 @@ describe('remote test peers', () => {
       expect(Types.long.deserialize(r.stateMutations[0]!.stateValue!.value)).toBe(2 ** 40 + 2);
       expect([r.outgoingMessages, r.outgoingEgresses, r.delayedInvocations]).toEqual([[], [], []]);
 
-      const e = resultOf(await invoke(js, batch('remote-test/counter-echo', 'c', { n: none('io.statefun.types/long') }, [str('x'), str('y')])));
+      const e = resultOf(
+        await invoke(js, batch('remote-test/counter-echo', 'c', { n: none('io.statefun.types/long') }, [str('x'), str('y')])),
+      );
       expect(e.outgoingEgresses.map((g) => `${g.egressNamespace}/${g.egressType}:${g.argument.typename}`)).toEqual([
         'remote-test/counts:io.statefun.types/long',
         'remote-test/counts:io.statefun.types/long',
@@ -216,38 +280,90 @@ describe('remote test peers', () => {
         { kind: 'egress', value: '0.0' },
         { kind: 'verify' },
       ];
-      const r = resultOf(await invoke(js, batch('crash/interpreter', 'i1', { counter: tv(Types.long, 10) }, [json('crash/Commands', { commands }), json('crash/Commands', { commands: [{ kind: 'cancel', token: 't0.0' }] })])));
+      const r = resultOf(
+        await invoke(
+          js,
+          batch('crash/interpreter', 'i1', { counter: tv(Types.long, 10) }, [
+            json('crash/Commands', { commands }),
+            json('crash/Commands', { commands: [{ kind: 'cancel', token: 't0.0' }] }),
+          ]),
+        ),
+      );
       expect(r.stateMutations).toHaveLength(1);
       expect(r.stateMutations[0]!.stateValue!.typename).toBe('io.statefun.types/long');
       expect(Types.long.deserialize(r.stateMutations[0]!.stateValue!.value)).toBe(12);
-      const msg = (m: { target?: Address; argument?: TypedValue }) => ({ to: m.target?.id, type: m.target && `${m.target.namespace}/${m.target.type}`, t: m.argument?.typename, v: JSON.parse(dec.decode(m.argument!.value)) as unknown });
+      const msg = (m: { target?: Address; argument?: TypedValue }) => ({
+        to: m.target?.id,
+        type: m.target && `${m.target.namespace}/${m.target.type}`,
+        t: m.argument?.typename,
+        v: JSON.parse(dec.decode(m.argument!.value)) as unknown,
+      });
       expect(r.outgoingMessages.map(msg)).toEqual([
         { to: 'i2', type: 'crash/interpreter', t: 'crash/Commands', v: { commands: [{ kind: 'inc' }] } },
         { to: 'i1', type: 'crash/interpreter', t: 'crash/Commands', v: { commands: [{ kind: 'cancel', token: 't0.0' }] } },
       ]);
       expect(r.delayedInvocations).toHaveLength(3);
-      expect({ ...msg(r.delayedInvocations[0]!), delay: r.delayedInvocations[0]!.delayInMs, token: r.delayedInvocations[0]!.cancellationToken }).toEqual({
-        to: 'i3', type: 'crash/interpreter', t: 'crash/Commands', v: { commands: [{ kind: 'egress', value: 'late' }] }, delay: 42, token: '',
+      expect({
+        ...msg(r.delayedInvocations[0]!),
+        delay: r.delayedInvocations[0]!.delayInMs,
+        token: r.delayedInvocations[0]!.cancellationToken,
+      }).toEqual({
+        to: 'i3',
+        type: 'crash/interpreter',
+        t: 'crash/Commands',
+        v: { commands: [{ kind: 'egress', value: 'late' }] },
+        delay: 42,
+        token: '',
       });
-      expect(r.delayedInvocations[1]).toMatchObject({ isCancellationRequest: false, delayInMs: 3_600_000, cancellationToken: 't0.0', target: addr('crash/interpreter', 'i4') });
+      expect(r.delayedInvocations[1]).toMatchObject({
+        isCancellationRequest: false,
+        delayInMs: 3_600_000,
+        cancellationToken: 't0.0',
+        target: addr('crash/interpreter', 'i4'),
+      });
       expect(r.delayedInvocations[2]).toMatchObject({ isCancellationRequest: true, cancellationToken: 't0.0' });
-      expect(r.outgoingEgresses.map((e) => [`${e.egressNamespace}/${e.egressType}`, e.argument.typename, JSON.parse(dec.decode(e.argument.value))])).toEqual([
+      expect(
+        r.outgoingEgresses.map((e) => [
+          `${e.egressNamespace}/${e.egressType}`,
+          e.argument.typename,
+          JSON.parse(dec.decode(e.argument.value)) as unknown,
+        ]),
+      ).toEqual([
         ['crash/out', 'crash/Out', { id: 'i1', value: '0.0' }],
         ['crash/out', 'crash/Out', { id: 'i1', counter: 12 }],
       ]);
     });
 
     it('interpreter with a configured typename and Kafka egress; kafka-greeter with a fixed topic', async () => {
-      expect(await post(jsCustom.url, encodeToFunction(batch('crash/interpreter', 'i1', { counter: none('io.statefun.types/long') }, [json('crash/Commands', { commands: [] })])))).toMatchObject({ status: 500 });
-      const r = resultOf(await invoke(jsCustom, batch('remote-test/interp', 'i7', { counter: none('io.statefun.types/long') }, [json('crash/Commands', { commands: [{ kind: 'inc' }, { kind: 'send', to: 'i8', commands: [] }, { kind: 'verify' }] })])));
+      expect(
+        await post(
+          jsCustom.url,
+          encodeToFunction(
+            batch('crash/interpreter', 'i1', { counter: none('io.statefun.types/long') }, [json('crash/Commands', { commands: [] })]),
+          ),
+        ),
+      ).toMatchObject({ status: 500 });
+      const r = resultOf(
+        await invoke(
+          jsCustom,
+          batch('remote-test/interp', 'i7', { counter: none('io.statefun.types/long') }, [
+            json('crash/Commands', { commands: [{ kind: 'inc' }, { kind: 'send', to: 'i8', commands: [] }, { kind: 'verify' }] }),
+          ]),
+        ),
+      );
       expect(r.outgoingMessages[0]!.target).toEqual(addr('remote-test/interp', 'i8'));
       expect(r.outgoingEgresses).toHaveLength(1);
       const e = r.outgoingEgresses[0]!;
-      expect([`${e.egressNamespace}/${e.egressType}`, e.argument.typename]).toEqual(['crash/out', 'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord']);
+      expect([`${e.egressNamespace}/${e.egressType}`, e.argument.typename]).toEqual([
+        'crash/out',
+        'type.googleapis.com/io.statefun.sdk.egress.KafkaProducerRecord',
+      ]);
       const rec = KafkaProducerRecordType.deserialize(e.argument.value);
       expect([rec.topic, rec.key, JSON.parse(dec.decode(rec.value))]).toEqual(['crash-out', 'i7', { id: 'i7', counter: 1 }]);
 
-      const k = resultOf(await invoke(jsCustom, batch('remote-test/kafka-greeter', 'dan', { seen: none('io.statefun.types/int') }, [str('ignored')])));
+      const k = resultOf(
+        await invoke(jsCustom, batch('remote-test/kafka-greeter', 'dan', { seen: none('io.statefun.types/int') }, [str('ignored')])),
+      );
       const kr = KafkaProducerRecordType.deserialize(k.outgoingEgresses[0]!.argument.value);
       expect(kr.topic).toBe('fixed-topic');
     });
@@ -260,7 +376,10 @@ describe('remote test peers', () => {
 
     it('answers on any path and counts POSTs at /__stats', async () => {
       const before = await stats(js);
-      const r = await post(`${js.baseUrl}/remote-test/greeter`, encodeToFunction(batch('remote-test/greeter', 'p', { seen: none('io.statefun.types/int') }, [str('hi')])));
+      const r = await post(
+        `${js.baseUrl}/remote-test/greeter`,
+        encodeToFunction(batch('remote-test/greeter', 'p', { seen: none('io.statefun.types/int') }, [str('hi')])),
+      );
       expect(r.status).toBe(200);
       expect(await stats(js)).toBe(before + 1);
     });

@@ -1,4 +1,6 @@
-// Proves rescaling keeps everything: stopping with 4 workers and starting with 2, then 4 again, keeps all state (10,000 counters with exact counts), pending timers (near and beyond the horizon, cancellable after the move) and in-flight messages, with keyGroups fixed for the state directory.
+// Proves rescaling keeps everything: stopping with 4 workers and starting with 2, then 4 again,
+// keeps all state (10,000 counters with exact counts), pending timers (near and beyond the horizon,
+// cancellable after the move) and in-flight messages, with keyGroups fixed for the state directory.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,7 +31,10 @@ class Run {
   readonly input: MemoryIngress<RoutedMessage>;
   readonly out: MemoryEgress;
   readonly loopOut: MemoryEgress;
-  private constructor(readonly engine: Engine, readonly logger: MemoryLogger) {
+  private constructor(
+    readonly engine: Engine,
+    readonly logger: MemoryLogger,
+  ) {
     this.input = ingressOf(engine, 'rs/in');
     this.out = egressOf(engine, 'rs/out');
     this.loopOut = egressOf(engine, 'st/loop-out');
@@ -38,7 +43,7 @@ class Run {
   /** `keyGroups` only for a new state dir: later starts take it from the state dir. */
   static async start(stateDir: string, workers: number, keyGroups?: number): Promise<Run> {
     const logger = new MemoryLogger();
-    const limits = keyGroups === undefined ? { flushIntervalMs: 200 } : { flushIntervalMs: 200, keyGroups };
+    const limits = keyGroups === undefined ? { checkpointIntervalMs: 200 } : { checkpointIntervalMs: 200, keyGroups };
     const engine = await Engine.start(app, { stateDir, workers, logger, clock: new ManualClock(T0), limits });
     return new Run(engine, logger);
   }
@@ -63,7 +68,10 @@ class Run {
   }
 
   async loopsPast(rings: string[][], past: number[]): Promise<void> {
-    await orFail(this.engine, this.loopOut.waitFor(() => rings.every((ring, i) => this.progress(ring) >= past[i]!), 30_000));
+    await orFail(
+      this.engine,
+      this.loopOut.waitFor(() => rings.every((ring, i) => this.progress(ring) >= past[i]!), 30_000),
+    );
   }
 
   progress(ring: string[]): number {
@@ -106,7 +114,10 @@ describe('rescale', () => {
         if (own4[kg] === w4 && own2[kg] === w2) return `${prefix}${i}`;
       }
     };
-    const rings = [[pick('a', 0, 0), pick('b', 3, 1)], [pick('p', 1, 0), pick('q', 2, 1), pick('r', 3, 1)]];
+    const rings = [
+      [pick('a', 0, 0), pick('b', 3, 1)],
+      [pick('p', 1, 0), pick('q', 2, 1), pick('r', 3, 1)],
+    ];
 
     // ---- 4 workers ----
     let r = await Run.start(stateDir, 4, KEY_GROUPS);
@@ -132,7 +143,10 @@ describe('rescale', () => {
     const cancelled = new Set(ids.filter((_, i) => i % 200 === 0));
     r.input.pushAll([...cancelled].map((id) => r.cmd(id, { op: 'cancel', token: 'h' })));
     await check(r);
-    await r.loopsPast(rings, seen.map((s) => s + 2 * PROGRESS_EVERY));
+    await r.loopsPast(
+      rings,
+      seen.map((s) => s + 2 * PROGRESS_EVERY),
+    );
     await r.stop();
     seen = rings.map((ring) => r.progress(ring));
 
@@ -141,7 +155,10 @@ describe('rescale', () => {
     try {
       expect(layoutOf(stateDir)).toMatchObject({ keyGroups: KEY_GROUPS, workers: 4 });
       await check(r);
-      await r.loopsPast(rings, seen.map((s) => s + 2 * PROGRESS_EVERY));
+      await r.loopsPast(
+        rings,
+        seen.map((s) => s + 2 * PROGRESS_EVERY),
+      );
       const waitTimers = async (which: string[]): Promise<void> => {
         const deadline = Date.now() + 20_000;
         for (;;) {
@@ -169,10 +186,14 @@ describe('rescale', () => {
 
       // The loops went on through both rescales, each message exactly once.
       for (const ring of rings) r.input.push({ to: { typename: LOOPER, id: ring[0]! }, message: Message.of(LOOP_CMD, { op: 'halt' }) });
-      await orFail(r.engine, r.loopOut.waitFor(() => rings.every((ring) => r.loops().some((x) => x.kind === 'halted' && x.id === ring[0])), 30_000));
+      await orFail(
+        r.engine,
+        r.loopOut.waitFor(() => rings.every((ring) => r.loops().some((x) => x.kind === 'halted' && x.id === ring[0])), 30_000),
+      );
       const ends = new Map(r.loops().flatMap((x) => (x.kind === 'halted' ? [[x.id, x.seq] as const] : [])));
       r.loopOut.clear();
-      for (const ring of rings) for (const id of ring) r.input.push({ to: { typename: LOOPER, id }, message: Message.of(LOOP_CMD, { op: 'get' }) });
+      for (const ring of rings)
+        for (const id of ring) r.input.push({ to: { typename: LOOPER, id }, message: Message.of(LOOP_CMD, { op: 'get' }) });
       await orFail(r.engine, r.loopOut.waitFor(rings.flat().length, 20_000));
       const states = new Map(r.loops().flatMap((x) => (x.kind === 'state' ? [[x.id, x] as const] : [])));
       for (const ring of rings) {
@@ -187,7 +208,9 @@ describe('rescale', () => {
     }
 
     // keyGroups is fixed for the state directory.
-    await expect(Engine.start(app, { stateDir, workers: 2, logger: new MemoryLogger(), limits: { keyGroups: 256 } })).rejects.toMatchObject({ code: ErrorCode.CONFIG_INVALID });
+    await expect(Engine.start(app, { stateDir, workers: 2, logger: new MemoryLogger(), limits: { keyGroups: 256 } })).rejects.toMatchObject(
+      { code: ErrorCode.CONFIG_INVALID },
+    );
     r = await Run.start(stateDir, 3);
     try {
       expect(layoutOf(stateDir)).toMatchObject({ keyGroups: KEY_GROUPS, workers: 3 });

@@ -24,17 +24,27 @@ function io(engine: Engine) {
   };
 }
 
-const msgs = (n: number) => Array.from({ length: n }, (_, i): RoutedMessage => ({ to: { typename: 'test/counter', id: `k${i % 100}` }, message: Message.of(Types.long, i) }));
+const msgs = (n: number) =>
+  Array.from({ length: n }, (_, i): RoutedMessage => ({
+    to: { typename: 'test/counter', id: `k${i % 100}` },
+    message: Message.of(Types.long, i),
+  }));
 
 describe('snapshots in S3', () => {
   it('restores onto an empty state directory with a different worker count', async () => {
     const bucket = await freshBucket(rawS3Client(), 'restore');
     const credentials = s3Credentials();
-    const snapshots: SnapshotStoreConfig = { type: 's3', bucket, prefix: 'app1', endpoint: s3Endpoint(), ...(credentials ? { credentials } : {}) };
+    const snapshots: SnapshotStoreConfig = {
+      type: 's3',
+      bucket,
+      prefix: 'app1',
+      endpoint: s3Endpoint(),
+      ...(credentials ? { credentials } : {}),
+    };
     const first = mkdtempSync(join(tmpdir(), 'statefn-s3a-'));
     const second = mkdtempSync(join(tmpdir(), 'statefn-s3b-'));
     dirs.push(first, second);
-    const opts = { snapshots, limits: { flushIntervalMs: 200 } };
+    const opts = { snapshots, limits: { checkpointIntervalMs: 200 } };
 
     let engine = await Engine.start(app, { ...opts, stateDir: first, workers: 2 });
     let { input, output } = io(engine);

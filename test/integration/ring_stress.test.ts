@@ -1,17 +1,12 @@
-// Proves the SPSC ring and the Doorbells sleep/wake protocol move millions of seeded random-size frames between real threads (worker<->worker, main->worker, worker->main) with every byte intact, in order, and without a lost wake-up.
+// Proves the SPSC ring and the Doorbells sleep/wake protocol move millions of seeded random-size
+// frames between real threads (worker<->worker, main->worker, worker->main) with every byte intact,
+// in order, and without a lost wake-up.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { Doorbells, allocateDoorbells } from '../../shared/doorbell.js';
 import { RING_HEADER_BYTES, RingConsumer, RingProducer, allocateRing } from '../../shared/ring_buffer.js';
 import type { StressWorkerData } from '../fixtures/ring_stress_worker.js';
-import {
-  checkFrame,
-  fillFrame,
-  foldChecksum,
-  frameLength,
-  type FrameError,
-  type StressReport,
-} from '../fixtures/ring_stress_pattern.js';
+import { checkFrame, fillFrame, foldChecksum, frameLength, type FrameError, type StressReport } from '../fixtures/ring_stress_pattern.js';
 
 const SEED = Number(process.env.RING_STRESS_SEED ?? 0x5eed1234) >>> 0;
 /** Liveness guard: a lost wake-up hangs both sides; this turns the hang into a failure with a diagnosis. */
@@ -169,7 +164,7 @@ async function stress(opts: {
       new Doorbells(run.doorbells).ringAlways(MAIN);
       reject(
         new Error(
-          `no progress for ${LIVENESS_MS} ms (seed ${SEED}): head=${(ctl[0]! >>> 0)} tail=${(ctl[16]! >>> 0)} ` +
+          `no progress for ${LIVENESS_MS} ms (seed ${SEED}): head=${ctl[0]! >>> 0} tail=${ctl[16]! >>> 0} ` +
             `doorbells=${JSON.stringify(bells)}; a lost wake-up leaves a side sleeping with work pending`,
         ),
       );
@@ -194,29 +189,45 @@ function expectIntact(r: { producer: StressReport; consumer: StressReport }, fra
 }
 
 describe('ring stress across real threads', () => {
-  it('worker -> worker: 2,000,000 frames over a 64 KiB ring', async () => {
-    const frames = 2_000_000;
-    const r = await stress({ producer: 'worker', consumer: 'worker', ringBytes: 64 * 1024, frames, batchFrames: 256 });
-    expectIntact(r, frames);
-    // The stream must have wrapped the ring many times over.
-    expect(r.producer.bytes).toBeGreaterThan(100 * 64 * 1024);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'worker -> worker: 2,000,000 frames over a 64 KiB ring',
+    async () => {
+      const frames = 2_000_000;
+      const r = await stress({ producer: 'worker', consumer: 'worker', ringBytes: 64 * 1024, frames, batchFrames: 256 });
+      expectIntact(r, frames);
+      // The stream must have wrapped the ring many times over.
+      expect(r.producer.bytes).toBeGreaterThan(100 * 64 * 1024);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('main -> worker: 1,000,000 frames over a 64 KiB ring (main waits with waitAsync)', async () => {
-    const frames = 1_000_000;
-    const r = await stress({ producer: 'main', consumer: 'worker', ringBytes: 64 * 1024, frames, batchFrames: 256 });
-    expectIntact(r, frames);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'main -> worker: 1,000,000 frames over a 64 KiB ring (main waits with waitAsync)',
+    async () => {
+      const frames = 1_000_000;
+      const r = await stress({ producer: 'main', consumer: 'worker', ringBytes: 64 * 1024, frames, batchFrames: 256 });
+      expectIntact(r, frames);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('worker -> main: 1,000,000 frames over a 64 KiB ring (main drains in batches)', async () => {
-    const frames = 1_000_000;
-    const r = await stress({ producer: 'worker', consumer: 'main', ringBytes: 64 * 1024, frames, batchFrames: 256 });
-    expectIntact(r, frames);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'worker -> main: 1,000,000 frames over a 64 KiB ring (main drains in batches)',
+    async () => {
+      const frames = 1_000_000;
+      const r = await stress({ producer: 'worker', consumer: 'main', ringBytes: 64 * 1024, frames, batchFrames: 256 });
+      expectIntact(r, frames);
+    },
+    TEST_TIMEOUT_MS,
+  );
 
-  it('worker -> worker: 300,000 frames over a 4 KiB ring, sleeping and waking constantly', async () => {
-    const frames = 300_000;
-    const r = await stress({ producer: 'worker', consumer: 'worker', ringBytes: 4096, frames, batchFrames: 3 });
-    expectIntact(r, frames);
-  }, TEST_TIMEOUT_MS);
+  it(
+    'worker -> worker: 300,000 frames over a 4 KiB ring, sleeping and waking constantly',
+    async () => {
+      const frames = 300_000;
+      const r = await stress({ producer: 'worker', consumer: 'worker', ringBytes: 4096, frames, batchFrames: 3 });
+      expectIntact(r, frames);
+    },
+    TEST_TIMEOUT_MS,
+  );
 });

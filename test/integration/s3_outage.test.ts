@@ -23,7 +23,10 @@ async function proxy(target: URL): Promise<{ url: string; cut: (on: boolean) => 
   let cut = false;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
-    if (cut) return client.destroy();
+    if (cut) {
+      client.destroy();
+      return;
+    }
     const upstream = net.connect(Number(target.port), target.hostname);
     sockets.add(client).add(upstream);
     client.pipe(upstream).pipe(client);
@@ -47,7 +50,11 @@ async function proxy(target: URL): Promise<{ url: string; cut: (on: boolean) => 
   };
 }
 
-const msgs = (from: number, n: number) => Array.from({ length: n }, (_, i): RoutedMessage => ({ to: { typename: 'test/counter', id: `k${(from + i) % 50}` }, message: Message.of(Types.long, from + i) }));
+const msgs = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i): RoutedMessage => ({
+    to: { typename: 'test/counter', id: `k${(from + i) % 50}` },
+    message: Message.of(Types.long, from + i),
+  }));
 
 describe('S3 outage', () => {
   it('keeps processing, retries checkpoints, and releases everything once S3 is back', async () => {
@@ -59,8 +66,19 @@ describe('S3 outage', () => {
     const warnings: string[] = [];
     const logger: Logger = { info: () => {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
     const engine = await Engine.start(app, {
-      stateDir, workers: 2, logger, limits: { flushIntervalMs: 200 },
-      snapshots: { type: 's3', bucket, endpoint: p.url, maxAttempts: 1, connectionTimeoutMs: 500, requestTimeoutMs: 2000, ...(credentials ? { credentials } : {}) },
+      stateDir,
+      workers: 2,
+      logger,
+      limits: { checkpointIntervalMs: 200 },
+      snapshots: {
+        type: 's3',
+        bucket,
+        endpoint: p.url,
+        maxAttempts: 1,
+        connectionTimeoutMs: 500,
+        requestTimeoutMs: 2000,
+        ...(credentials ? { credentials } : {}),
+      },
     });
     const input = engine.app.ingresses[0]!.connector as unknown as MemoryIngress<RoutedMessage>;
     const output = engine.app.egresses.get('test/out') as MemoryEgress;

@@ -1,4 +1,5 @@
-// Proves the S3 snapshot store against a real S3-compatible server (moto): the S3 behaviours it relies on, the shared store conformance suite, and retriable errors when S3 is unreachable.
+// Proves the S3 snapshot store against a real S3-compatible server (moto): the S3 behaviours it
+// relies on, the shared store conformance suite, and retriable errors when S3 is unreachable.
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, DeleteObjectsCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../snapshot/s3_store.js';
@@ -26,7 +27,9 @@ describe('the S3-compatible server behaves as S3Store relies on', () => {
     const page1 = await raw.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'probe/p', MaxKeys: 2 }));
     expect(page1.IsTruncated).toBe(true);
     expect(page1.Contents?.map((c) => c.Key)).toEqual(['probe/p0', 'probe/p1']);
-    const page2 = await raw.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: 'probe/p', MaxKeys: 10, ContinuationToken: page1.NextContinuationToken }));
+    const page2 = await raw.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: 'probe/p', MaxKeys: 10, ContinuationToken: page1.NextContinuationToken }),
+    );
     expect(page2.IsTruncated).toBe(false);
     expect(page2.Contents?.map((c) => c.Key)).toEqual(['probe/p2', 'probe/p3', 'probe/p4']);
     const del = await raw.send(
@@ -39,7 +42,7 @@ describe('the S3-compatible server behaves as S3Store relies on', () => {
 
 snapshotStoreConformance('S3Store', {
   // A fresh prefix per test in the shared bucket (prefixes are part of the store's contract too).
-  make: async () => s3StoreFor(bucket, `conf-${n++}/nested`),
+  make: () => Promise.resolve(s3StoreFor(bucket, `conf-${n++}/nested`)),
   overwriteRaw: async (store, key, bytes) => {
     const s = store as S3Store;
     await raw.send(new PutObjectCommand({ Bucket: s.bucket, Key: `${s.prefix}/${key}`, Body: bytes }));
@@ -49,8 +52,17 @@ snapshotStoreConformance('S3Store', {
 describe('S3Store failures', () => {
   it('an unreachable endpoint is a retriable error naming the store and the object', async () => {
     // Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
-    const store = new S3Store({ bucket: 'b', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1, connectionTimeoutMs: 1000 });
-    const e = await store.get('manifests/1').then(() => undefined, (err: unknown) => err);
+    const store = new S3Store({
+      bucket: 'b',
+      endpoint: 'http://127.0.0.1:9',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      maxAttempts: 1,
+      connectionTimeoutMs: 1000,
+    });
+    const e = await store.get('manifests/1').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(e).toBeInstanceOf(SnapshotError);
     expect((e as SnapshotError).reason).toBe('unavailable');
     expect((e as SnapshotError).retriable).toBe(true);
@@ -61,7 +73,10 @@ describe('S3Store failures', () => {
 
   it('a bucket that does not exist is a terminal error', async () => {
     const store = s3StoreFor(`${bucket}-absent`);
-    const e = await store.put('x', new Uint8Array(1)).then(() => undefined, (err: unknown) => err);
+    const e = await store.put('x', new Uint8Array(1)).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect((e as SnapshotError).reason).toBe('unavailable');
     expect((e as SnapshotError).retriable).toBe(false);
     store.destroy();

@@ -17,10 +17,14 @@ const app = new URL('../fixtures/apps/counter_app.ts', import.meta.url).href;
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-const msgs = (n: number) => Array.from({ length: n }, (_, i): RoutedMessage => ({ to: { typename: 'test/counter', id: `k${i % 100}` }, message: Message.of(Types.long, i) }));
+const msgs = (n: number) =>
+  Array.from({ length: n }, (_, i): RoutedMessage => ({
+    to: { typename: 'test/counter', id: `k${i % 100}` },
+    message: Message.of(Types.long, i),
+  }));
 
 async function run(stateDir: string, workers: number, n: number, extra: Record<string, unknown> = {}): Promise<number[]> {
-  const engine = await Engine.start(app, { stateDir, workers, limits: { flushIntervalMs: 200 }, ...extra });
+  const engine = await Engine.start(app, { stateDir, workers, limits: { checkpointIntervalMs: 200 }, ...extra });
   const input = engine.app.ingresses[0]!.connector as unknown as MemoryIngress<RoutedMessage>;
   const output = engine.app.egresses.get('test/out') as MemoryEgress;
   input.pushAll(msgs(n));

@@ -22,7 +22,10 @@ const EXPECTED_RECORDS = 10;
 
 async function run(remoteUrl?: string): Promise<string[]> {
   const logger = new MemoryLogger();
-  const engine = await Engine.start({ module: appUrl, params: remoteUrl ? { remoteUrl } : {} }, { stateDir: dirs.make('sdk-remote'), workers: 2, logger, limits: { flushIntervalMs: 300 } });
+  const engine = await Engine.start(
+    { module: appUrl, params: remoteUrl ? { remoteUrl } : {} },
+    { stateDir: dirs.make('sdk-remote'), workers: 2, logger, limits: { checkpointIntervalMs: 300 } },
+  );
   try {
     const out = egressOf(engine, 'sdk/out');
     const input = ingressOf(engine, 'sdk/in');

@@ -6,10 +6,20 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  decodeFromFunction, encodeToFunction, type FromFunction, type InvocationBatchRequest, type PbTypedValue,
+  decodeFromFunction,
+  encodeToFunction,
+  type FromFunction,
+  type InvocationBatchRequest,
+  type PbTypedValue,
 } from '../../remote/protocol.js';
 import {
-  defineFunction, Message, requestReplyHandler, serve, Types, type RemoteFunctionServer, type StatefnError,
+  defineFunction,
+  Message,
+  requestReplyHandler,
+  serve,
+  Types,
+  type RemoteFunctionServer,
+  type StatefnError,
 } from '../../sdk/index.js';
 
 const OCTET = 'application/octet-stream';
@@ -27,9 +37,17 @@ const greeter = defineFunction({
   },
 });
 
-interface Reply { status: number; headers: http.IncomingHttpHeaders; body: Buffer }
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
 
-function request(url: string, body: Uint8Array | Uint8Array[] | null, opts: { method?: string; contentType?: string | null; agent?: http.Agent | false } = {}): Promise<Reply> {
+function request(
+  url: string,
+  body: Uint8Array | Uint8Array[] | null,
+  opts: { method?: string; contentType?: string | null; agent?: http.Agent | false } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = {};
     const contentType = opts.contentType === undefined ? OCTET : opts.contentType;
@@ -51,11 +69,12 @@ function request(url: string, body: Uint8Array | Uint8Array[] | null, opts: { me
   });
 }
 
-const batch = (state: InvocationBatchRequest['state'], names: string[], type = 'greeter'): Uint8Array => encodeToFunction({
-  target: { namespace: 'example', type, id: 'ann' },
-  state,
-  invocations: names.map((n) => ({ argument: str(n) })),
-});
+const batch = (state: InvocationBatchRequest['state'], names: string[], type = 'greeter'): Uint8Array =>
+  encodeToFunction({
+    target: { namespace: 'example', type, id: 'ann' },
+    state,
+    invocations: names.map((n) => ({ argument: str(n) })),
+  });
 
 function decoded(r: Reply): FromFunction {
   expect(r.status).toBe(200);
@@ -69,7 +88,11 @@ describe('serve()', () => {
   const errors: [number, string][] = [];
 
   beforeAll(async () => {
-    server = await serve([greeter], { path: '/statefun', maxBodyBytes: 4096, onError: (e: StatefnError, status: number) => errors.push([status, e.message]) });
+    server = await serve([greeter], {
+      path: '/statefun',
+      maxBodyBytes: 4096,
+      onError: (e: StatefnError, status: number) => errors.push([status, e.message]),
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -83,13 +106,21 @@ describe('serve()', () => {
   it('negotiates missing state, then runs the batch with it', async () => {
     expect(decoded(await request(server.url, batch([], ['ann'])))).toEqual({
       kind: 'incomplete',
-      missingValues: [{ stateName: 'seen', typeTypename: 'io.statefun.types/int', expirationSpec: { mode: 'AFTER_WRITE', expireAfterMillis: 60_000 } }],
+      missingValues: [
+        { stateName: 'seen', typeTypename: 'io.statefun.types/int', expirationSpec: { mode: 'AFTER_WRITE', expireAfterMillis: 60_000 } },
+      ],
     });
     const r = decoded(await request(server.url, batch([{ stateName: 'seen' }], ['ann', 'ann'])));
     expect(r).toEqual({
       kind: 'result',
       result: {
-        stateMutations: [{ mutationType: 'MODIFY', stateName: 'seen', stateValue: { typename: 'io.statefun.types/int', hasValue: true, value: Types.int.serialize(2) } }],
+        stateMutations: [
+          {
+            mutationType: 'MODIFY',
+            stateName: 'seen',
+            stateValue: { typename: 'io.statefun.types/int', hasValue: true, value: Types.int.serialize(2) },
+          },
+        ],
         outgoingMessages: [],
         delayedInvocations: [],
         outgoingEgresses: [1, 2].map((n) => ({ egressNamespace: 'example', egressType: 'greets', argument: str(`Hello ann #${n}`) })),

@@ -1,4 +1,7 @@
-// Proves delayed messages and state TTL follow the injected clock: delivery only after the delay, cancellation by token (also after a restart and for far-future timers), token reuse fails the invocation into a dead letter without side effects, 30-day timers fire, timers due while stopped fire at restart, and TTL expireAfterWrite/expireAfterCall hold across restarts.
+// Proves delayed messages and state TTL follow the injected clock: delivery only after the delay,
+// cancellation by token (also after a restart and for far-future timers), token reuse fails the
+// invocation into a dead letter without side effects, 30-day timers fire, timers due while stopped
+// fire at restart, and TTL expireAfterWrite/expireAfterCall hold across restarts.
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../index.js';
 import { ManualClock } from '../../shared/clock.js';
@@ -26,7 +29,12 @@ class Run {
   readonly output: MemoryEgress;
   private probes = 0;
 
-  private constructor(readonly engine: Engine, readonly clock: ManualClock, readonly stateDir: string, readonly logger: MemoryLogger) {
+  private constructor(
+    readonly engine: Engine,
+    readonly clock: ManualClock,
+    readonly stateDir: string,
+    readonly logger: MemoryLogger,
+  ) {
     this.input = ingressOf(engine, 'tm/in');
     this.output = egressOf(engine, 'tm/out');
   }
@@ -37,7 +45,14 @@ class Run {
     // A long flush interval: state and timers reach LMDB only at explicit flush() calls and at
     // stop, so each test controls what is in memory and what is on disk.
     // Egress at once (not per checkpoint): these tests move the manual clock, not checkpoints.
-    const engine = await Engine.start(app, { stateDir, workers: WORKERS, clock, logger, checkpointing: false, limits: { keyGroups: KEY_GROUPS, flushIntervalMs: 600_000 } });
+    const engine = await Engine.start(app, {
+      stateDir,
+      workers: WORKERS,
+      clock,
+      logger,
+      checkpointing: false,
+      limits: { keyGroups: KEY_GROUPS, checkpointIntervalMs: 600_000 },
+    });
     return new Run(engine, clock, stateDir, logger);
   }
 
@@ -55,11 +70,19 @@ class Run {
       const first = this.probes;
       for (const id of ids) this.send(typename, id, { op: 'probe', n: this.probes++ });
       const last = this.probes;
-      await orFail(this.engine, this.output.waitFor((rs) => {
-        const seen = new Set(rs.map((r) => r.message.toJSON() as Out).filter((o) => o.kind === 'probe').map((o) => (o as { n: number }).n));
-        for (let n = first; n < last; n++) if (!seen.has(n)) return false;
-        return true;
-      }, 20_000));
+      await orFail(
+        this.engine,
+        this.output.waitFor((rs) => {
+          const seen = new Set(
+            rs
+              .map((r) => r.message.toJSON() as Out)
+              .filter((o) => o.kind === 'probe')
+              .map((o) => (o as { n: number }).n),
+          );
+          for (let n = first; n < last; n++) if (!seen.has(n)) return false;
+          return true;
+        }, 20_000),
+      );
     }
   }
 
@@ -72,22 +95,34 @@ class Run {
   }
 
   tags(): string[] {
-    return this.fired().map((f) => f.tag).sort();
+    return this.fired()
+      .map((f) => f.tag)
+      .sort();
   }
 
   lastProbe(id: string): { note: string | null } | undefined {
-    return this.out().filter((o): o is Extract<Out, { kind: 'probe' }> => o.kind === 'probe' && o.id === id).at(-1);
+    return this.out()
+      .filter((o): o is Extract<Out, { kind: 'probe' }> => o.kind === 'probe' && o.id === id)
+      .at(-1);
   }
 
   async waitTags(tags: string[]): Promise<void> {
-    await orFail(this.engine, this.output.waitFor(() => tags.every((t) => this.fired().some((f) => f.tag === t)), 20_000));
+    await orFail(
+      this.engine,
+      this.output.waitFor(() => tags.every((t) => this.fired().some((f) => f.tag === t)), 20_000),
+    );
   }
 
   async get(id: string): Promise<Extract<Out, { kind: 'get' }>> {
     const before = this.out().filter((o) => o.kind === 'get' && o.id === id).length;
     this.send(TTL, id, { op: 'get' });
-    await orFail(this.engine, this.output.waitFor(() => this.out().filter((o) => o.kind === 'get' && o.id === id).length > before, 20_000));
-    return this.out().filter((o): o is Extract<Out, { kind: 'get' }> => o.kind === 'get' && o.id === id).at(-1)!;
+    await orFail(
+      this.engine,
+      this.output.waitFor(() => this.out().filter((o) => o.kind === 'get' && o.id === id).length > before, 20_000),
+    );
+    return this.out()
+      .filter((o): o is Extract<Out, { kind: 'get' }> => o.kind === 'get' && o.id === id)
+      .at(-1)!;
   }
 
   advance(ms: number): void {
@@ -173,9 +208,23 @@ describe('timers', () => {
       r.send(TIMER, x, { op: 'after', delay: 1000, tag: 'other', token: 'o' });
       await r.barrier(TIMER, x);
       // Writes state, cancels 'o', schedules 'second' and then 'third' with the pending token 'r'.
-      r.send(TIMER, x, { op: 'mixed', note: 'changed', cancel: 'o', schedule: [{ delay: 100, tag: 'second' }, { delay: 100, tag: 'third', token: 'r' }] });
+      r.send(TIMER, x, {
+        op: 'mixed',
+        note: 'changed',
+        cancel: 'o',
+        schedule: [
+          { delay: 100, tag: 'second' },
+          { delay: 100, tag: 'third', token: 'r' },
+        ],
+      });
       // The same token twice in one invocation fails it as well.
-      r.send(TIMER, x, { op: 'mixed', schedule: [{ delay: 100, tag: 'dup-a', token: 'dup' }, { delay: 100, tag: 'dup-b', token: 'dup' }] });
+      r.send(TIMER, x, {
+        op: 'mixed',
+        schedule: [
+          { delay: 100, tag: 'dup-a', token: 'dup' },
+          { delay: 100, tag: 'dup-b', token: 'dup' },
+        ],
+      });
       await r.barrier(TIMER, x);
       await until(() => r.engine.stats().deadLetters >= 2, 20_000, 'two dead letters');
       // None of the failed invocations' effects took place: the note is unchanged ...
@@ -211,7 +260,7 @@ describe('timers', () => {
       r.send(TIMER, x, { op: 'after', delay: 30 * DAY + 1, tag: 'far-cancelled-later', token: 'fl' });
       await r.barrier(TIMER, x);
       // Written to LMDB and no longer held in memory (beyond the 60 s horizon).
-      await r.engine.flush();
+      await r.engine.checkpoint();
       r.send(TIMER, x, { op: 'cancel', token: 'fc' });
       // Created and cancelled between two flushes.
       r.send(TIMER, x, { op: 'after', delay: 30 * DAY, tag: 'far-unflushed-cancelled', token: 'fu' });
@@ -300,10 +349,10 @@ describe('state TTL', () => {
       // A write starts a new life; a flush in between changes nothing.
       r.send(TTL, id, { op: 'set', w: 'W2' });
       await r.barrier(TTL, id);
-      await r.engine.flush();
+      await r.engine.checkpoint();
       r.advance(TTL_MS - 1);
       expect(await r.get(id)).toMatchObject({ w: 'W2', c: null, p: 'P' });
-      await r.engine.flush();
+      await r.engine.checkpoint();
       r.advance(1);
       expect(await r.get(id)).toMatchObject({ w: null, c: null, p: 'P' });
     } finally {

@@ -21,7 +21,14 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const given = process.env.STATEFN_KAFKA_BROKERS;
   if (given !== undefined && given.trim() !== '') {
-    project.provide('kafkaBrokers', given.split(',').map((s) => s.trim()).filter((s) => s !== '').join(','));
+    project.provide(
+      'kafkaBrokers',
+      given
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+        .join(','),
+    );
     return async () => {};
   }
   const broker = await startKafkaBroker();

@@ -80,7 +80,9 @@ function ensureMoto(): string {
     const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: INSTALL_TIMEOUT_MS });
     if (r.error !== undefined || r.status !== 0) {
       const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
-      throw new Error(`the S3 test server could not be installed: ${what} failed (${r.error?.message ?? `exit ${r.status}`}); ${INSTALL_HINT}\n${out}`);
+      throw new Error(
+        `the S3 test server could not be installed: ${what} failed (${r.error?.message ?? `exit ${r.status}`}); ${INSTALL_HINT}\n${out}`,
+      );
     }
   };
   if (!existsSync(venvPython)) run('python3', ['-m', 'venv', CACHE_DIR], `python3 -m venv ${CACHE_DIR}`);
@@ -115,7 +117,9 @@ function waitForPort(port: number, child: ChildProcess, stderr: string[]): Promi
       else res();
     };
     const onExit = (code: number | null, signal: string | null): void =>
-      finish(new Error(`the S3 test server (moto) exited during startup (code ${code}, signal ${signal}); its stderr:\n${stderr.join('')}`));
+      finish(
+        new Error(`the S3 test server (moto) exited during startup (code ${code}, signal ${signal}); its stderr:\n${stderr.join('')}`),
+      );
     child.on('exit', onExit);
     const attempt = (): void => {
       if (done) return;
@@ -127,7 +131,12 @@ function waitForPort(port: number, child: ChildProcess, stderr: string[]): Promi
       sock.once('error', () => {
         sock.destroy();
         if (Date.now() > deadline) {
-          finish(new Error(`the S3 test server (moto) did not listen on 127.0.0.1:${port} within ${STARTUP_TIMEOUT_MS} ms; its stderr:\n${stderr.join('')}`));
+          finish(
+            new Error(
+              `the S3 test server (moto) did not listen on 127.0.0.1:${port} within ${STARTUP_TIMEOUT_MS} ms; ` +
+                `its stderr:\n${stderr.join('')}`,
+            ),
+          );
         } else setTimeout(attempt, 100);
       });
     };

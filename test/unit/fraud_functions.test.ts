@@ -1,4 +1,6 @@
-// Proves the fraud-detection example's handlers (transaction flow, fraud-count expiry, alert threshold, state clearing), its generators and its tee egress behave as designed, using a hand-driven in-test Context.
+// Proves the fraud-detection example's handlers (transaction flow, fraud-count expiry, alert
+// threshold, state clearing), its generators and its tee egress behave as designed, using a
+// hand-driven in-test Context.
 import { describe, expect, it } from 'vitest';
 import { formatAddress, type Address } from '../../api/address.js';
 import type { EgressConnector, EgressRecord } from '../../api/connector_api.js';
@@ -116,12 +118,7 @@ const TM_THRESHOLD = 0.8;
 const EXPIRE_MS = 1000;
 
 function world(threshold = TM_THRESHOLD): World {
-  return new World(
-    createTransactionManager({ threshold }),
-    createFraudCount({ expireAfterMs: EXPIRE_MS }),
-    merchantScorer,
-    model,
-  );
+  return new World(createTransactionManager({ threshold }), createFraudCount({ expireAfterMs: EXPIRE_MS }), merchantScorer, model);
 }
 
 const tm = (id: string): Address => ({ typename: TRANSACTION_MANAGER, id });
@@ -147,7 +144,11 @@ async function untilScoring(w: World, t: Transaction, fraud = 0, risk = 0.5): Pr
   await w.deliver(tm(t.id), Message.of(TransactionType, t));
   await w.deliver(tm(t.id), Message.of(ReportedFraudType, { count: fraud }), fraudCount(t.account));
   const e = await w.deliver(tm(t.id), Message.of(MerchantScoreType, { score: risk }), merchant(t.merchant));
-  expect(onlySend(e, { typename: MODEL, id: t.id }).as(FeatureVectorType)).toEqual({ fraudCount: fraud, merchantScore: risk, amount: t.amount });
+  expect(onlySend(e, { typename: MODEL, id: t.id }).as(FeatureVectorType)).toEqual({
+    fraudCount: fraud,
+    merchantScore: risk,
+    amount: t.amount,
+  });
 }
 
 // ---- the handlers ----
@@ -196,7 +197,13 @@ describe('fraud/transaction-manager: the full flow, replies driven by hand', () 
     expect(e.sent).toEqual([]);
     expect(e.egressed.map((x) => x.egressId)).toEqual([ALERTS_EGRESS]);
     expect(e.egressed[0]!.message.typename).toBe(AlertType.typename);
-    expect(e.egressed[0]!.message.as(AlertType)).toEqual({ transactionId: 't-1', account: 'acct-7', merchant: 'merch-3', amount: 5000, score });
+    expect(e.egressed[0]!.message.as(AlertType)).toEqual({
+      transactionId: 't-1',
+      account: 'acct-7',
+      merchant: 'merch-3',
+      amount: 5000,
+      score,
+    });
     expect(w.state(tm(t.id))).toEqual({});
   });
 
@@ -225,7 +232,9 @@ describe('fraud/transaction-manager: the full flow, replies driven by hand', () 
   });
 
   it('rejects a message type it does not handle', async () => {
-    await expect(world().deliver(tm('t-4'), Message.of(ExpireFraudType, {}))).rejects.toThrow(/unexpected message type fraud.types\/ExpireFraud/);
+    await expect(world().deliver(tm('t-4'), Message.of(ExpireFraudType, {}))).rejects.toThrow(
+      /unexpected message type fraud.types\/ExpireFraud/,
+    );
   });
 });
 
@@ -248,7 +257,13 @@ describe('fraud/transaction-manager: alerts only above the threshold', () => {
       if (alert) {
         expect(e.egressed).toHaveLength(1);
         expect(e.egressed[0]!.egressId).toBe(ALERTS_EGRESS);
-        expect(e.egressed[0]!.message.as(AlertType)).toEqual({ transactionId: t.id, account: t.account, merchant: t.merchant, amount: t.amount, score });
+        expect(e.egressed[0]!.message.as(AlertType)).toEqual({
+          transactionId: t.id,
+          account: t.account,
+          merchant: t.merchant,
+          amount: t.amount,
+          score,
+        });
       } else {
         expect(e.egressed).toEqual([]);
       }

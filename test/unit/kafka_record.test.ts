@@ -69,7 +69,9 @@ describe('Kafka client settings from properties', () => {
   });
 
   it('names the connector and the property in errors', () => {
-    expect(() => clientSettings('kafka egress a/b (m.yaml:3)', 'c', 'k:1', { 'request.timeout.ms': 'soon' })).toThrow(/kafka egress a\/b \(m\.yaml:3\): property 'request\.timeout\.ms' must be an integer/);
+    expect(() => clientSettings('kafka egress a/b (m.yaml:3)', 'c', 'k:1', { 'request.timeout.ms': 'soon' })).toThrow(
+      /kafka egress a\/b \(m\.yaml:3\): property 'request\.timeout\.ms' must be an integer/,
+    );
     expect(() => clientSettings('kafka egress a/b', 'c', 'k:1', { 'security.protocol': 'SASL_SSL' })).toThrow(/sasl\.jaas\.config/);
   });
 });

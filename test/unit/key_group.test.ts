@@ -1,14 +1,9 @@
-// Proves murmur3 matches MurmurHash3_x86_32 reference vectors, the allocation-free string path agrees with hashing the UTF-8 bytes, and key-group ranges partition [0, G) the way Flink does so rescaling only moves whole key groups.
+// Proves murmur3 matches MurmurHash3_x86_32 reference vectors, the allocation-free string path
+// agrees with hashing the UTF-8 bytes, and key-group ranges partition [0, G) the way Flink does so
+// rescaling only moves whole key groups.
 import { describe, expect, it } from 'vitest';
 import { InvariantError } from '../../shared/errors.js';
-import {
-  keyGroupOf,
-  keyGroupRange,
-  keyGroupRangeStart,
-  murmur3,
-  murmur3String,
-  ownerTable,
-} from '../../shared/key_group.js';
+import { keyGroupOf, keyGroupRange, keyGroupRangeStart, murmur3, murmur3String, ownerTable } from '../../shared/key_group.js';
 
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -156,13 +151,16 @@ describe('key groups', () => {
           maxSize = Math.max(maxSize, end - start);
         }
         expect(expectedStart, `G=${G} N=${N}`).toBe(G);
-        expect(seen.every((c) => c === 1), `G=${G} N=${N}`).toBe(true);
+        expect(
+          seen.every((c) => c === 1),
+          `G=${G} N=${N}`,
+        ).toBe(true);
         expect(maxSize - minSize).toBeLessThanOrEqual(1); // balanced
       }
     }
   });
 
-  it('matches Flink\'s KeyGroupRangeAssignment formulas', () => {
+  it("matches Flink's KeyGroupRangeAssignment formulas", () => {
     for (const G of [128, 256, 1000]) {
       for (const N of [1, 3, 7, 16, 100]) {
         for (let w = 0; w < N; w++) {
@@ -176,7 +174,7 @@ describe('key groups', () => {
     }
   });
 
-  it('ownerTable agrees with keyGroupRange and with Flink\'s operator index kg*N/G', () => {
+  it("ownerTable agrees with keyGroupRange and with Flink's operator index kg*N/G", () => {
     for (const G of [1, 5, 128, 256, 1000, 4096]) {
       for (const N of [1, 2, 3, 4, 7, 13, 64].filter((n) => n <= G)) {
         const table = ownerTable(N, G);
@@ -202,7 +200,14 @@ describe('key groups', () => {
     const G = 256;
     const ids = Array.from({ length: 5000 }, (_, i) => `account-${i * 7919}`);
     const groups = ids.map((id) => keyGroupOf(id, G));
-    for (const [from, to] of [[1, 2], [2, 3], [4, 8], [8, 5], [16, 1], [7, 256]] as const) {
+    for (const [from, to] of [
+      [1, 2],
+      [2, 3],
+      [4, 8],
+      [8, 5],
+      [16, 1],
+      [7, 256],
+    ] as const) {
       const before = ownerTable(from, G);
       const after = ownerTable(to, G);
       // The key group of an id depends on the id and G only.

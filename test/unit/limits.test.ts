@@ -1,4 +1,6 @@
-// Proves engine limits validate eagerly: defaults are valid, and every bad value (unknown key, non-integer, out of bounds, non-power-of-two ring, broken cross-field relationship) is a STATEFN_CONFIG_INVALID naming the key path.
+// Proves engine limits validate eagerly: defaults are valid, and every bad value (unknown key,
+// non-integer, out of bounds, non-power-of-two ring, broken cross-field relationship) is a
+// STATEFN_CONFIG_INVALID naming the key path.
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import { LIMIT_SPECS, defaultLimits, resolveEngineLimits, type LimitName } from '../../shared/limits.js';
@@ -71,10 +73,10 @@ describe('overrides', () => {
   });
 
   it('accept numeric strings (from YAML, env or CLI flags)', () => {
-    const l = resolveEngineLimits({ ringBytes: '65536', keyGroups: ' 512 ', flushIntervalMs: '2e3', frameBytesMax: '0x4000' });
+    const l = resolveEngineLimits({ ringBytes: '65536', keyGroups: ' 512 ', checkpointIntervalMs: '2e3', frameBytesMax: '0x4000' });
     expect(l.ringBytes).toBe(65536);
     expect(l.keyGroups).toBe(512);
-    expect(l.flushIntervalMs).toBe(2000);
+    expect(l.checkpointIntervalMs).toBe(2000);
     expect(l.frameBytesMax).toBe(16384);
   });
 
@@ -138,7 +140,7 @@ describe('invalid values are STATEFN_CONFIG_INVALID naming the key path', () => 
     expectInvalid({ dirtyEntriesMax: 1000, stateCacheEntriesMax: 999 }, 'options.dirtyEntriesMax');
   });
 
-  it('uses the caller\'s `where` as the root of the path', () => {
+  it("uses the caller's `where` as the root of the path", () => {
     expectInvalid({ keyGroups: 0 }, 'module.yaml spec.engine.keyGroups', 'module.yaml spec.engine');
   });
 });

@@ -1,4 +1,6 @@
-// Proves OutLink -> ring -> InLink delivers MESSAGES frames field for field although repeated type names travel as REPEAT back-references: across batches, across frames split for exceeding frameBytesMax, with null and changing callers; and that malformed compressed frames are rejected.
+// Proves OutLink -> ring -> InLink delivers MESSAGES frames field for field although repeated type
+// names travel as REPEAT back-references: across batches, across frames split for exceeding
+// frameBytesMax, with null and changing callers; and that malformed compressed frames are rejected.
 import { describe, expect, it } from 'vitest';
 import { allocateDoorbells, Doorbells } from '../../shared/doorbell.js';
 import { StatefnError } from '../../shared/errors.js';
@@ -11,11 +13,15 @@ type Msg = [string, string, string | null, string | null, string, string | numbe
 function link(frameBytesMax: number, batchMessagesMax: number) {
   const ring = allocateRing(1 << 20);
   const oversize: unknown[][] = [];
-  const out = new OutLink(ring, createCodec(), new Doorbells(allocateDoorbells(2)), 1, frameBytesMax, batchMessagesMax, (f) => oversize.push(f));
+  const out = new OutLink(ring, createCodec(), new Doorbells(allocateDoorbells(2)), 1, frameBytesMax, batchMessagesMax, (f) =>
+    oversize.push(f),
+  );
   const input = new InLink(ring, createCodec(), 0, 'test');
   const receive = (): Msg[] => {
     const got: Msg[] = [];
-    for (const f of input.read(1 << 20, (e) => { throw e; })) {
+    for (const f of input.read(1 << 20, (e) => {
+      throw e;
+    })) {
       expect(f[0]).toBe(FrameKind.MESSAGES);
       for (let i = 1; i < f.length; i += MESSAGE_FIELDS) got.push(f.slice(i, i + MESSAGE_FIELDS) as Msg);
     }

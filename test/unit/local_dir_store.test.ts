@@ -1,4 +1,5 @@
-// Proves the local directory snapshot store round-trips, writes atomically, verifies checksums on every read, names missing/corrupt objects, and lists/deletes many keys.
+// Proves the local directory snapshot store round-trips, writes atomically, verifies checksums on
+// every read, names missing/corrupt objects, and lists/deletes many keys.
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,5 @@
-// Proves MemoryIngress delivers pushed records in order, in batches, honouring back-pressure and its queue bound, and MemoryEgress collects records and resolves or times out waitFor.
+// Proves MemoryIngress delivers pushed records in order, in batches, honouring back-pressure and
+// its queue bound, and MemoryEgress collects records and resolves or times out waitFor.
 import { describe, expect, it } from 'vitest';
 import type { EgressRecord, IngressContext, Logger } from '../../api/connector_api.js';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
@@ -132,12 +133,17 @@ describe('MemoryEgress', () => {
   it('rejects waitFor after timeoutMs with what was awaited and what arrived', async () => {
     const egress = new MemoryEgress({ id: 'test/out' });
     egress.write([out('only')]);
-    const err = await egress.waitFor(2, 20).then(() => undefined, (e: unknown) => e);
+    const err = await egress.waitFor(2, 20).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StatefnError);
     expect((err as StatefnError).message).toMatch(/waitFor\(2 records\) timed out after 20 ms with 1 records; last: .*"only"/);
-    await expect(egress.waitFor(() => {
-      throw new Error('bad predicate');
-    }, 1000)).rejects.toThrow('bad predicate');
+    await expect(
+      egress.waitFor(() => {
+        throw new Error('bad predicate');
+      }, 1000),
+    ).rejects.toThrow('bad predicate');
     await expect(egress.waitFor(-1, 10)).rejects.toThrow(/record count >= 0/);
   });
 

@@ -1,13 +1,8 @@
-// Proves the SPSC ring round-trips every frame size byte-exactly, pads and wraps as documented, refuses (without writing) when full, and survives positions wrapping past 2^31 and 2^32.
+// Proves the SPSC ring round-trips every frame size byte-exactly, pads and wraps as documented,
+// refuses (without writing) when full, and survives positions wrapping past 2^31 and 2^32.
 import { describe, expect, it } from 'vitest';
 import { InvariantError } from '../../shared/errors.js';
-import {
-  RING_HEADER_BYTES,
-  RingConsumer,
-  RingProducer,
-  allocateRing,
-  frameFootprint,
-} from '../../shared/ring_buffer.js';
+import { RING_HEADER_BYTES, RingConsumer, RingProducer, allocateRing, frameFootprint } from '../../shared/ring_buffer.js';
 
 // Header layout documented at the top of ring_buffer.ts: head is Int32 index 0, tail Int32 index 16.
 const HEAD_INDEX = 0;
@@ -268,10 +263,13 @@ describe('full and empty', () => {
     let consumed = 0;
     for (let step = 0; step < 20_000; step++) {
       if (rnd(3) === 0) {
-        c.drain((f) => {
-          expect(firstBadByte(consumed, f)).toBe(-1);
-          consumed++;
-        }, 1 + rnd(4));
+        c.drain(
+          (f) => {
+            expect(firstBadByte(consumed, f)).toBe(-1);
+            consumed++;
+          },
+          1 + rnd(4),
+        );
       } else {
         const len = rnd(p.maxPayload + 1);
         const room = p.hasRoomFor(len);

@@ -4,12 +4,24 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import {
-  decodeFromFunction, encodeToFunction, type FromFunction, type InvocationBatchRequest, type InvocationResponse,
-  type PbTypedValue, type PersistedValue,
+  decodeFromFunction,
+  encodeToFunction,
+  type FromFunction,
+  type InvocationBatchRequest,
+  type InvocationResponse,
+  type PbTypedValue,
+  type PersistedValue,
 } from '../../remote/protocol.js';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import {
-  createApp, defineFunction, handleInvocationBatch, Message, Types, type Address, type Context, type FunctionSpec,
+  createApp,
+  defineFunction,
+  handleInvocationBatch,
+  Message,
+  Types,
+  type Address,
+  type Context,
+  type FunctionSpec,
 } from '../../sdk/index.js';
 
 const tv = (typename: string, value: Uint8Array, hasValue = true): PbTypedValue => ({ typename, hasValue, value });
@@ -61,11 +73,15 @@ const ALL_STATE: PersistedValue[] = [{ stateName: 'seen' }, { stateName: 'last' 
 describe('missing-state negotiation', () => {
   it('answers incomplete with every missing spec (TTL modes) and invokes nothing', async () => {
     const handler = vi.fn();
-    const fn: FunctionSpec = { ...counter, handler } as unknown as FunctionSpec;
+    const fn: FunctionSpec = { ...counter, handler };
     expect(await call([fn], { invocations: [{ argument: str('ann') }] })).toEqual({
       kind: 'incomplete',
       missingValues: [
-        { stateName: 'seen', typeTypename: 'io.statefun.types/int', expirationSpec: { mode: 'AFTER_WRITE', expireAfterMillis: 86_400_000 } },
+        {
+          stateName: 'seen',
+          typeTypename: 'io.statefun.types/int',
+          expirationSpec: { mode: 'AFTER_WRITE', expireAfterMillis: 86_400_000 },
+        },
         { stateName: 'last', typeTypename: 'io.statefun.types/string', expirationSpec: { mode: 'AFTER_INVOKE', expireAfterMillis: 5_000 } },
         // no TTL: no expiration spec at all (mode NONE), as StateFun's JS SDK sends it
         { stateName: 'profile', typeTypename: 'com.example/Profile' },
@@ -86,7 +102,10 @@ describe('missing-state negotiation', () => {
     const seen: unknown[] = [];
     const fn = defineFunction({
       typename: 'com.example/greeter',
-      specs: [{ name: 'a', type: Types.int }, { name: 'b', type: Profile }] as const,
+      specs: [
+        { name: 'a', type: Types.int },
+        { name: 'b', type: Profile },
+      ] as const,
       handler(ctx) {
         seen.push(ctx.storage.a, ctx.storage.b);
       },
@@ -126,8 +145,12 @@ describe('state', () => {
     const fn = defineFunction({
       typename: 'com.example/greeter',
       specs: [
-        { name: 'a', type: Types.long }, { name: 'b', type: Types.string }, { name: 'c', type: Types.bool },
-        { name: 'd', type: Types.double }, { name: 'e', type: Types.int }, { name: 'f', type: Types.int },
+        { name: 'a', type: Types.long },
+        { name: 'b', type: Types.string },
+        { name: 'c', type: Types.bool },
+        { name: 'd', type: Types.double },
+        { name: 'e', type: Types.int },
+        { name: 'f', type: Types.int },
       ] as const,
       handler(ctx, msg) {
         if (msg.asInt() === 1) {
@@ -144,8 +167,12 @@ describe('state', () => {
     });
     const r = await result([fn], {
       state: [
-        { stateName: 'a' }, { stateName: 'b', stateValue: str('x') }, { stateName: 'c', stateValue: tv(Types.bool.typename, Types.bool.serialize(true)) },
-        { stateName: 'd', stateValue: tv(Types.double.typename, Types.double.serialize(1.5)) }, { stateName: 'e', stateValue: int(9) }, { stateName: 'f' },
+        { stateName: 'a' },
+        { stateName: 'b', stateValue: str('x') },
+        { stateName: 'c', stateValue: tv(Types.bool.typename, Types.bool.serialize(true)) },
+        { stateName: 'd', stateValue: tv(Types.double.typename, Types.double.serialize(1.5)) },
+        { stateName: 'e', stateValue: int(9) },
+        { stateName: 'f' },
       ],
       invocations: [{ argument: int(1) }, { argument: int(2) }],
     });
@@ -159,9 +186,17 @@ describe('state', () => {
   });
 
   it('writing a default value is a MODIFY with has_value and empty bytes (proto3 wrappers)', async () => {
-    const fn = defineFunction({ typename: 'com.example/greeter', specs: [{ name: 'n', type: Types.int }] as const, handler(ctx) { ctx.storage.n = 0; } });
+    const fn = defineFunction({
+      typename: 'com.example/greeter',
+      specs: [{ name: 'n', type: Types.int }] as const,
+      handler(ctx) {
+        ctx.storage.n = 0;
+      },
+    });
     const r = await result([fn], { state: [{ stateName: 'n', stateValue: int(3) }], invocations: [{ argument: str('x') }] });
-    expect(r.stateMutations).toEqual([{ mutationType: 'MODIFY', stateName: 'n', stateValue: tv('io.statefun.types/int', new Uint8Array()) }]);
+    expect(r.stateMutations).toEqual([
+      { mutationType: 'MODIFY', stateName: 'n', stateValue: tv('io.statefun.types/int', new Uint8Array()) },
+    ]);
   });
 
   it('ctx.storage enumerates the declared values', async () => {
@@ -169,7 +204,10 @@ describe('state', () => {
     let json = '';
     const fn = defineFunction({
       typename: 'com.example/greeter',
-      specs: [{ name: 'x', type: Types.int }, { name: 'y', type: Types.string }] as const,
+      specs: [
+        { name: 'x', type: Types.int },
+        { name: 'y', type: Types.string },
+      ] as const,
       handler(ctx) {
         keys = Object.keys(ctx.storage);
         json = JSON.stringify(ctx.storage);
@@ -196,7 +234,10 @@ describe('messages and effects', () => {
       target: target('id/with/slash'),
       invocations: [
         { argument: str('hi') },
-        { caller: { namespace: 'com.example', type: 'user', id: 'u9' }, argument: tv(Types.long.typename, Types.long.serialize(-(2 ** 50))) },
+        {
+          caller: { namespace: 'com.example', type: 'user', id: 'u9' },
+          argument: tv(Types.long.typename, Types.long.serialize(-(2 ** 50))),
+        },
         { caller: { namespace: '', type: '', id: '' }, argument: tv('com.example/Raw', Uint8Array.of(0, 255)) },
         { argument: tv(Types.bool.typename, new Uint8Array(), false) },
       ],
@@ -232,12 +273,36 @@ describe('messages and effects', () => {
         { target: { namespace: 'com.example', type: 'counter', id: 'c2' }, argument: int(2) },
       ],
       delayedInvocations: [
-        { isCancellationRequest: false, cancellationToken: 'tok-1', delayInMs: 1500, target: { namespace: 'a.b/c', type: 'd', id: 'x' }, argument: str('later') },
+        {
+          isCancellationRequest: false,
+          cancellationToken: 'tok-1',
+          delayInMs: 1500,
+          target: { namespace: 'a.b/c', type: 'd', id: 'x' },
+          argument: str('later'),
+        },
         { isCancellationRequest: true, cancellationToken: 'tok-0', delayInMs: 0 },
-        { isCancellationRequest: false, cancellationToken: '', delayInMs: 0, target: self, argument: tv('com.example/Raw', Uint8Array.of(1, 2)) },
-        { isCancellationRequest: false, cancellationToken: 'tok-2', delayInMs: 1500, target: { namespace: 'a.b/c', type: 'd', id: 'x' }, argument: str('later') },
+        {
+          isCancellationRequest: false,
+          cancellationToken: '',
+          delayInMs: 0,
+          target: self,
+          argument: tv('com.example/Raw', Uint8Array.of(1, 2)),
+        },
+        {
+          isCancellationRequest: false,
+          cancellationToken: 'tok-2',
+          delayInMs: 1500,
+          target: { namespace: 'a.b/c', type: 'd', id: 'x' },
+          argument: str('later'),
+        },
         { isCancellationRequest: true, cancellationToken: 'tok-1', delayInMs: 0 },
-        { isCancellationRequest: false, cancellationToken: '', delayInMs: 0, target: self, argument: tv('com.example/Raw', Uint8Array.of(1, 2)) },
+        {
+          isCancellationRequest: false,
+          cancellationToken: '',
+          delayInMs: 0,
+          target: self,
+          argument: tv('com.example/Raw', Uint8Array.of(1, 2)),
+        },
       ],
       outgoingEgresses: [
         { egressNamespace: 'com.example', egressType: 'out', argument: tv(Profile.typename, Profile.serialize({ visits: 1 })) },
@@ -288,7 +353,15 @@ describe('errors', () => {
 
   it('a throwing or rejecting handler fails the batch with its message', async () => {
     const boom = new Error('boom');
-    for (const handler of [() => { throw boom; }, async () => { await Promise.resolve(); throw boom; }]) {
+    for (const handler of [
+      () => {
+        throw boom;
+      },
+      async () => {
+        await Promise.resolve();
+        throw boom;
+      },
+    ]) {
       const fn = defineFunction({ typename: 'com.example/greeter', handler });
       const e = await failure(call([fn], { invocations: [{ argument: str('x') }] }));
       expect(e.code).toBe(ErrorCode.HANDLER_FAILED);
@@ -298,14 +371,30 @@ describe('errors', () => {
   });
 
   it('state of the wrong type, a write of the wrong type, an undeclared value, a wrongly typed message', async () => {
-    const run = async (handler: (ctx: Context<Record<string, unknown>>, msg: Message) => void, state: PersistedValue[] = [{ stateName: 'n' }]) => {
+    const run = async (
+      handler: (ctx: Context<Record<string, unknown>>, msg: Message) => void,
+      state: PersistedValue[] = [{ stateName: 'n' }],
+    ) => {
       const fn = { typename: 'com.example/greeter', specs: [{ name: 'n', type: Types.int }], handler } as FunctionSpec;
       return failure(call([fn], { state, invocations: [{ argument: str('x') }] }));
     };
-    expect((await run((ctx) => ctx.storage.n, [{ stateName: 'n', stateValue: str('x') }])).message)
-      .toMatch(/state 'n' holds a io.statefun.types\/string, but its spec declares io.statefun.types\/int/);
-    expect((await run((ctx) => { ctx.storage.n = 'seven'; })).message).toMatch(/io.statefun.types\/int: expected a 32-bit integer/);
-    expect((await run((ctx) => { ctx.storage.m = 1; })).message).toMatch(/ctx.storage.m: not a declared value \(declared: n\)/);
+    expect((await run((ctx) => ctx.storage.n, [{ stateName: 'n', stateValue: str('x') }])).message).toMatch(
+      /state 'n' holds a io.statefun.types\/string, but its spec declares io.statefun.types\/int/,
+    );
+    expect(
+      (
+        await run((ctx) => {
+          ctx.storage.n = 'seven';
+        })
+      ).message,
+    ).toMatch(/io.statefun.types\/int: expected a 32-bit integer/);
+    expect(
+      (
+        await run((ctx) => {
+          ctx.storage.m = 1;
+        })
+      ).message,
+    ).toMatch(/ctx.storage.m: not a declared value \(declared: n\)/);
     expect((await run((_ctx, msg) => msg.asInt())).message).toMatch(/value has type io.statefun.types\/string/);
     expect((await run((ctx) => ctx.send({ typename: 'nope', id: 'x' }, Message.of(Types.int, 1)))).code).toBe(ErrorCode.HANDLER_FAILED);
     expect((await run((ctx) => ctx.egress('no-slash', Message.of(Types.int, 1)))).message).toMatch(/'no-slash' is invalid/);
@@ -315,16 +404,28 @@ describe('errors', () => {
 
   it('a context used after its handler returned throws', async () => {
     let saved: Context<Record<string, unknown>> | undefined;
-    const fn = { typename: 'com.example/greeter', specs: [{ name: 'n', type: Types.int }], handler: (ctx: Context<Record<string, unknown>>) => { saved = ctx; } } as FunctionSpec;
+    const fn = {
+      typename: 'com.example/greeter',
+      specs: [{ name: 'n', type: Types.int }],
+      handler: (ctx: Context<Record<string, unknown>>) => {
+        saved = ctx;
+      },
+    } as FunctionSpec;
     await result([fn], { state: [{ stateName: 'n' }], invocations: [{ argument: str('x') }] });
     expect(() => saved!.send(saved!.self, Message.of(Types.int, 1))).toThrow(/used after its handler returned/);
-    expect(() => { saved!.storage.n = 1; }).toThrow(/used after its handler returned/);
+    expect(() => {
+      saved!.storage.n = 1;
+    }).toThrow(/used after its handler returned/);
   });
 
   it('a list of specs is validated like App.function', async () => {
     const dup = [counter, counter];
     expect((await failure(handleInvocationBatch(dup, new Uint8Array()))).code).toBe(ErrorCode.CONFIG_INVALID);
-    const badTtl = defineFunction({ typename: 'a/b', specs: [{ name: 'x', type: Types.int, expireAfterWrite: 1, expireAfterCall: 1 }] as const, handler: () => {} });
+    const badTtl = defineFunction({
+      typename: 'a/b',
+      specs: [{ name: 'x', type: Types.int, expireAfterWrite: 1, expireAfterCall: 1 }] as const,
+      handler: () => {},
+    });
     expect((await failure(handleInvocationBatch([badTtl], new Uint8Array()))).message).toMatch(/not both/);
   });
 });

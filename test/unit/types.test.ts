@@ -1,16 +1,10 @@
-// Proves the built-in types are byte-exact with StateFun 3.x (protobuf wrappers from statefun-sdk-protos types.proto, value in field 1) and that Message/payload helpers convert and reject values as documented.
+// Proves the built-in types are byte-exact with StateFun 3.x (protobuf wrappers from
+// statefun-sdk-protos types.proto, value in field 1) and that Message/payload helpers convert and
+// reject values as documented.
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import { Message, checkMessage } from '../../api/message.js';
-import {
-  Types,
-  builtinType,
-  fromPayload,
-  payloadBytes,
-  toPayload,
-  type Payload,
-  type Type,
-} from '../../api/types.js';
+import { Types, builtinType, fromPayload, payloadBytes, toPayload, type Payload, type Type } from '../../api/types.js';
 
 /*
  * Upstream facts these vectors are checked against (apache/flink-statefun):
@@ -33,7 +27,9 @@ function hex(s: string): Uint8Array {
 }
 
 function toHex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex').replace(/(..)(?!$)/g, '$1 ');
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+    .toString('hex')
+    .replace(/(..)(?!$)/g, '$1 ');
 }
 
 function expectMismatch(fn: () => unknown, pattern?: RegExp): void {
@@ -58,7 +54,7 @@ function vector<T>(type: Type<T>, value: T, bytes: string): void {
 }
 
 describe('type names', () => {
-  it('are StateFun\'s', () => {
+  it("are StateFun's", () => {
     expect(Types.bool.typename).toBe('io.statefun.types/bool');
     expect(Types.int.typename).toBe('io.statefun.types/int');
     expect(Types.long.typename).toBe('io.statefun.types/long');
@@ -294,10 +290,14 @@ describe('payloads', () => {
     expect(new TextDecoder().decode(p as Uint8Array)).toBe('{"a":1}');
   });
 
-  it('toPayload checks native values and the serializer\'s result', () => {
+  it("toPayload checks native values and the serializer's result", () => {
     expectMismatch(() => toPayload(Types.int, 1.5));
     expectMismatch(() => toPayload(Types.string, 3 as unknown as string));
-    const broken = Types.custom<number>('com.example/Broken', (n) => String(n) as unknown as Uint8Array, () => 0);
+    const broken = Types.custom<number>(
+      'com.example/Broken',
+      (n) => String(n) as unknown as Uint8Array,
+      () => 0,
+    );
     expectMismatch(() => toPayload(broken, 1), /did not return a Uint8Array/);
   });
 
@@ -320,7 +320,11 @@ describe('payloads', () => {
   });
 
   it('fromPayload of a native value through a non-native type with a built-in name goes through bytes', () => {
-    const intAsHex = Types.custom<string>('io.statefun.types/int', () => new Uint8Array(0), (b) => toHex(b));
+    const intAsHex = Types.custom<string>(
+      'io.statefun.types/int',
+      () => new Uint8Array(0),
+      (b) => toHex(b),
+    );
     expect(fromPayload(intAsHex, 'io.statefun.types/int', 1)).toBe('0d 01 00 00 00');
   });
 
