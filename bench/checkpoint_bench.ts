@@ -17,7 +17,7 @@
  *                               macro counter max rate, 2 workers, snapshot store on (default) vs
  *                               `snapshots: false`.
  *
- * Periodic checkpoints are off in the incremental and recovery cases (flushIntervalMs 1 h) so the
+ * Periodic checkpoints are off in the incremental and recovery cases (checkpointIntervalMs 1 h) so the
  * fixed set of changes falls into one epoch. Bounded: every child is killed after CHILD_TIMEOUT_MS.
  */
 import { spawn } from 'node:child_process';
@@ -62,25 +62,34 @@ async function incremental(keys: number): Promise<CheckpointResult> {
     await pushAndSettle(engine, ingress, keys, increment);
     const loadMs = performance.now() - t0;
     const t1 = performance.now();
-    const e1 = await engine.flush();
+    const e1 = await engine.checkpoint();
     const firstMs = performance.now() - t1;
     const first = engine.uploads.find((u) => u.epoch === e1);
     await pushAndSettle(engine, ingress, CHANGES, randomKeys(keys));
     const t2 = performance.now();
-    const e2 = await engine.flush();
+    const e2 = await engine.checkpoint();
     const flushMs = performance.now() - t2;
     const u = engine.uploads.find((x) => x.epoch === e2);
     if (u === undefined) throw new Error(`checkpoint.incremental.${keys}: no upload recorded for epoch ${e2}`);
     const st = engine.stats();
-    if (st.failures !== 0 || st.deadLetters !== 0) throw new Error(`checkpoint.incremental.${keys}: ${st.failures} failures, ${st.deadLetters} dead letters`);
+    if (st.failures !== 0 || st.deadLetters !== 0)
+      throw new Error(`checkpoint.incremental.${keys}: ${st.failures} failures, ${st.deadLetters} dead letters`);
     return {
       name: `checkpoint.incremental.${keys}`,
       value: u.bytes,
       unit: 'bytes',
       detail: {
-        keys, changes: CHANGES, epoch: e2, objects: u.objects, bytes: u.bytes, changedKeys: u.changedKeys, uploadMs: u.ms,
+        keys,
+        changes: CHANGES,
+        epoch: e2,
+        objects: u.objects,
+        bytes: u.bytes,
+        changedKeys: u.changedKeys,
+        uploadMs: u.ms,
         bytesPerChangedKey: round(u.bytes / Math.max(1, u.changedKeys), 1),
-        flushMs: round(flushMs, 1), loadMs: round(loadMs, 0), loadPerSec: round((keys * 1000) / loadMs, 0),
+        flushMs: round(flushMs, 1),
+        loadMs: round(loadMs, 0),
+        loadPerSec: round((keys * 1000) / loadMs, 0),
         firstCheckpoint: first === undefined ? null : { ...first, flushMs: round(firstMs, 1) },
       },
     };
@@ -100,7 +109,10 @@ interface Child {
 /** Spawn the child runner; `waitFor` resolves with the first stdout line starting with prefix. */
 function child(args: string[]): Child {
   const t0 = performance.now();
-  const p = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, ['--conditions=statefn-source', '--import', 'tsx', CHILD, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   const waiters: { prefix: string; resolve: (v: { line: string; atMs: number }) => void; reject: (e: Error) => void }[] = [];
   let stderr = '';
@@ -126,16 +138,18 @@ function child(args: string[]): Child {
   const exited = new Promise<number | null>((resolve) => {
     p.on('exit', (code) => {
       clearTimeout(timer);
-      for (const w of waiters.splice(0)) w.reject(new Error(`child ${args.join(' ')} exited (${String(code)}) before '${w.prefix}': ${stderr.slice(-2000)}`));
+      for (const w of waiters.splice(0))
+        w.reject(new Error(`child ${args.join(' ')} exited (${String(code)}) before '${w.prefix}': ${stderr.slice(-2000)}`));
       resolve(code);
     });
   });
   return {
     lines,
-    waitFor: (prefix) => new Promise((resolve, reject) => {
-      if (p.exitCode !== null) return reject(new Error(`child exited before '${prefix}': ${stderr.slice(-2000)}`));
-      waiters.push({ prefix, resolve, reject });
-    }),
+    waitFor: (prefix) =>
+      new Promise((resolve, reject) => {
+        if (p.exitCode !== null) return reject(new Error(`child exited before '${prefix}': ${stderr.slice(-2000)}`));
+        waiters.push({ prefix, resolve, reject });
+      }),
     kill: () => p.kill('SIGKILL'),
     exited,
   };
@@ -155,7 +169,18 @@ async function recovery(keys: number): Promise<CheckpointResult[]> {
   const fromStore = join(base, 'store');
   const empty = join(base, 'empty');
   try {
-    const c = child(['--state-dir', local, '--mode', 'load', '--keys', String(keys), '--changes', String(CHANGES), '--workers', String(WORKERS)]);
+    const c = child([
+      '--state-dir',
+      local,
+      '--mode',
+      'load',
+      '--keys',
+      String(keys),
+      '--changes',
+      String(CHANGES),
+      '--workers',
+      String(WORKERS),
+    ]);
     const ck = await c.waitFor('checkpoint ');
     await c.waitFor('changed ');
     c.kill();
@@ -194,10 +219,22 @@ async function snapshotsPair(quick: boolean): Promise<CheckpointResult[]> {
   const off = best(offs);
   const all = (xs: typeof ons): number[] => xs.map((x) => round(x.win.messagesPerSec, 0));
   return [
-    { name: `checkpoint.snapshots.on.${WORKERS}w`, value: on.win.messagesPerSec, unit: 'msg/s', detail: { ...on.win.detail, flushes: on.flushes, runsMsgPerSec: all(ons) } },
     {
-      name: `checkpoint.snapshots.off.${WORKERS}w`, value: off.win.messagesPerSec, unit: 'msg/s',
-      detail: { ...off.win.detail, flushes: off.flushes, runsMsgPerSec: all(offs), throughputRatioSnapshotsOnToOff: round(on.win.messagesPerSec / Math.max(1, off.win.messagesPerSec), 3) },
+      name: `checkpoint.snapshots.on.${WORKERS}w`,
+      value: on.win.messagesPerSec,
+      unit: 'msg/s',
+      detail: { ...on.win.detail, flushes: on.flushes, runsMsgPerSec: all(ons) },
+    },
+    {
+      name: `checkpoint.snapshots.off.${WORKERS}w`,
+      value: off.win.messagesPerSec,
+      unit: 'msg/s',
+      detail: {
+        ...off.win.detail,
+        flushes: off.flushes,
+        runsMsgPerSec: all(offs),
+        throughputRatioSnapshotsOnToOff: round(on.win.messagesPerSec / Math.max(1, off.win.messagesPerSec), 3),
+      },
     },
   ];
 }
@@ -218,29 +255,48 @@ export async function runCheckpoint(opts: CheckpointOptions = {}): Promise<Check
     }
     const r = await incremental(k);
     if (k === 100_000) load1e5Ms = r.detail!.loadMs as number;
-    if (k === 1_000_000) load1e6Ms = (r.detail!.loadMs as number) + ((r.detail!.firstCheckpoint as { flushMs?: number } | null)?.flushMs ?? 0);
+    if (k === 1_000_000)
+      load1e6Ms = (r.detail!.loadMs as number) + ((r.detail!.firstCheckpoint as { flushMs?: number } | null)?.flushMs ?? 0);
     results.push(r);
     const d = r.detail!;
-    console.log(`  ${r.name.padEnd(34)} ${String(d.bytes).padStart(9)} B  ${String(d.bytesPerChangedKey)} B/key  ${String(d.objects)} objects  ${String(d.changedKeys)} keys  upload ${String(d.uploadMs)} ms  (load ${String(d.loadMs)} ms; first checkpoint ${JSON.stringify(d.firstCheckpoint)})`);
+    console.log(
+      `  ${r.name.padEnd(34)} ${String(d.bytes).padStart(9)} B  ${String(d.bytesPerChangedKey)} B/key  ${String(d.objects)} ` +
+        `objects  ${String(d.changedKeys)} keys  upload ${String(d.uploadMs)} ms  (load ${String(d.loadMs)} ms; first ` +
+        `checkpoint ${JSON.stringify(d.firstCheckpoint)})`,
+    );
   }
   const inc = results.filter((r) => r.name.startsWith('checkpoint.incremental.'));
   if (inc.length >= 2) {
     const small = inc[0]!;
     const big = inc[inc.length - 1]!;
-    big.detail = { ...big.detail, bytesRatioToSmallestK: round(big.value / Math.max(1, small.value), 3), msRatioToSmallestK: round((big.detail!.uploadMs as number) / Math.max(1, small.detail!.uploadMs as number), 3) };
-    console.log(`  bytes ratio K=${String(big.detail.keys)} / K=${String(small.detail!.keys)}: ${String(big.detail.bytesRatioToSmallestK)} (upload ms ratio ${String(big.detail.msRatioToSmallestK)})`);
+    big.detail = {
+      ...big.detail,
+      bytesRatioToSmallestK: round(big.value / Math.max(1, small.value), 3),
+      msRatioToSmallestK: round((big.detail!.uploadMs as number) / Math.max(1, small.detail!.uploadMs as number), 3),
+    };
+    console.log(
+      `  bytes ratio K=${String(big.detail.keys)} / ` +
+        `K=${String(small.detail!.keys)}: ${String(big.detail.bytesRatioToSmallestK)} (upload ms ` +
+        `ratio ${String(big.detail.msRatioToSmallestK)})`,
+    );
   }
 
   // 2. Recovery after SIGKILL.
   const recKeys = quick ? [100_000] : [100_000, 1_000_000];
   for (const k of recKeys) {
     if (k === 1_000_000 && load1e6Ms > LOAD_1E6_MS_MAX_FOR_RECOVERY) {
-      skipped.push(`checkpoint.recovery.1000000 (loading 1e6 keys + first checkpoint took ${round(load1e6Ms / 1000, 1)} s in section 1; over the time budget)`);
+      skipped.push(
+        `checkpoint.recovery.1000000 (loading 1e6 keys + first checkpoint took ${round(load1e6Ms / 1000, 1)} s in section 1; ` +
+          `over the time budget)`,
+      );
       continue;
     }
     for (const r of await recovery(k)) {
       results.push(r);
-      console.log(`  ${r.name.padEnd(34)} ${String(r.value).padStart(7)} ms to running (Engine.start ${String(r.detail!.engineStartMs)} ms in process; +${String(r.detail!.overEmptyStartMs)} ms over an empty start)`);
+      console.log(
+        `  ${r.name.padEnd(34)} ${String(r.value).padStart(7)} ms to running (Engine.start ${String(r.detail!.engineStartMs)} ` +
+          `ms in process; +${String(r.detail!.overEmptyStartMs)} ms over an empty start)`,
+      );
     }
   }
   if (quick) skipped.push('checkpoint.recovery.1000000 (quick)');
@@ -248,7 +304,9 @@ export async function runCheckpoint(opts: CheckpointOptions = {}): Promise<Check
   // 3. Snapshot store on vs off.
   for (const r of await snapshotsPair(quick)) {
     results.push(r);
-    console.log(`  ${r.name.padEnd(34)} ${(r.value / 1e6).toFixed(3)} M msg/s${r.detail!.throughputRatioSnapshotsOnToOff === undefined ? '' : `  (on/off ratio ${String(r.detail!.throughputRatioSnapshotsOnToOff)})`}`);
+    const ratio = r.detail!.throughputRatioSnapshotsOnToOff;
+    const ratioText = ratio === undefined ? '' : `  (on/off ratio ${ratio as number})`;
+    console.log(`  ${r.name.padEnd(34)} ${(r.value / 1e6).toFixed(3)} M msg/s${ratioText}`);
   }
   if (skipped.length > 0) {
     console.log(`  skipped: ${skipped.join('; ')}`);
@@ -258,8 +316,11 @@ export async function runCheckpoint(opts: CheckpointOptions = {}): Promise<Check
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runCheckpoint({ quick: process.argv.includes('--quick') }).then((rs) => console.log(JSON.stringify(rs, null, 2)), (e: unknown) => {
-    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
-    process.exitCode = 1;
-  });
+  runCheckpoint({ quick: process.argv.includes('--quick') }).then(
+    (rs) => console.log(JSON.stringify(rs, null, 2)),
+    (e: unknown) => {
+      console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+      process.exitCode = 1;
+    },
+  );
 }

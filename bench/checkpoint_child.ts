@@ -27,7 +27,12 @@ export interface LoadableEngine {
 }
 
 /** Push records made by `make(j)` for j in [0, n), in chunks, and wait until all were handled. */
-export async function pushAndSettle(engine: Engine, ingress: MemoryIngress<RoutedMessage>, n: number, make: (j: number) => RoutedMessage): Promise<void> {
+export async function pushAndSettle(
+  engine: Engine,
+  ingress: MemoryIngress<RoutedMessage>,
+  n: number,
+  make: (j: number) => RoutedMessage,
+): Promise<void> {
   for (let j = 0; j < n; j += CHUNK) {
     const end = Math.min(n, j + CHUNK);
     const batch: RoutedMessage[] = new Array<RoutedMessage>(end - j);
@@ -53,12 +58,22 @@ export function randomKeys(keys: number, seed = 12345): (j: number) => RoutedMes
 }
 
 export async function startCheckpointApp(stateDir: string, workers: number, extra: Record<string, unknown> = {}): Promise<LoadableEngine> {
-  const quiet = { info: () => {}, warn: (m: string) => console.error(`child warning: ${m}`), error: (m: string) => console.error(`child error: ${m}`) };
-  const engine = await Engine.start({ module: APP }, {
-    stateDir, workers, logger: quiet, ...extra,
-    // Checkpoints only when forced: a fixed set of changes then falls into one epoch.
-    limits: { keyGroups: KEY_GROUPS, flushIntervalMs: 3_600_000 },
-  });
+  const quiet = {
+    info: () => {},
+    warn: (m: string) => console.error(`child warning: ${m}`),
+    error: (m: string) => console.error(`child error: ${m}`),
+  };
+  const engine = await Engine.start(
+    { module: APP },
+    {
+      stateDir,
+      workers,
+      logger: quiet,
+      ...extra,
+      // Checkpoints only when forced: a fixed set of changes then falls into one epoch.
+      limits: { keyGroups: KEY_GROUPS, checkpointIntervalMs: 3_600_000 },
+    },
+  );
   const ingress = engine.app.ingresses[0]!.connector as unknown as MemoryIngress<RoutedMessage>;
   return { engine, ingress };
 }
@@ -84,7 +99,7 @@ async function main(): Promise<void> {
     return;
   }
   await pushAndSettle(engine, ingress, keys, increment);
-  console.log(`checkpoint ${await engine.flush()}`);
+  console.log(`checkpoint ${await engine.checkpoint()}`);
   await pushAndSettle(engine, ingress, changes, randomKeys(keys));
   console.log(`changed ${engine.stats().processed}`);
   setInterval(() => {}, 1 << 30);

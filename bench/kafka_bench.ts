@@ -49,7 +49,17 @@ import { join } from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Kafka, logLevel, Partitioners, type Consumer, type ConsumerConfig, type EachBatchPayload, type Message as KafkaMessage, type Producer, type ProducerConfig } from 'kafkajs';
+import {
+  Kafka,
+  logLevel,
+  Partitioners,
+  type Consumer,
+  type ConsumerConfig,
+  type EachBatchPayload,
+  type Message as KafkaMessage,
+  type Producer,
+  type ProducerConfig,
+} from 'kafkajs';
 import type { Engine } from '../engine/engine.js';
 import type { Logger } from '../api/connector_api.js';
 import type { KafkaEgress } from '../connectors/kafka/kafka_egress.js';
@@ -91,7 +101,12 @@ const CONSUMER: Partial<ConsumerConfig> = {
   allowAutoTopicCreation: false,
 };
 /** Producer settings, as KafkaEgress's (at-least-once; exactly-once adds the transactional id). */
-const PRODUCER: Partial<ProducerConfig> = { createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false };
+const PRODUCER: Partial<ProducerConfig> = {
+  createPartitioner: Partitioners.DefaultPartitioner,
+  idempotent: true,
+  maxInFlightRequests: 1,
+  allowAutoTopicCreation: false,
+};
 
 interface Plan {
   records: number;
@@ -228,11 +243,26 @@ function errorText(e: unknown): string {
  * Wait for `p`, checking `failed()` every 100 ms; reject with `what` after `timeoutMs`, with
  * `progress()` in the message.
  */
-async function bounded<T>(p: Promise<T>, timeoutMs: number, what: string, failed: () => Error | undefined = () => undefined, progress: () => string = () => ''): Promise<T> {
+async function bounded<T>(
+  p: Promise<T>,
+  timeoutMs: number,
+  what: string,
+  failed: () => Error | undefined = () => undefined,
+  progress: () => string = () => '',
+): Promise<T> {
   let settled = false;
   let value: T | undefined;
-  let error: unknown;
-  p.then((v) => { settled = true; value = v; }, (e: unknown) => { settled = true; error = e ?? new Error('rejected'); });
+  let error: Error | undefined;
+  p.then(
+    (v) => {
+      settled = true;
+      value = v;
+    },
+    (e: unknown) => {
+      settled = true;
+      error = e instanceof Error ? e : new Error(e === undefined || e === null ? 'rejected' : errorText(e), { cause: e });
+    },
+  );
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (settled) {
@@ -321,8 +351,15 @@ function cpuBetween(a: CpuMark, b: CpuMark, loadTid: number | undefined, records
   const broker = a.broker !== undefined && b.broker !== undefined ? ((b.broker - a.broker) * TICK_S) / secs : undefined;
   const us = (cores: number): number => round((cores * secs * 1e6) / records, 1);
   return {
-    mainCores: round(main), otherThreadsCores: round(rest), busiestOtherThreads: others.slice(0, 5).map((x) => round(x)), loadClientCores: round(load), ...(broker === undefined ? {} : { brokerCores: round(broker) }),
-    systemUsPerRecord: us(main + rest), mainUsPerRecord: us(main), otherThreadsUsPerRecord: us(rest), ...(broker === undefined ? {} : { brokerUsPerRecord: us(broker) }),
+    mainCores: round(main),
+    otherThreadsCores: round(rest),
+    busiestOtherThreads: others.slice(0, 5).map((x) => round(x)),
+    loadClientCores: round(load),
+    ...(broker === undefined ? {} : { brokerCores: round(broker) }),
+    systemUsPerRecord: us(main + rest),
+    mainUsPerRecord: us(main),
+    otherThreadsUsPerRecord: us(rest),
+    ...(broker === undefined ? {} : { brokerUsPerRecord: us(broker) }),
   };
 }
 
@@ -411,7 +448,7 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
   await consumer.subscribe({ topics: [init.outTopic], fromBeginning: true });
   await consumer.run({
     autoCommit: false,
-    eachBatch: async ({ batch }: EachBatchPayload) => {
+    eachBatch: ({ batch }: EachBatchPayload) => {
       const now = nowMs();
       count += batch.messages.length;
       const ph = phase;
@@ -432,6 +469,7 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
         expect = undefined;
         post({ op: 'reached', count, atMs: now });
       }
+      return Promise.resolve();
     },
   });
 
@@ -440,7 +478,12 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
     // A whole millisecond: every due time (startMs + i / rate) then survives its 3-decimal text form.
     const startMs = Math.ceil(nowMs()) + TICK_MS;
     const ph: Phase = {
-      startMs, measureFromMs: startMs + o.warmupMs, endMs: startMs + o.durationMs, seen: 0, inWindow: 0, lastSeenAtMs: 0,
+      startMs,
+      measureFromMs: startMs + o.warmupMs,
+      endMs: startMs + o.durationMs,
+      seen: 0,
+      inWindow: 0,
+      lastSeenAtMs: 0,
       histogram: createHistogram(),
     };
     phase = ph;
@@ -459,7 +502,11 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
         }
         lagMax = Math.max(lagMax, now - (startMs + (sent * 1000) / o.ratePerSec));
         sent = due;
-        sends.push(producer.send({ topic: init.inTopic, acks: -1, messages }).catch((e: unknown) => { sendError = e; }));
+        sends.push(
+          producer.send({ topic: init.inTopic, acks: -1, messages }).catch((e: unknown) => {
+            sendError = e;
+          }),
+        );
       }
       await sleep(TICK_MS);
     }
@@ -469,7 +516,10 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
     const deadline = Date.now() + o.drainTimeoutMs;
     while (ph.seen < total) {
       if (Date.now() > deadline) {
-        throw new Error(`only ${ph.seen} of the ${total} open-loop records reached the output topic within ${o.drainTimeoutMs / 1000} s after producing ended`);
+        throw new Error(
+          `only ${ph.seen} of the ${total} open-loop records reached the output topic within ${o.drainTimeoutMs / 1000} s ` +
+            `after producing ended`,
+        );
       }
       await sleep(20);
     }
@@ -477,10 +527,21 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
     const h = ph.histogram;
     const windowS = (ph.endMs - ph.measureFromMs) / 1000;
     return {
-      offeredPerSec: o.ratePerSec, durationMs: o.durationMs, warmupMs: o.warmupMs, produced: total, seen: ph.seen, count: h.count,
-      p50Ms: round(h.percentile(50) / 1000, 3), p90Ms: round(h.percentile(90) / 1000, 3), p99Ms: round(h.percentile(99) / 1000, 3),
-      p999Ms: round(h.percentile(99.9) / 1000, 3), maxMs: round(h.max / 1000, 3), meanMs: round(h.mean / 1000, 3),
-      achievedPerSec: round(ph.inWindow / windowS, 0), drainMs: round(Math.max(0, ph.lastSeenAtMs - lastDue), 0), producerLagMaxMs: round(lagMax, 1),
+      offeredPerSec: o.ratePerSec,
+      durationMs: o.durationMs,
+      warmupMs: o.warmupMs,
+      produced: total,
+      seen: ph.seen,
+      count: h.count,
+      p50Ms: round(h.percentile(50) / 1000, 3),
+      p90Ms: round(h.percentile(90) / 1000, 3),
+      p99Ms: round(h.percentile(99) / 1000, 3),
+      p999Ms: round(h.percentile(99.9) / 1000, 3),
+      maxMs: round(h.max / 1000, 3),
+      meanMs: round(h.mean / 1000, 3),
+      achievedPerSec: round(ph.inWindow / windowS, 0),
+      drainMs: round(Math.max(0, ph.lastSeenAtMs - lastDue), 0),
+      producerLagMaxMs: round(lagMax, 1),
     };
   };
 
@@ -489,7 +550,10 @@ async function loadWorkerMain(init: LoadInit): Promise<void> {
       if (count >= m.count) post({ op: 'reached', count, atMs: nowMs() });
       else expect = m.count;
     } else if (m.op === 'openLoop') {
-      openLoop(m).then((result) => post({ op: 'latency', result }), (e: unknown) => post({ op: 'error', message: errorText(e) }));
+      openLoop(m).then(
+        (result) => post({ op: 'latency', result }),
+        (e: unknown) => post({ op: 'error', message: errorText(e) }),
+      );
     } else if (m.op === 'stop') {
       stopping = true;
       clearInterval(progress);
@@ -546,7 +610,8 @@ class LoadClient {
     if (self.endsWith('.ts')) {
       // Under tsx: register its loader in the worker before importing this file.
       const tsxApi = import.meta.resolve('tsx/esm/api');
-      const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); })` +
+      const code =
+        `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); })` +
         '.catch((e) => { setImmediate(() => { throw e; }); });';
       worker = new Worker(code, { eval: true, workerData: data, name: 'statefn-kafka-bench-load' });
     } else {
@@ -554,7 +619,14 @@ class LoadClient {
     }
     const client = new LoadClient(worker);
     try {
-      await bounded(new Promise<void>((r) => { client.readyWaiter = r; }), READY_TIMEOUT_MS, 'the output topic\'s watching consumer to join its group', () => client.failure);
+      await bounded(
+        new Promise<void>((r) => {
+          client.readyWaiter = r;
+        }),
+        READY_TIMEOUT_MS,
+        "the output topic's watching consumer to join its group",
+        () => client.failure,
+      );
     } catch (e) {
       await client.stop();
       throw e;
@@ -564,13 +636,17 @@ class LoadClient {
 
   /** Resolves with the time (nowMs) when at least `count` outputs were visible, and how many. */
   reached(count: number): Promise<{ atMs: number; count: number }> {
-    const p = new Promise<{ atMs: number; count: number }>((r) => { this.reachedWaiter = r; });
+    const p = new Promise<{ atMs: number; count: number }>((r) => {
+      this.reachedWaiter = r;
+    });
     this.worker.postMessage({ op: 'expect', count } satisfies ToLoad);
     return p;
   }
 
   openLoop(o: Omit<Extract<ToLoad, { op: 'openLoop' }>, 'op'>): Promise<KafkaLatency> {
-    const p = new Promise<KafkaLatency>((r) => { this.latencyWaiter = r; });
+    const p = new Promise<KafkaLatency>((r) => {
+      this.latencyWaiter = r;
+    });
     this.worker.postMessage({ op: 'openLoop', ...o } satisfies ToLoad);
     return p;
   }
@@ -578,7 +654,9 @@ class LoadClient {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    const stopped = new Promise<void>((r) => { this.stoppedWaiter = r; });
+    const stopped = new Promise<void>((r) => {
+      this.stoppedWaiter = r;
+    });
     this.worker.postMessage({ op: 'stop' } satisfies ToLoad);
     await Promise.race([stopped, sleep(10_000)]);
     await this.worker.terminate();
@@ -586,7 +664,9 @@ class LoadClient {
 }
 
 if (!isMainThread && (workerData as Partial<LoadInit> | null)?.kafkaBenchLoad === true) {
-  loadWorkerMain(workerData as LoadInit).catch((e: unknown) => parentPort?.postMessage({ op: 'error', message: errorText(e) } satisfies FromLoad));
+  loadWorkerMain(workerData as LoadInit).catch((e: unknown) =>
+    parentPort?.postMessage({ op: 'error', message: errorText(e) } satisfies FromLoad),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,7 +698,14 @@ async function startStatefn(semantic: KafkaSemantic, t: Topics): Promise<SystemU
   const { Engine } = await import('../index.js');
   const stateDir = mkdtempSync(join(tmpdir(), 'statefn-kafka-bench-'));
   const logger = benchLogger();
-  const params: KafkaCounterParams = { brokers: t.brokers.join(','), inTopic: t.inTopic, outTopic: t.outTopic, group: t.group, semantic, txId: t.txId };
+  const params: KafkaCounterParams = {
+    brokers: t.brokers.join(','),
+    inTopic: t.inTopic,
+    outTopic: t.outTopic,
+    group: t.group,
+    semantic,
+    txId: t.txId,
+  };
   let engine: Engine;
   try {
     engine = await Engine.start({ module: APP_URL, params }, { stateDir, workers: WORKERS, logger });
@@ -637,7 +724,7 @@ async function startStatefn(semantic: KafkaSemantic, t: Topics): Promise<SystemU
     firstRecordAtMs: () => ingress.firstSubmitAtMs,
     settled: async () => {
       const since = Date.now();
-      while (!engine.flushes.some((f) => f.atMs - f.durationMs >= since)) {
+      while (!engine.checkpoints.some((f) => f.atMs - f.durationMs >= since)) {
         if (failure !== undefined) throw failure;
         await sleep(50);
       }
@@ -645,9 +732,16 @@ async function startStatefn(semantic: KafkaSemantic, t: Topics): Promise<SystemU
     failed: () => failure ?? (logger.errors > 0 ? new Error(`the engine logged ${logger.errors} error(s) (above)`) : undefined),
     detail: () => {
       const s = engine.stats();
-      const fl = engine.flushes;
+      const fl = engine.checkpoints;
       return {
-        engine: { ingested: s.ingested, processed: s.processed, egressed: s.egressed, failures: s.failures, deadLetters: s.deadLetters, warnings: logger.warnings },
+        engine: {
+          ingested: s.ingested,
+          processed: s.processed,
+          egressed: s.egressed,
+          failures: s.failures,
+          deadLetters: s.deadLetters,
+          warnings: logger.warnings,
+        },
         checkpoints: {
           // The engine keeps the last 16.
           recent: fl.length,
@@ -684,7 +778,17 @@ async function startKafkajs(semantic: KafkaSemantic, t: Topics): Promise<SystemU
   let first: number | undefined;
   let failure: Error | undefined;
   let stopping = false;
-  const stats = { consumed: 0, produced: 0, batches: 0, transactions: 0, offsetCommits: 0, txRecordsMax: 0, txMsMax: 0, txMsTotal: 0, waitsForTx: 0 };
+  const stats = {
+    consumed: 0,
+    produced: 0,
+    batches: 0,
+    transactions: 0,
+    offsetCommits: 0,
+    txRecordsMax: 0,
+    txMsMax: 0,
+    txMsTotal: 0,
+    waitsForTx: 0,
+  };
   const colon = Buffer.from(':');
 
   const transform = (key: Buffer | null, value: Buffer | null): KafkaMessage => {
@@ -736,7 +840,8 @@ async function startKafkajs(semantic: KafkaSemantic, t: Topics): Promise<SystemU
   await consumer.run({
     autoCommit: false,
     partitionsConsumedConcurrently: 1,
-    eachBatch: async ({ batch, heartbeat, isRunning }: EachBatchPayload) => {
+    eachBatch: async (payload: EachBatchPayload) => {
+      const { batch } = payload;
       if (batch.messages.length === 0) return;
       first ??= nowMs();
       stats.batches++;
@@ -747,10 +852,10 @@ async function startKafkajs(semantic: KafkaSemantic, t: Topics): Promise<SystemU
           for (const m of batch.messages) pending.push(transform(m.key, m.value));
           pendingOffsets.set(batch.partition, next);
           // Bound what waits for the next transaction.
-          while (pending.length >= BUFFER_MAX && isRunning() && !stopping && failure === undefined) {
+          while (pending.length >= BUFFER_MAX && payload.isRunning() && !stopping && failure === undefined) {
             stats.waitsForTx++;
             await sleep(10);
-            await heartbeat();
+            await payload.heartbeat();
           }
         } else {
           const out = batch.messages.map((m) => transform(m.key, m.value));
@@ -796,10 +901,12 @@ async function startKafkajs(semantic: KafkaSemantic, t: Topics): Promise<SystemU
       }
     },
     failed: () => failure,
-    detail: () => ({ loop: { ...stats, txMsMean: stats.transactions === 0 ? null : round(stats.txMsTotal / stats.transactions, 0), keys: counts.size } }),
+    detail: () => ({
+      loop: { ...stats, txMsMean: stats.transactions === 0 ? null : round(stats.txMsTotal / stats.transactions, 0), keys: counts.size },
+    }),
     stop: async () => {
       stopping = true;
-      await bounded(txLoop, STOP_TIMEOUT_MS, 'the kafkajs loop\'s last transaction');
+      await bounded(txLoop, STOP_TIMEOUT_MS, "the kafkajs loop's last transaction");
       await bounded(Promise.allSettled([consumer.disconnect(), producer.disconnect()]), STOP_TIMEOUT_MS, 'the kafkajs loop to disconnect');
     },
   };
@@ -848,17 +955,29 @@ async function runSystem(
   const [system, semantic] = name.split('.') as [KafkaSystem, KafkaSemantic];
   const label = `${system}-${semantic}-${runId}`;
   const topics: Topics = {
-    brokers, inTopic: `statefn-bench-in-${label}`, outTopic: `statefn-bench-out-${label}`, group: `statefn-bench-${label}`, txId: `statefn-bench-tx-${label}`,
+    brokers,
+    inTopic: `statefn-bench-in-${label}`,
+    outTopic: `statefn-bench-out-${label}`,
+    group: `statefn-bench-${label}`,
+    txId: `statefn-bench-tx-${label}`,
   };
   const { createTopics } = await import('../test/fixtures/kafka_io.js');
   await bounded(
-    createTopics(brokers, [{ topic: topics.inTopic, numPartitions: PARTITIONS }, { topic: topics.outTopic, numPartitions: PARTITIONS }]),
-    START_TIMEOUT_MS, `topics ${topics.inTopic} and ${topics.outTopic} to be created`,
+    createTopics(brokers, [
+      { topic: topics.inTopic, numPartitions: PARTITIONS },
+      { topic: topics.outTopic, numPartitions: PARTITIONS },
+    ]),
+    START_TIMEOUT_MS,
+    `topics ${topics.inTopic} and ${topics.outTopic} to be created`,
   );
   let sut: SystemUnderTest | undefined;
   let load: LoadClient | undefined;
   try {
-    const preloadMs = await bounded(preload(brokers, topics.inTopic, p.records), 120_000, `${p.records} records to be produced to ${topics.inTopic}`);
+    const preloadMs = await bounded(
+      preload(brokers, topics.inTopic, p.records),
+      120_000,
+      `${p.records} records to be produced to ${topics.inTopic}`,
+    );
     load = await LoadClient.start({ brokers, inTopic: topics.inTopic, outTopic: topics.outTopic, keys: KEYS, seed: SEED });
     const l = load;
 
@@ -870,20 +989,34 @@ async function runSystem(
       sut = await bounded(starting, START_TIMEOUT_MS, `${name} to start`, () => l.failed());
     } catch (e) {
       // Should it start after all, stop it.
-      starting.then((late) => late.stop(), () => {}).catch(() => {});
+      starting
+        .then(
+          (late) => late.stop(),
+          () => {},
+        )
+        .catch(() => {});
       throw e;
     }
     const s = sut;
     const cpu0 = cpuMark(brokerPid);
     const timeoutMs = Math.max(60_000, (p.records / MIN_RATE_PER_SEC) * 1000);
-    const done = await bounded(reached, timeoutMs, `${name}: ${p.records} outputs visible to a read_committed consumer`, () => s.failed() ?? l.failed(), () => `${l.count} seen so far`);
+    const done = await bounded(
+      reached,
+      timeoutMs,
+      `${name}: ${p.records} outputs visible to a read_committed consumer`,
+      () => s.failed() ?? l.failed(),
+      () => `${l.count} seen so far`,
+    );
     const cpu1 = cpuMark(brokerPid);
     const first = s.firstRecordAtMs();
     if (first === undefined) throw new Error(`kafka bench: ${name}: all outputs arrived but no first input record was noted`);
     const elapsedMs = done.atMs - first;
     const tpDetail = s.detail();
     const recordsPerSec = (p.records * 1000) / elapsedMs;
-    console.log(`  ${name.padEnd(22)} throughput ${round(recordsPerSec / 1000, 1)} K rec/s (${p.records} in ${round(elapsedMs, 0)} ms; first record ${round(first - startCall, 0)} ms after start)`);
+    console.log(
+      `  ${name.padEnd(22)} throughput ${round(recordsPerSec / 1000, 1)} K rec/s (${p.records} in ${round(elapsedMs, 0)} ms; ` +
+        `first record ${round(first - startCall, 0)} ms after start)`,
+    );
 
     // 2. Open loop on the same running system, once the closed-loop run's work is behind it.
     const settleStart = nowMs();
@@ -892,30 +1025,45 @@ async function runSystem(
     const loadAverage = os.loadavg().map((x) => round(x));
     const latency = await bounded(
       l.openLoop({ ratePerSec: p.latencyRatePerSec, durationMs: p.latencyMs, warmupMs: p.warmupMs, drainTimeoutMs: DRAIN_TIMEOUT_MS }),
-      p.latencyMs + DRAIN_TIMEOUT_MS + 15_000, `${name}: the open-loop latency run`, () => s.failed() ?? l.failed(),
+      p.latencyMs + DRAIN_TIMEOUT_MS + 15_000,
+      `${name}: the open-loop latency run`,
+      () => s.failed() ?? l.failed(),
     );
     console.log(
-      `  ${''.padEnd(22)} latency at ${p.latencyRatePerSec}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, p99.9 ${latency.p999Ms} ms, max ${latency.maxMs} ms ` +
+      `  ${''.padEnd(22)} latency at ${p.latencyRatePerSec}/s: p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms, ` +
+        `p99.9 ${latency.p999Ms} ms, max ${latency.maxMs} ms ` +
         `(achieved ${latency.achievedPerSec}/s, ${latency.count} measured, producer lag max ${latency.producerLagMaxMs} ms)`,
     );
     const result: KafkaSystemResult = {
-      name, system, semantic, guarantee: GUARANTEE[name], durableState: system === 'statefn',
+      name,
+      system,
+      semantic,
+      guarantee: GUARANTEE[name],
+      durableState: system === 'statefn',
       throughput: {
-        records: p.records, recordsPerSec: round(recordsPerSec, 0), elapsedMs: round(elapsedMs, 0), startToFirstRecordMs: round(first - startCall, 0),
-        preloadMs: round(preloadMs, 0), outputsSeen: done.count,
+        records: p.records,
+        recordsPerSec: round(recordsPerSec, 0),
+        elapsedMs: round(elapsedMs, 0),
+        startToFirstRecordMs: round(first - startCall, 0),
+        preloadMs: round(preloadMs, 0),
+        outputsSeen: done.count,
         cpu: cpuBetween(cpu0, cpu1, l.tid, p.records),
       },
       latency,
       detail: {
-        afterThroughput: tpDetail, afterLatency: s.detail(), settleMs: round(settleMs, 0),
+        afterThroughput: tpDetail,
+        afterLatency: s.detail(),
+        settleMs: round(settleMs, 0),
         // 1, 5 and 15 minute load averages before the latency run: anything above ~2 on 2 cores is other work competing.
-        loadAverage, topics: { in: topics.inTopic, out: topics.outTopic },
+        loadAverage,
+        topics: { in: topics.inTopic, out: topics.outTopic },
       },
     };
     return result;
   } finally {
     const closing: Promise<unknown>[] = [];
-    if (sut !== undefined) closing.push(sut.stop().catch((e: unknown) => console.error(`kafka bench: ${name}: stopping failed: ${errorText(e)}`)));
+    if (sut !== undefined)
+      closing.push(sut.stop().catch((e: unknown) => console.error(`kafka bench: ${name}: stopping failed: ${errorText(e)}`)));
     if (load !== undefined) closing.push(load.stop().catch(() => {}));
     await Promise.all(closing);
     // Best effort: leave nothing behind on a shared broker.
@@ -924,7 +1072,12 @@ async function runSystem(
   }
 }
 
-export const KAFKA_SYSTEMS: `${KafkaSystem}.${KafkaSemantic}`[] = ['statefn.exactly-once', 'statefn.at-least-once', 'kafkajs.at-least-once', 'kafkajs.exactly-once'];
+export const KAFKA_SYSTEMS: `${KafkaSystem}.${KafkaSemantic}`[] = [
+  'statefn.exactly-once',
+  'statefn.at-least-once',
+  'kafkajs.at-least-once',
+  'kafkajs.exactly-once',
+];
 
 export async function runKafka(opts: KafkaOptions): Promise<KafkaResult> {
   const t0 = nowMs();
@@ -950,12 +1103,17 @@ export async function runKafka(opts: KafkaOptions): Promise<KafkaResult> {
     brokerPid = findBrokerPid(b.logDir);
     broker = { source: 'started', bootstrap: b.bootstrap, version: b.version, startMs: round(nowMs() - b0, 0) };
   }
-  const brokers = broker.bootstrap.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const brokers = broker.bootstrap
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   try {
+    const brokerVersion = broker.version === undefined ? '' : ` (Kafka ${broker.version}, started in ${broker.startMs} ms)`;
     console.log(
-      `kafka: broker ${broker.bootstrap}${broker.version === undefined ? '' : ` (Kafka ${broker.version}, started in ${broker.startMs} ms)`}; ` +
-        `${p.records} records closed loop, then ${p.latencyRatePerSec}/s open loop for ${p.latencyMs / 1000} s (first ${p.warmupMs / 1000} s dropped); ` +
+      `kafka: broker ${broker.bootstrap}${brokerVersion}; ` +
+        `${p.records} records closed loop, then ${p.latencyRatePerSec}/s open loop for ${p.latencyMs / 1000} s ` +
+        `(first ${p.warmupMs / 1000} s dropped); ` +
         `keys uniform over ${KEYS}; topics of ${PARTITIONS} partitions`,
     );
     const results: (KafkaSystemResult | KafkaSystemFailure)[] = [];
@@ -979,23 +1137,39 @@ export async function runKafka(opts: KafkaOptions): Promise<KafkaResult> {
     return {
       broker,
       settings: {
-        records: p.records, keys: KEYS, partitions: PARTITIONS, statefnWorkers: WORKERS, checkpointIntervalMs: CHECKPOINT_INTERVAL_MS,
-        latencyRatePerSec: p.latencyRatePerSec, latencyMs: p.latencyMs, warmupMs: p.warmupMs,
+        records: p.records,
+        keys: KEYS,
+        partitions: PARTITIONS,
+        statefnWorkers: WORKERS,
+        checkpointIntervalMs: CHECKPOINT_INTERVAL_MS,
+        latencyRatePerSec: p.latencyRatePerSec,
+        latencyMs: p.latencyMs,
+        warmupMs: p.warmupMs,
         consumer: { ...CONSUMER, partitionsConsumedConcurrently: 1 },
-        producer: { idempotent: true, maxInFlightRequests: 1, partitioner: 'default (murmur2)', acks: -1, requestRecordsMax: { atLeastOnce: ALO_CHUNK, transaction: TX_CHUNK } },
+        producer: {
+          idempotent: true,
+          maxInFlightRequests: 1,
+          partitioner: 'default (murmur2)',
+          acks: -1,
+          requestRecordsMax: { atLeastOnce: ALO_CHUNK, transaction: TX_CHUNK },
+        },
       },
       systems: results,
       failed: results.filter((r) => 'error' in r).map((r) => r.name),
       notes: [
-        'kafkajs.* keep their counts in memory only (lost on a crash); statefn keeps them durable (LMDB, checkpoints uploaded to the local snapshot store).',
+        'kafkajs.* keep their counts in memory only (lost on a crash); statefn keeps them durable (LMDB, checkpoints uploaded ' +
+          'to the local snapshot store).',
         'throughput: N pre-produced records; first input record handed over -> last output visible to a read_committed consumer.',
-        'latency: open loop; output receive time (read_committed) - the time the input was due to be produced; the first second is dropped.',
-        'exactly-once latency includes waiting for the transaction: statefn commits one per checkpoint (every 1 s, after the checkpoint is durable), the kafkajs loop one per second.',
+        'latency: open loop; output receive time (read_committed) - the time the input was due to be produced; the first ' +
+          'second is dropped.',
+        'exactly-once latency includes waiting for the transaction: statefn commits one per checkpoint (every 1 s, after the ' +
+          'checkpoint is durable), the kafkajs loop one per second.',
       ],
       elapsedMs: round(nowMs() - t0, 0),
     };
   } finally {
-    if (stopBroker !== undefined) await stopBroker().catch((e: unknown) => console.error(`kafka bench: stopping the broker failed: ${errorText(e)}`));
+    if (stopBroker !== undefined)
+      await stopBroker().catch((e: unknown) => console.error(`kafka bench: stopping the broker failed: ${errorText(e)}`));
   }
 }
 
@@ -1013,9 +1187,14 @@ async function main(argv: string[]): Promise<void> {
       if (!Number.isInteger(records) || records < 1) throw new Error('--records: expected a positive integer');
     } else if (a === '--systems') {
       const v = (argv[++i] ?? '').split(',').filter((s) => s !== '');
-      for (const s of v) if (!(KAFKA_SYSTEMS as string[]).includes(s)) throw new Error(`--systems: unknown system ${s}; known: ${KAFKA_SYSTEMS.join(', ')}`);
+      for (const s of v)
+        if (!(KAFKA_SYSTEMS as string[]).includes(s)) throw new Error(`--systems: unknown system ${s}; known: ${KAFKA_SYSTEMS.join(', ')}`);
       systems = v as KafkaOptions['systems'];
-    } else throw new Error(`unknown argument ${a}; usage: node --import tsx bench/kafka_bench.ts [--quick] [--records n] [--systems ${KAFKA_SYSTEMS.join(',')}]`);
+    } else
+      throw new Error(
+        `unknown argument ${a}; usage: node --import tsx bench/kafka_bench.ts [--quick] [--records n] ` +
+          `[--systems ${KAFKA_SYSTEMS.join(',')}]`,
+      );
   }
   const r = await runKafka({ quick, ...(systems === undefined ? {} : { systems }), ...(records === undefined ? {} : { records }) });
   console.log(JSON.stringify(r, null, 2));

@@ -19,7 +19,7 @@
  * Standalone (e.g. for profiling one scenario):
  *   node --import tsx bench/macro.ts [--quick] [--scenario counter|latency|pingpong|all]
  *        [--workers n] [--rate r] [--chains c] [--ms runMs] [--limit name=value ...]
- * (`--limit` overrides an engine limit for experiments, e.g. `--limit flushIntervalMs=3600000`
+ * (`--limit` overrides an engine limit for experiments, e.g. `--limit checkpointIntervalMs=3600000`
  * shows latency without the periodic state flush; the figures of `runMacro` use the defaults.)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -107,8 +107,12 @@ interface Mark {
 function mark(engine: Engine): Mark {
   const s = engine.stats();
   return {
-    t: performance.now(), processed: s.processed, ingested: s.ingested, cpu: process.cpuUsage(),
-    elu: performance.eventLoopUtilization(), threads: threadTicks(),
+    t: performance.now(),
+    processed: s.processed,
+    ingested: s.ingested,
+    cpu: process.cpuUsage(),
+    elu: performance.eventLoopUtilization(),
+    threads: threadTicks(),
   };
 }
 
@@ -120,7 +124,7 @@ function threadCores(a: Mark, b: Mark, workers: number, processed: number): Reco
   let main = 0;
   const others: number[] = [];
   for (const [tid, t1] of b.threads) {
-    const d = (t1 - (a.threads.get(tid) ?? 0)) * tick / secs;
+    const d = ((t1 - (a.threads.get(tid) ?? 0)) * tick) / secs;
     if (tid === process.pid) main = d;
     else others.push(d);
   }
@@ -129,8 +133,12 @@ function threadCores(a: Mark, b: Mark, workers: number, processed: number): Reco
   const rest = others.slice(workers).reduce((s, x) => s + x, 0);
   const perMsgUs = (cores: number): number | null => (processed > 0 ? round((cores * secs * 1e6) / processed, 3) : null);
   return {
-    main: round(main), busiestOthers: top.map((x) => round(x)), rest: round(rest),
-    mainUsPerMessage: perMsgUs(main), workersUsPerMessage: perMsgUs(top.reduce((s, x) => s + x, 0)), restUsPerMessage: perMsgUs(rest),
+    main: round(main),
+    busiestOthers: top.map((x) => round(x)),
+    rest: round(rest),
+    mainUsPerMessage: perMsgUs(main),
+    workersUsPerMessage: perMsgUs(top.reduce((s, x) => s + x, 0)),
+    restUsPerMessage: perMsgUs(rest),
   };
 }
 
@@ -143,7 +151,12 @@ interface Window {
 }
 
 /** Rates and CPU between two marks, plus what the samples in between saw. */
-function window(a: Mark, b: Mark, workers: number, samples: { backPressured: number; n: number; pendingMax: number; parkedMax: number }): Window {
+function window(
+  a: Mark,
+  b: Mark,
+  workers: number,
+  samples: { backPressured: number; n: number; pendingMax: number; parkedMax: number },
+): Window {
   const elapsedMs = b.t - a.t;
   const processed = b.processed - a.processed;
   const ingested = b.ingested - a.ingested;
@@ -211,7 +224,14 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
   try {
     engine = await Engine.start(
       { module: spec.app, params: spec.params },
-      { stateDir, workers: spec.workers, logger, checkpointing: spec.checkpointing !== false, ...(spec.snapshots === false ? { snapshots: false as const } : {}), limits: { ...spec.limits, keyGroups: KEY_GROUPS } },
+      {
+        stateDir,
+        workers: spec.workers,
+        logger,
+        checkpointing: spec.checkpointing !== false,
+        ...(spec.snapshots === false ? { snapshots: false as const } : {}),
+        limits: { ...spec.limits, keyGroups: KEY_GROUPS },
+      },
     );
     const startMs = performance.now() - t0;
     let failure: Error | undefined;
@@ -220,9 +240,12 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
     });
     const gen = engine.app.ingresses[0]!.connector as unknown as GeneratorIngress<unknown>;
     let genDone = false;
-    void gen.done.then(() => {
-      genDone = true;
-    }, () => {});
+    void gen.done.then(
+      () => {
+        genDone = true;
+      },
+      () => {},
+    );
     const egress = engine.app.egresses.get(spec.egressId) as unknown as LatencyEgress;
     egress.recording = false;
     await sleep(spec.timing.warmupMs);
@@ -246,10 +269,17 @@ async function runEngine(spec: RunSpec): Promise<RunOutcome> {
     egress.recording = false;
     const st = engine.stats();
     if (st.failures !== 0 || st.deadLetters !== 0 || egress.malformed !== 0) {
-      throw new Error(`${spec.name}: the run had ${st.failures} handler failures, ${st.deadLetters} dead letters, ${egress.malformed} malformed egress records`);
+      throw new Error(
+        `${spec.name}: the run had ${st.failures} handler failures, ${st.deadLetters} dead letters, ${egress.malformed} ` +
+          `malformed egress records`,
+      );
     }
-    const fl = engine.flushes;
-    const flushes = { count: fl.length, durationMsMax: Math.max(0, ...fl.map((f) => f.durationMs)), writesMax: Math.max(0, ...fl.map((f) => f.writes)) };
+    const fl = engine.checkpoints;
+    const flushes = {
+      count: fl.length,
+      durationMsMax: Math.max(0, ...fl.map((f) => f.durationMs)),
+      writesMax: Math.max(0, ...fl.map((f) => f.writes)),
+    };
     const s0 = performance.now();
     await engine.stop();
     const stopMs = performance.now() - s0;
@@ -304,7 +334,8 @@ function report(r: MacroResult): void {
   const lat = r.p99Ms === undefined ? '' : `  p50 ${r.p50Ms!.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms`;
   console.log(
     `  ${r.name.padEnd(26)} ${(r.messagesPerSec / 1e6).toFixed(3)} M msg/s${lat}  ` +
-      `(${((d.ratioToRawRing as number) * 100).toFixed(2)}% of raw ring ${((d.rawRing64BFramesPerSec as number) / 1e6).toFixed(1)} M frames/s; ` +
+      `(${((d.ratioToRawRing as number) * 100).toFixed(2)}% of raw ` +
+      `ring ${((d.rawRing64BFramesPerSec as number) / 1e6).toFixed(1)} M frames/s; ` +
       `${((d.ratioToCodecRingLimit as number) * 100).toFixed(0)}% of the 2.0 M msg/s codec+ring limit; ` +
       `cpu ${String(d.processCpuCores)} cores, ${String(d.cpuUsPerMessage)} µs/msg, main ELU ${String(d.mainEventLoopUtilization)}` +
       `${d.threadCores === undefined ? '' : `, threads ${JSON.stringify(d.threadCores)}`})`,
@@ -362,7 +393,9 @@ export async function runMacro(opts: MacroOptions = {}): Promise<MacroResult[]> 
     results.push(r);
     report(r);
   };
-  console.log(`\nmacro: counter over ${KEYS} keys, 1 in ${EGRESS_EVERY} timed; warm-up ${t.warmupMs} ms, run ${t.runMs} ms per case; ${cores} cores`);
+  console.log(
+    `\nmacro: counter over ${KEYS} keys, 1 in ${EGRESS_EVERY} timed; warm-up ${t.warmupMs} ms, run ${t.runMs} ms per case; ${cores} cores`,
+  );
   let maxAtCores = 0;
   for (const w of workerCounts) {
     const o = await counterRun({ workers: w, timing: t });
@@ -380,11 +413,22 @@ export async function runMacro(opts: MacroOptions = {}): Promise<MacroResult[]> 
   // becomes visible only when its epoch's checkpoint completes, which is what p99 shows.)
   {
     const off = await counterRun({ workers: cores, timing: t, checkpointing: false });
-    const rOff = result(`counter.max.${cores}w.egressAtOnce`, off, limits, { workers: cores, keys: KEYS, mode: 'closed loop, checkpointing off' });
+    const rOff = result(`counter.max.${cores}w.egressAtOnce`, off, limits, {
+      workers: cores,
+      keys: KEYS,
+      mode: 'closed loop, checkpointing off',
+    });
     rOff.detail = { ...rOff.detail, throughputRatioCheckpointingOnToOff: round(maxAtCores / Math.max(1, rOff.messagesPerSec), 3) };
     add(rOff);
     const offLat = await counterRun({ workers: cores, timing: t, ratePerSec: rate, checkpointing: false });
-    add(result(`counter.latency.${cores}w.egressAtOnce`, offLat, limits, { workers: cores, keys: KEYS, mode: 'open loop, checkpointing off', targetRatePerSec: rate }));
+    add(
+      result(`counter.latency.${cores}w.egressAtOnce`, offLat, limits, {
+        workers: cores,
+        keys: KEYS,
+        mode: 'open loop, checkpointing off',
+        targetRatePerSec: rate,
+      }),
+    );
   }
   for (const chains of [256, 1]) {
     const o = await pingPongRun(cores, chains, t);
@@ -401,8 +445,24 @@ export async function runMacro(opts: MacroOptions = {}): Promise<MacroResult[]> 
 
 // ---- standalone ----
 
-function parseCli(argv: string[]): { quick: boolean; scenario: string; workers: number; rate: number; chains: number; ms: number | undefined; limits: Record<string, number> } {
-  const out = { quick: false, scenario: 'all', workers: availableParallelism(), rate: 0, chains: 256, ms: undefined as number | undefined, limits: {} as Record<string, number> };
+function parseCli(argv: string[]): {
+  quick: boolean;
+  scenario: string;
+  workers: number;
+  rate: number;
+  chains: number;
+  ms: number | undefined;
+  limits: Record<string, number>;
+} {
+  const out = {
+    quick: false,
+    scenario: 'all',
+    workers: availableParallelism(),
+    rate: 0,
+    chains: 256,
+    ms: undefined as number | undefined,
+    limits: {} as Record<string, number>,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = (): string => {
@@ -419,8 +479,7 @@ function parseCli(argv: string[]): { quick: boolean; scenario: string; workers: 
     else if (a === '--limit') {
       const [k, x] = v().split('=');
       out.limits[k!] = Number(x);
-    }
-    else throw new Error(`unknown argument ${a}`);
+    } else throw new Error(`unknown argument ${a}`);
   }
   return out;
 }
@@ -435,10 +494,15 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(rs, null, 2));
   } else if (c.scenario === 'counter' || c.scenario === 'latency') {
     const o = await counterRun({
-      workers: c.workers, timing: t, ...(c.rate > 0 ? { ratePerSec: c.rate } : {}),
+      workers: c.workers,
+      timing: t,
+      ...(c.rate > 0 ? { ratePerSec: c.rate } : {}),
       ...(Object.keys(c.limits).length === 0 ? {} : { limits: c.limits }),
     });
-    const r = result(`counter.${c.rate > 0 ? 'latency' : 'max'}.${c.workers}w`, o, limits, { workers: c.workers, targetRatePerSec: c.rate || undefined });
+    const r = result(`counter.${c.rate > 0 ? 'latency' : 'max'}.${c.workers}w`, o, limits, {
+      workers: c.workers,
+      targetRatePerSec: c.rate || undefined,
+    });
     report(r);
     console.log(JSON.stringify(r.detail));
   } else if (c.scenario === 'pingpong') {
@@ -457,4 +521,3 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.exitCode = 1;
   });
 }
-

@@ -124,7 +124,13 @@ function addRingTasks(bench: Bench, out: Map<string, () => MicroResult>): void {
         name,
         opsPerSec,
         unit: 'frames/s',
-        detail: { ...detail, ringBytes: RING_BYTES, payloadBytes: size, mbPerSec: round((opsPerSec * frameFootprint(size)) / MiB, 1), sink: sink > 0 },
+        detail: {
+          ...detail,
+          ringBytes: RING_BYTES,
+          payloadBytes: size,
+          mbPerSec: round((opsPerSec * frameFootprint(size)) / MiB, 1),
+          sink: sink > 0,
+        },
       };
     });
   }
@@ -222,11 +228,21 @@ function addCodecTasks(bench: Bench, out: Map<string, () => MicroResult>): void 
   };
   out.set(encName, () => {
     const r = rateOf(bench.getTask(encName)!, CODEC_MESSAGES);
-    return { name: encName, opsPerSec: r.opsPerSec, unit: 'messages/s', detail: { ...r.detail, ...detail, what: 'flatten envelopes + pack', sink: sink > 0 } };
+    return {
+      name: encName,
+      opsPerSec: r.opsPerSec,
+      unit: 'messages/s',
+      detail: { ...r.detail, ...detail, what: 'flatten envelopes + pack', sink: sink > 0 },
+    };
   });
   out.set(decName, () => {
     const r = rateOf(bench.getTask(decName)!, CODEC_MESSAGES);
-    return { name: decName, opsPerSec: r.opsPerSec, unit: 'messages/s', detail: { ...r.detail, ...detail, what: 'unpack from shared memory + materialise envelopes' } };
+    return {
+      name: decName,
+      opsPerSec: r.opsPerSec,
+      unit: 'messages/s',
+      detail: { ...r.detail, ...detail, what: 'unpack from shared memory + materialise envelopes' },
+    };
   });
 }
 
@@ -272,7 +288,15 @@ function addLmdbTasks(bench: Bench, out: Map<string, () => MicroResult>, t: Timi
     name: loadName,
     opsPerSec: (t.lmdbKeys * 1000) / loadMs,
     unit: 'ops/s',
-    detail: { entries: t.lmdbKeys, elapsedMs: round(loadMs, 1), oneShot: true, what: 'all keys sorted, one transaction, empty store', keyBytes: LMDB_KEY_BYTES, valueBytes: LMDB_VALUE_BYTES, noSync: true },
+    detail: {
+      entries: t.lmdbKeys,
+      elapsedMs: round(loadMs, 1),
+      oneShot: true,
+      what: 'all keys sorted, one transaction, empty store',
+      keyBytes: LMDB_KEY_BYTES,
+      valueBytes: LMDB_VALUE_BYTES,
+      noSync: true,
+    },
   }));
   const order = new Uint32Array(1 << 16);
   fillRandom(new Uint8Array(order.buffer), 7);
@@ -321,7 +345,15 @@ function addLmdbTasks(bench: Bench, out: Map<string, () => MicroResult>, t: Timi
       name: putName,
       opsPerSec: r.opsPerSec,
       unit: 'ops/s',
-      detail: { ...r.detail, putsPerTxn: LMDB_PUTS_PER_TXN, entries: t.lmdbKeys, batchKeys: batchCount * LMDB_PUTS_PER_TXN, keyBytes: LMDB_KEY_BYTES, valueBytes: LMDB_VALUE_BYTES, noSync: true },
+      detail: {
+        ...r.detail,
+        putsPerTxn: LMDB_PUTS_PER_TXN,
+        entries: t.lmdbKeys,
+        batchKeys: batchCount * LMDB_PUTS_PER_TXN,
+        keyBytes: LMDB_KEY_BYTES,
+        valueBytes: LMDB_VALUE_BYTES,
+        noSync: true,
+      },
     };
   });
 }

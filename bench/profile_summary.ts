@@ -72,7 +72,9 @@ export function summarise(file: string, top: number): string {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const dir = process.argv[2] ?? '/tmp/prof';
   const top = Number(process.argv[3] ?? 25);
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((x) => x.endsWith('.cpuprofile'))
+    .sort()) {
     console.log(summarise(join(dir, f), top));
     console.log();
   }

@@ -81,7 +81,7 @@ function timing(quick: boolean): Timing {
 }
 
 const SERVICE_NAME: Record<RemoteSystem, string> = {
-  'embedded': 'none (embedded in the worker threads)',
+  embedded: 'none (embedded in the worker threads)',
   'remote-ts-sdk': 'statefn TS SDK (sdk/index.ts serve), bench/fixtures/ts_counter_service.ts',
   'remote-js-sdk': `official JS SDK ${JS_SDK_SPEC}, test/fixtures/remote/js_functions.mjs`,
 };
@@ -206,7 +206,7 @@ export interface RemoteOptions {
   systems?: readonly RemoteSystem[];
   /** Print the table at the end (default true). */
   print?: boolean;
-  /** Engine limit overrides for experiments (e.g. `{ flushIntervalMs: 3600000 }`); the reported figures use the defaults. */
+  /** Engine limit overrides for experiments (e.g. `{ checkpointIntervalMs: 3600000 }`); the reported figures use the defaults. */
   limits?: Record<string, number>;
 }
 
@@ -308,7 +308,14 @@ function cpuBetween(a: Mark, b: Mark, workers: number, processed: number): Remot
     workers: top.map((x) => round(x)),
     rest: round(rest),
     service: round(service),
-    usPerMessage: { engine: us(engineProcess), main: us(main), workers: us(w), rest: us(rest), service: us(service), total: us(engineProcess + service) },
+    usPerMessage: {
+      engine: us(engineProcess),
+      main: us(main),
+      workers: us(w),
+      rest: us(rest),
+      service: us(service),
+      total: us(engineProcess + service),
+    },
   };
 }
 
@@ -317,7 +324,14 @@ function remoteBetween(a: EngineStats['remote'], b: EngineStats['remote']): Remo
   const batched = b.batched - a.batched;
   const batchSizes: Record<string, number> = {};
   for (const [k, v] of Object.entries(b.batchSizes)) batchSizes[k] = v - (a.batchSizes[k] ?? 0);
-  return { calls, batched, meanBatch: calls > 0 ? round(batched / calls, 3) : 0, retries: b.retries - a.retries, failures: b.failures - a.failures, batchSizes };
+  return {
+    calls,
+    batched,
+    meanBatch: calls > 0 ? round(batched / calls, 3) : 0,
+    retries: b.retries - a.retries,
+    failures: b.failures - a.failures,
+    batchSizes,
+  };
 }
 
 // ---- function services ----
@@ -342,7 +356,11 @@ function startTsService(): Promise<Service> {
       for (const c of children) c.kill('SIGKILL');
     });
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', TS_SERVICE], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PORT: '0' } });
+  const child = spawn(process.execPath, ['--conditions=statefn-source', '--import', 'tsx', TS_SERVICE], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, PORT: '0' },
+  });
   children.add(child);
   const exited = new Promise<void>((res) => {
     if (child.exitCode !== null || child.signalCode !== null) res();
@@ -350,8 +368,8 @@ function startTsService(): Promise<Service> {
   });
   void exited.then(() => children.delete(child));
   let err = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
     if (err.length < 65536) err += d;
   });
   const stop = async (): Promise<void> => {
@@ -374,8 +392,8 @@ function startTsService(): Promise<Service> {
     const timer = setTimeout(() => fail(`no "LISTENING <port>" within ${SERVICE_START_TIMEOUT_MS} ms`), SERVICE_START_TIMEOUT_MS);
     child.once('error', (e) => fail(`could not be started: ${e.message}`));
     child.once('exit', (code, signal) => fail(`exited during startup (code ${code}, signal ${signal})`));
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
       if (settled) return;
       out += d;
       const m = /^LISTENING (\d+)\r?$/m.exec(out);
@@ -418,15 +436,23 @@ async function runEngine(spec: RunSpec): Promise<RemoteRun> {
   });
   const check = (failure: Error | undefined): void => {
     if (failure !== undefined) throw failure;
-    if (serviceGone) throw new Error(`${spec.name}: the function service exited during the run; its stderr:\n${spec.service?.stderr() ?? ''}`);
+    if (serviceGone)
+      throw new Error(`${spec.name}: the function service exited during the run; its stderr:\n${spec.service?.stderr() ?? ''}`);
   };
   try {
     engine = await bounded(
       Engine.start(
         { module: APP, params: spec.params },
-        { stateDir, workers: spec.workers, logger: benchLogger(quiet), checkpointing: spec.checkpointing, limits: { ...spec.limits, keyGroups: KEY_GROUPS } },
+        {
+          stateDir,
+          workers: spec.workers,
+          logger: benchLogger(quiet),
+          checkpointing: spec.checkpointing,
+          limits: { ...spec.limits, keyGroups: KEY_GROUPS },
+        },
       ),
-      START_TIMEOUT_MS, `${spec.name}: Engine.start`,
+      START_TIMEOUT_MS,
+      `${spec.name}: Engine.start`,
     );
     const startMs = performance.now() - t0;
     let failure: Error | undefined;
@@ -435,9 +461,12 @@ async function runEngine(spec: RunSpec): Promise<RemoteRun> {
     });
     const gen = engine.app.ingresses[0]!.connector as unknown as GeneratorIngress<unknown>;
     let genDone = false;
-    void gen.done.then(() => {
-      genDone = true;
-    }, () => {});
+    void gen.done.then(
+      () => {
+        genDone = true;
+      },
+      () => {},
+    );
     const probes = engine.app.egresses.get(COUNTS_EGRESS_ID) as unknown as ProbeEgress;
     probes.recording = false;
 
@@ -450,7 +479,10 @@ async function runEngine(spec: RunSpec): Promise<RemoteRun> {
         lastProcessed = s.processed;
         lastMoved = now;
       } else if (now - lastMoved > STALL_MS) {
-        throw new Error(`${spec.name}: stalled: processed stayed at ${s.processed} for ${STALL_MS} ms (ingested ${s.ingested}, pending ${s.pending}, mailboxed ${s.mailboxed}, remote ${JSON.stringify(s.remote)})`);
+        throw new Error(
+          `${spec.name}: stalled: processed stayed at ${s.processed} for ${STALL_MS} ms (ingested ${s.ingested}, ` +
+            `pending ${s.pending}, mailboxed ${s.mailboxed}, remote ${JSON.stringify(s.remote)})`,
+        );
       }
     };
     // Warm-up: warmupMs from the first handled message (a remote function's first calls also
@@ -485,7 +517,14 @@ async function runEngine(spec: RunSpec): Promise<RemoteRun> {
     probes.recording = false;
     const st = b.stats;
     const remote = spec.params.url === undefined ? undefined : remoteBetween(a.stats.remote, st.remote);
-    if (st.failures !== 0 || st.deadLetters !== 0 || probes.malformed !== 0 || probes.outOfOrder !== 0 || st.remote.retries !== 0 || st.remote.failures !== 0) {
+    if (
+      st.failures !== 0 ||
+      st.deadLetters !== 0 ||
+      probes.malformed !== 0 ||
+      probes.outOfOrder !== 0 ||
+      st.remote.retries !== 0 ||
+      st.remote.failures !== 0
+    ) {
       throw new Error(
         `${spec.name}: the run had ${st.failures} handler failures, ${st.deadLetters} dead letters, ${st.remote.retries} remote retries, ` +
           `${st.remote.failures} failed remote batches, ${probes.malformed} malformed and ${probes.outOfOrder} out-of-order probe counts`,
@@ -501,7 +540,11 @@ async function runEngine(spec: RunSpec): Promise<RemoteRun> {
       const s = e.stats();
       const backlogMessages = s.ingested - s.processed;
       quiet.on = true;
-      await bounded(Promise.all(Array.from({ length: spec.workers }, (_, w) => e.terminateWorker(w))), STOP_TIMEOUT_MS, `${spec.name}: terminating the workers`);
+      await bounded(
+        Promise.all(Array.from({ length: spec.workers }, (_, w) => e.terminateWorker(w))),
+        STOP_TIMEOUT_MS,
+        `${spec.name}: terminating the workers`,
+      );
       await bounded(e.tornDown(), STOP_TIMEOUT_MS, `${spec.name}: teardown`);
       abandoned = { backlogMessages, cleanStopEstimateS: round(backlogMessages / Math.max(1, (processed * 1000) / elapsedMs), 1) };
     } else {
@@ -532,7 +575,11 @@ async function runEngine(spec: RunSpec): Promise<RemoteRun> {
     if (engine !== undefined) {
       // After a failure: stop, or tear down what failed.
       const e = engine;
-      await bounded(e.stop().catch(() => e.tornDown()), STOP_TIMEOUT_MS, `${spec.name}: engine.stop after a failure`).catch((err: unknown) => console.error(`remote bench: ${errorText(err)}`));
+      await bounded(
+        e.stop().catch(() => e.tornDown()),
+        STOP_TIMEOUT_MS,
+        `${spec.name}: engine.stop after a failure`,
+      ).catch((err: unknown) => console.error(`remote bench: ${errorText(err)}`));
     }
     rmSync(stateDir, { recursive: true, force: true });
   }
@@ -566,17 +613,44 @@ export function compactBatchSizes(h: Record<string, number> | undefined): string
 
 function progress(name: string, r: RemoteRun): void {
   const c = r.cpu;
-  const calls = r.remote === undefined ? '' : `; ${r.remote.calls} calls, mean batch ${r.remote.meanBatch}, ${compactBatchSizes(r.remote.batchSizes)}`;
-  const cpu = c === undefined ? '' : `; cores: main ${c.main}, workers ${c.workers.join('+')}, rest ${c.rest}, service ${c.service}; µs/msg engine ${c.usPerMessage.engine}, service ${c.usPerMessage.service}`;
+  const calls =
+    r.remote === undefined ? '' : `; ${r.remote.calls} calls, mean batch ${r.remote.meanBatch}, ${compactBatchSizes(r.remote.batchSizes)}`;
+  const cpu =
+    c === undefined
+      ? ''
+      : `; cores: main ${c.main}, workers ${c.workers.join('+')}, rest ${c.rest}, service ${c.service}; µs/msg ` +
+        `engine ${c.usPerMessage.engine}, service ${c.usPerMessage.service}`;
+  const target = r.targetRatePerSec === undefined ? '' : ` (target ${fmtRate(r.targetRatePerSec)})`;
+  const latency =
+    r.latency.count === 0
+      ? 'no probe egress in the window'
+      : `p50 ${fmtMs(r.latency.p50Ms)} p99 ${fmtMs(r.latency.p99Ms)} p99.9 ${fmtMs(r.latency.p999Ms)} ms (${r.latency.count} probes)`;
+  const stop =
+    r.abandoned === undefined
+      ? `stop ${r.stopMs} ms`
+      : `abandoned with ${r.abandoned.backlogMessages} messages routed but not handled ` +
+        `(a clean stop would take ~${r.abandoned.cleanStopEstimateS} s)`;
   console.log(
-    `  ${name.padEnd(34)} ${fmtRate(r.messagesPerSec).padStart(8)} msg/s${r.targetRatePerSec === undefined ? '' : ` (target ${fmtRate(r.targetRatePerSec)})`}  ` +
-      `${r.latency.count === 0 ? 'no probe egress in the window' : `p50 ${fmtMs(r.latency.p50Ms)} p99 ${fmtMs(r.latency.p99Ms)} p99.9 ${fmtMs(r.latency.p999Ms)} ms (${r.latency.count} probes)`}${calls}${cpu}; start ${r.startMs} ms, ${r.abandoned === undefined ? `stop ${r.stopMs} ms` : `abandoned with ${r.abandoned.backlogMessages} messages routed but not handled (a clean stop would take ~${r.abandoned.cleanStopEstimateS} s)`}`,
+    `  ${name.padEnd(34)} ${fmtRate(r.messagesPerSec).padStart(8)} msg/s${target}  ` +
+      `${latency}${calls}${cpu}; start ${r.startMs} ms, ${stop}`,
   );
 }
 
 /** Print the section's table (one line per system). */
 export function printRemote(r: RemoteResult): void {
-  const header = ['system', 'msg/s', 'ratio', 'p50 ms', 'p99 ms', 'p99.9 ms', 'latency at msg/s', 'mean batch', 'batch sizes (max rate, % of requests)', 'cores eng+svc', 'µs/msg eng+svc'];
+  const header = [
+    'system',
+    'msg/s',
+    'ratio',
+    'p50 ms',
+    'p99 ms',
+    'p99.9 ms',
+    'latency at msg/s',
+    'mean batch',
+    'batch sizes (max rate, % of requests)',
+    'cores eng+svc',
+    'µs/msg eng+svc',
+  ];
   const right = [false, true, true, true, true, true, true, true, false, true, true];
   const rows = r.systems.map((s): string[] => {
     if ('error' in s) return [s.system, 'FAILED', '-', '-', '-', '-', '-', '-', s.error.split('\n')[0]!.slice(0, 100), '-', '-'];
@@ -596,17 +670,28 @@ export function printRemote(r: RemoteResult): void {
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   const st = r.settings;
   console.log(
-    `\nremote functions (counter over ${st.keys} keys, ${st.workers} workers; msg/s closed loop; latency open loop at ${st.latencyFraction * 100}% of each system's max, ` +
+    `\nremote functions (counter over ${st.keys} keys, ${st.workers} workers; msg/s closed loop; latency open loop ` +
+      `at ${st.latencyFraction * 100}% of each system's max, ` +
       `1 in ${st.probeEvery} timed, egress at once; warm-up ${st.warmupMs} ms + ${st.runMs} ms per run)`,
   );
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const row of rows) console.log(line(row));
-  console.log('ratio = msg/s / embedded msg/s (same run). cores and µs/msg at max rate: engine process (main + workers + rest) + function service process.');
-  console.log(`load average at start ${r.loadAverage.start.join(' ')}, at end ${r.loadAverage.end.join(' ')} (${st.workers} cores): above ~${st.workers} other processes took CPU from the runs.`);
+  console.log(
+    'ratio = msg/s / embedded msg/s (same run). cores and µs/msg at max rate: engine process (main + workers + rest) + ' +
+      'function service process.',
+  );
+  console.log(
+    `load average at start ${r.loadAverage.start.join(' ')}, at end ${r.loadAverage.end.join(' ')} (${st.workers} cores): ` +
+      `above ~${st.workers} other processes took CPU from the runs.`,
+  );
   for (const s of r.systems) if ('error' in s) console.error(`remote: ${s.name} FAILED: ${s.error}`);
 }
 
@@ -619,8 +704,16 @@ export async function runRemote(opts: RemoteOptions): Promise<RemoteResult> {
   const limits = opts.limits ?? {};
   const result: RemoteResult = {
     settings: {
-      quick: opts.quick, keys: KEYS, workers, keyGroups: KEY_GROUPS, probeEvery: PROBE_EVERY, latencyFraction: LATENCY_FRACTION,
-      warmupMs: t.warmupMs, runMs: t.runMs, callTimeoutMs: CALL_TIMEOUT_MS, limits,
+      quick: opts.quick,
+      keys: KEYS,
+      workers,
+      keyGroups: KEY_GROUPS,
+      probeEvery: PROBE_EVERY,
+      latencyFraction: LATENCY_FRACTION,
+      warmupMs: t.warmupMs,
+      runMs: t.runMs,
+      callTimeoutMs: CALL_TIMEOUT_MS,
+      limits,
       endpointDefaults: 'maxNumBatchRequests 1000, poolSize 64 per worker, asyncInvocationsMax 1024 per worker',
     },
     systems: [],
@@ -642,13 +735,33 @@ export async function runRemote(opts: RemoteOptions): Promise<RemoteResult> {
       try {
         const service = system === 'embedded' ? undefined : await services.get(system)!;
         const base: RemoteCounterParams = {
-          keys: KEYS, count: COUNT_MAX, probeEvery: PROBE_EVERY,
+          keys: KEYS,
+          count: COUNT_MAX,
+          probeEvery: PROBE_EVERY,
           ...(service === undefined ? {} : { url: service.url, callTimeoutMs: CALL_TIMEOUT_MS }),
         };
-        const max = await runEngine({ name: `${name}.max`, params: { ...base, ratePerSec: 0 }, workers, timing: t, checkpointing: true, service, limits, abandon: service !== undefined });
+        const max = await runEngine({
+          name: `${name}.max`,
+          params: { ...base, ratePerSec: 0 },
+          workers,
+          timing: t,
+          checkpointing: true,
+          service,
+          limits,
+          abandon: service !== undefined,
+        });
         progress(`${name}.max`, max);
         const rate = Math.max(100, Math.round((max.messagesPerSec * LATENCY_FRACTION) / 100) * 100);
-        const lat = await runEngine({ name: `${name}.latency`, params: { ...base, ratePerSec: rate }, workers, timing: t, checkpointing: false, service, limits, abandon: false });
+        const lat = await runEngine({
+          name: `${name}.latency`,
+          params: { ...base, ratePerSec: rate },
+          workers,
+          timing: t,
+          checkpointing: false,
+          service,
+          limits,
+          abandon: false,
+        });
         progress(`${name}.latency`, lat);
         if (system === 'embedded') embeddedRate = max.messagesPerSec;
         result.systems.push({
@@ -672,7 +785,14 @@ export async function runRemote(opts: RemoteOptions): Promise<RemoteResult> {
       }
     }
   } finally {
-    await Promise.all([...services.values()].map((p) => p.then((s) => s.stop(), () => {})));
+    await Promise.all(
+      [...services.values()].map((p) =>
+        p.then(
+          (s) => s.stop(),
+          () => {},
+        ),
+      ),
+    );
   }
   result.loadAverage.end = loadavg().map((x) => round(x));
   if (opts.print !== false) printRemote(result);
@@ -694,12 +814,17 @@ async function main(argv: string[]): Promise<void> {
       const [k, v] = (argv[++i] ?? '').split('=');
       if (k === undefined || k === '' || v === undefined || !Number.isFinite(Number(v))) throw new Error('--limit: expected name=number');
       limits[k] = Number(v);
-    }
-    else if (a === '--systems') {
+    } else if (a === '--systems') {
       const v = (argv[++i] ?? '').split(',').filter((x) => x !== '');
-      for (const s of v) if (!REMOTE_SYSTEMS.includes(s as RemoteSystem)) throw new Error(`--systems: unknown system ${s} (expected ${REMOTE_SYSTEMS.join(', ')})`);
+      for (const s of v)
+        if (!REMOTE_SYSTEMS.includes(s as RemoteSystem))
+          throw new Error(`--systems: unknown system ${s} (expected ${REMOTE_SYSTEMS.join(', ')})`);
       systems = v as RemoteSystem[];
-    } else throw new Error(`unknown argument ${a}\nusage: node --import tsx bench/remote_bench.ts [--quick] [--systems ${REMOTE_SYSTEMS.join(',')}] [--limit name=value ...] [--json]`);
+    } else
+      throw new Error(
+        `unknown argument ${a}\nusage: node --import tsx bench/remote_bench.ts [--quick] ` +
+          `[--systems ${REMOTE_SYSTEMS.join(',')}] [--limit name=value ...] [--json]`,
+      );
   }
   const r = await runRemote({ quick, limits, ...(systems === undefined ? {} : { systems }) });
   if (json) console.log(JSON.stringify(r, null, 2));

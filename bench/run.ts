@@ -14,6 +14,8 @@ import { runCheckpoint, type CheckpointResult } from './checkpoint_bench.js';
 import { runKafka, type KafkaResult } from './kafka_bench.js';
 import { runRemote, type RemoteResult } from './remote_bench.js';
 import { machineInfo } from './machine.js';
+import { keepLatestAndRender } from './render_tables.js';
+import { checkpointTable, kafkaTable, kafkaTitle, macroTable, microTable, printTable } from './tables.js';
 
 type Section = 'micro' | 'macro' | 'checkpoint' | 'kafka' | 'remote';
 const SECTIONS: readonly Section[] = ['micro', 'macro', 'checkpoint', 'kafka', 'remote'];
@@ -52,47 +54,8 @@ function parseArgs(argv: string[]): Settings {
   return { quick, peers, only, argv };
 }
 
-/** Format a rate with thousands separators, or in M/K units when large. */
-function formatRate(x: number): string {
-  if (x >= 1e6) return `${(x / 1e6).toFixed(2)} M`;
-  if (x >= 1e3) return `${(x / 1e3).toFixed(1)} K`;
-  return x.toFixed(1);
-}
-
-function formatMs(x: number | undefined): string {
-  return x === undefined ? '-' : x.toFixed(2);
-}
-
-/** Print rows as a table with a header, each column padded to its widest cell. */
-function printTable(title: string, header: string[], rows: string[][], rightAligned: boolean[]): void {
-  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd();
-  console.log(`\n${title}`);
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows) console.log(line(r));
-}
-
-function microDetail(r: MicroResult): string {
-  const d = r.detail ?? {};
-  const parts: string[] = [];
-  if (typeof d.rmePct === 'number') parts.push(`±${d.rmePct}%`);
-  if (typeof d.mbPerSec === 'number') parts.push(`${d.mbPerSec} MiB/s`);
-  if (typeof d.bytesPerMessage === 'number') parts.push(`${d.bytesPerMessage} B/msg`);
-  if (typeof d.entries === 'number') parts.push(`${d.entries} entries`);
-  if (typeof d.putsPerTxn === 'number') parts.push(`${d.putsPerTxn}/txn`);
-  if (typeof d.elapsedMs === 'number') parts.push(`${d.elapsedMs} ms run`);
-  return parts.join(', ');
-}
-
 function printMicro(results: MicroResult[]): void {
-  printTable(
-    'micro benchmarks',
-    ['name', 'rate', 'unit', 'notes'],
-    results.map((r) => [r.name, formatRate(r.opsPerSec), r.unit, microDetail(r)]),
-    [false, true, false, false],
-  );
+  printTable('micro benchmarks', microTable(results));
 }
 
 function printMacro(results: MacroResult[]): void {
@@ -100,54 +63,23 @@ function printMacro(results: MacroResult[]): void {
     console.log('\nmacro benchmarks\n(no results)');
     return;
   }
-  printTable(
-    'macro benchmarks',
-    ['name', 'messages/s', 'p50 ms', 'p99 ms'],
-    results.map((r) => [r.name, formatRate(r.messagesPerSec), formatMs(r.p50Ms), formatMs(r.p99Ms)]),
-    [false, true, true, true],
-  );
+  printTable('macro benchmarks', macroTable(results));
 }
 
 function printCheckpoint(results: CheckpointResult[]): void {
-  printTable(
-    'checkpoint benchmarks',
-    ['name', 'value', 'unit', 'notes'],
-    results.map((r) => {
-      const d = r.detail ?? {};
-      const notes: string[] = [];
-      if (typeof d.changedKeys === 'number') notes.push(`${String(d.changedKeys)} keys, ${String(d.objects)} objects, upload ${String(d.uploadMs)} ms, ${String(d.bytesPerChangedKey)} B/key`);
-      if (typeof d.bytesRatioToSmallestK === 'number') notes.push(`bytes ratio to smallest K ${String(d.bytesRatioToSmallestK)}`);
-      if (typeof d.engineStartMs === 'number') notes.push(`Engine.start ${String(d.engineStartMs)} ms, +${String(d.overEmptyStartMs)} ms over empty`);
-      if (typeof d.throughputRatioSnapshotsOnToOff === 'number') notes.push(`on/off ratio ${String(d.throughputRatioSnapshotsOnToOff)}`);
-      if (Array.isArray(d.skipped)) notes.push((d.skipped as string[]).join('; '));
-      return [r.name, r.unit === 'msg/s' ? formatRate(r.value) : String(Math.round(r.value)), r.unit, notes.join('; ')];
-    }),
-    [false, true, false, false],
-  );
+  printTable('checkpoint benchmarks', checkpointTable(results));
 }
 
 function printKafka(r: KafkaResult): void {
-  const ms = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-  printTable(
-    `kafka benchmarks (Kafka -> counter -> Kafka; broker ${r.broker.bootstrap}${r.broker.version === undefined ? '' : `, Kafka ${r.broker.version}`}; ` +
-      `${String(r.settings.records)} records closed loop, latency at ${String(r.settings.latencyRatePerSec)}/s open loop)`,
-    ['system', 'semantic', 'rec/s', 'ratio', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'achieved/s', 'guarantee'],
-    r.systems.map((s) => 'error' in s ? [s.system, s.semantic, 'FAILED', '-', '-', '-', '-', '-', '-', s.error.slice(0, 100)] : [
-      s.system,
-      s.semantic,
-      formatRate(s.throughput.recordsPerSec),
-      s.ratioToKafkajs === undefined ? '-' : s.ratioToKafkajs.toFixed(2),
-      ms(s.latency.p50Ms),
-      ms(s.latency.p99Ms),
-      ms(s.latency.p999Ms),
-      ms(s.latency.maxMs),
-      String(s.latency.achievedPerSec),
-      s.guarantee,
-    ]),
-    [false, false, true, true, true, true, true, true, true, false],
+  printTable(kafkaTitle(r), kafkaTable(r));
+  console.log(
+    "ratio = statefn throughput / the kafkajs loop's with the same semantic. The kafkajs loops keep their counts in memory " +
+      'only (no durable state);',
   );
-  console.log('ratio = statefn throughput / the kafkajs loop\'s with the same semantic. The kafkajs loops keep their counts in memory only (no durable state);');
-  console.log('statefn\'s state is durable (LMDB + checkpoints in the snapshot store). Exactly-once latency is bounded below by the 1 s checkpoint/transaction interval.');
+  console.log(
+    "statefn's state is durable (LMDB + checkpoints in the snapshot store). Exactly-once latency is bounded below by the 1 s " +
+      'checkpoint/transaction interval.',
+  );
   for (const s of r.systems) if ('error' in s) console.error(`kafka: ${s.name} FAILED: ${s.error}`);
 }
 
@@ -236,6 +168,8 @@ async function main(): Promise<void> {
   writeFileSync(`${file}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
   renameSync(`${file}.tmp`, file);
   console.log(`\nresults written to ${file.slice(ROOT.length)}`);
+  const superseded = keepLatestAndRender(ROOT);
+  console.log(`README tables rendered from the latest results per suite; superseded: ${superseded.join(', ') || 'none'}`);
 }
 
 main().catch((e: unknown) => {

@@ -47,12 +47,11 @@ export class BenchKafkaIngress extends KafkaIngress {
   firstSubmitAtMs: number | undefined;
 
   override start(ctx: IngressContext<RoutedMessage>): Promise<void> {
-    const submit = ctx.submit;
     return super.start({
       ...ctx,
       submit: (records) => {
         if (this.firstSubmitAtMs === undefined) this.firstSubmitAtMs = nowMs();
-        return submit(records);
+        return ctx.submit(records);
       },
     });
   }
@@ -95,7 +94,8 @@ export default function kafkaCounterApp(params: KafkaCounterParams) {
       new KafkaEgress({
         id: KB_EGRESS,
         address: params.brokers,
-        deliverySemantic: params.semantic === 'exactly-once' ? { type: 'exactly-once', transactionTimeoutMs: 60_000 } : { type: 'at-least-once' },
+        deliverySemantic:
+          params.semantic === 'exactly-once' ? { type: 'exactly-once', transactionTimeoutMs: 60_000 } : { type: 'at-least-once' },
         properties: { 'transactional.id': params.txId },
       }),
     );

@@ -51,23 +51,28 @@ export default function pingPongBench(params: PingPongParams) {
   const ids = alternatingIds(params.workers, params.keyGroups, params.idsPerWorker ?? 64);
   const next = new Map(ids.map((id, j) => [id, { typename: HOP_TYPE, id: ids[(j + 1) % ids.length]! }]));
   const hops = params.hops ?? 2 ** 31;
-  return createApp()
-    .function({
-      typename: HOP_TYPE,
-      handler(ctx, msg) {
-        const left = msg.asLong();
-        if (left <= 0) ctx.egress(DONE_EGRESS_ID, new Message(Types.double.typename, 0));
-        else ctx.send(next.get(ctx.self.id)!, new Message(LONG, left - 1));
-      },
-    })
-    .ingress(
-      new GeneratorIngress<RoutedMessage>({
-        id: 'bench/chains',
-        count: params.chains,
-        // Spread chain starts over the ring so chains do not queue behind each other at one id.
-        make: (i) => ({ to: { typename: HOP_TYPE, id: ids[(i * 2 * params.workers + 1) % ids.length]! }, message: new Message(LONG, hops) }),
-      }),
-    )
-    // Only counted (the payload is no timestamp).
-    .egress(Object.assign(new LatencyEgress(DONE_EGRESS_ID), { recording: false }));
+  return (
+    createApp()
+      .function({
+        typename: HOP_TYPE,
+        handler(ctx, msg) {
+          const left = msg.asLong();
+          if (left <= 0) ctx.egress(DONE_EGRESS_ID, new Message(Types.double.typename, 0));
+          else ctx.send(next.get(ctx.self.id)!, new Message(LONG, left - 1));
+        },
+      })
+      .ingress(
+        new GeneratorIngress<RoutedMessage>({
+          id: 'bench/chains',
+          count: params.chains,
+          // Spread chain starts over the ring so chains do not queue behind each other at one id.
+          make: (i) => ({
+            to: { typename: HOP_TYPE, id: ids[(i * 2 * params.workers + 1) % ids.length]! },
+            message: new Message(LONG, hops),
+          }),
+        }),
+      )
+      // Only counted (the payload is no timestamp).
+      .egress(Object.assign(new LatencyEgress(DONE_EGRESS_ID), { recording: false }))
+  );
 }

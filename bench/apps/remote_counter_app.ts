@@ -28,7 +28,7 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { createApp } from '../../api/app.js';
 import type { EgressConnector, EgressRecord, RoutedMessage } from '../../api/connector_api.js';
-import { defineFunction, type FunctionSpec } from '../../api/function_api.js';
+import { defineFunction } from '../../api/function_api.js';
 import { Message } from '../../api/message.js';
 import { Types } from '../../api/types.js';
 import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
@@ -81,7 +81,7 @@ export const counterEcho = defineFunction({
 });
 
 /** The functions as the TS SDK service serves them (and as they run embedded). */
-export const counterFunctions: readonly FunctionSpec<any>[] = [counter, counterEcho];
+export const counterFunctions = [counter, counterEcho] as const;
 
 /**
  * The egress of the probes' counts (main thread): `write` turns count n into the latency of the

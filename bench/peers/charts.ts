@@ -126,12 +126,21 @@ function chart(c: ChartSpec): string {
   const legendH = 16 * Math.ceil(legend.length / cols) + 6;
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
-  const pts = c.series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!c.xLog || p.x > 0) && (!c.yLog || p.y > 0));
+  const pts = c.series
+    .flatMap((s) => s.points)
+    .filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!c.xLog || p.x > 0) && (!c.yLog || p.y > 0));
   if (pts.length === 0) {
-    return `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="80" role="img"><text x="10" y="20" font-weight="bold">${esc(c.title)}</text><text x="10" y="50" fill="#777">no data</text></svg></figure>`;
+    return (
+      `<figure><svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="80" role="img"><text x="10" y="20" ` +
+      `font-weight="bold">${esc(c.title)}</text><text x="10" y="50" fill="#777">no data</text></svg></figure>`
+    );
   }
   // Levels (closed-loop maxima) span the x axis: only their y counts for the ranges.
-  const xs = c.series.filter((s) => s.level !== true).flatMap((s) => s.points).map((p) => p.x).filter((x) => Number.isFinite(x) && (!c.xLog || x > 0));
+  const xs = c.series
+    .filter((s) => s.level !== true)
+    .flatMap((s) => s.points)
+    .map((p) => p.x)
+    .filter((x) => Number.isFinite(x) && (!c.xLog || x > 0));
   let xlo = xs.length > 0 ? Math.min(...xs) : 1;
   let xhi = xs.length > 0 ? Math.max(...xs) : 10;
   let ylo = Math.min(...pts.map((p) => p.y));
@@ -151,19 +160,30 @@ function chart(c: ChartSpec): string {
   };
   [xlo, xhi] = pad(xlo, xhi, c.xLog);
   [ylo, yhi] = pad(ylo, yhi, c.yLog);
-  const sx = (x: number): number => m.l + (c.xLog ? (Math.log10(x) - Math.log10(xlo)) / (Math.log10(xhi) - Math.log10(xlo)) : (x - xlo) / (xhi - xlo)) * pw;
-  const sy = (y: number): number => m.t + ph - (c.yLog ? (Math.log10(y) - Math.log10(ylo)) / (Math.log10(yhi) - Math.log10(ylo)) : (y - ylo) / (yhi - ylo)) * ph;
+  const sx = (x: number): number =>
+    m.l + (c.xLog ? (Math.log10(x) - Math.log10(xlo)) / (Math.log10(xhi) - Math.log10(xlo)) : (x - xlo) / (xhi - xlo)) * pw;
+  const sy = (y: number): number =>
+    m.t + ph - (c.yLog ? (Math.log10(y) - Math.log10(ylo)) / (Math.log10(yhi) - Math.log10(ylo)) : (y - ylo) / (yhi - ylo)) * ph;
   const o: string[] = [];
-  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + legendH}" viewBox="0 0 ${W} ${H + legendH}" role="img" font-family="sans-serif" font-size="11">`);
+  o.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + legendH}" viewBox="0 0 ${W} ${H + legendH}" role="img" ` +
+      `font-family="sans-serif" font-size="11">`,
+  );
   o.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${esc(c.title)}</text>`);
   o.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="#fff" stroke="#999"/>`);
   for (const v of c.xLog ? logTicks(xlo, xhi) : linTicks(xlo, xhi)) {
     const x = sx(v);
-    o.push(`<line x1="${x}" y1="${m.t}" x2="${x}" y2="${m.t + ph}" stroke="#eee"/><text x="${x}" y="${m.t + ph + 14}" text-anchor="middle">${fmtTick(v)}</text>`);
+    o.push(
+      `<line x1="${x}" y1="${m.t}" x2="${x}" y2="${m.t + ph}" stroke="#eee"/><text x="${x}" y="${m.t + ph + 14}" ` +
+        `text-anchor="middle">${fmtTick(v)}</text>`,
+    );
   }
   for (const v of c.yLog ? logTicks(ylo, yhi) : linTicks(ylo, yhi)) {
     const y = sy(v);
-    o.push(`<line x1="${m.l}" y1="${y}" x2="${m.l + pw}" y2="${y}" stroke="#eee"/><text x="${m.l - 4}" y="${y + 4}" text-anchor="end">${fmtTick(v)}</text>`);
+    o.push(
+      `<line x1="${m.l}" y1="${y}" x2="${m.l + pw}" y2="${y}" stroke="#eee"/><text x="${m.l - 4}" y="${y + 4}" ` +
+        `text-anchor="end">${fmtTick(v)}</text>`,
+    );
   }
   o.push(`<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle">${esc(c.xLabel)}</text>`);
   o.push(`<text transform="translate(14 ${m.t + ph / 2}) rotate(-90)" text-anchor="middle">${esc(c.yLabel)}</text>`);
@@ -175,22 +195,37 @@ function chart(c: ChartSpec): string {
   o.push(`<clipPath id="c${c.title.length}${W}"><rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}"/></clipPath>`);
   const shown = c.series.filter((s) => s.points.length > 0);
   for (const s of shown) {
-    const ok = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!c.xLog || p.x > 0) && (!c.yLog || p.y > 0)).sort((p, q) => p.x - q.x);
+    const ok = s.points
+      .filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!c.xLog || p.x > 0) && (!c.yLog || p.y > 0))
+      .sort((p, q) => p.x - q.x);
     if (ok.length === 0) continue;
     const dash = s.dash === undefined ? '' : ` stroke-dasharray="${s.dash}"`;
     if (s.level) {
       const y = sy(ok[0]!.y);
-      o.push(`<line x1="${m.l}" y1="${y}" x2="${m.l + pw}" y2="${y}" stroke="${s.color}" stroke-width="1.5"${dash} opacity="0.8"><title>${esc(`${s.name}: ${fmtTick(ok[0]!.y)}`)}</title></line>`);
+      o.push(
+        `<line x1="${m.l}" y1="${y}" x2="${m.l + pw}" y2="${y}" stroke="${s.color}" stroke-width="1.5"${dash} ` +
+          `opacity="0.8"><title>${esc(`${s.name}: ${fmtTick(ok[0]!.y)}`)}</title></line>`,
+      );
       continue;
     }
-    o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} points="${ok.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`);
-    for (const p of ok) o.push(`<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3" fill="${s.color}"><title>${esc(`${s.name}: x ${fmtTick(p.x)}, y ${fmtTick(p.y)}`)}</title></circle>`);
+    o.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2"${dash} ` +
+        `points="${ok.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`,
+    );
+    for (const p of ok)
+      o.push(
+        `<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="3" fill="${s.color}">` +
+          `<title>${esc(`${s.name}: x ${fmtTick(p.x)}, y ${fmtTick(p.y)}`)}</title></circle>`,
+      );
   }
   legend.forEach((s, i) => {
     const x = m.l + (i % cols) * (pw / cols);
     const y = H + 4 + Math.floor(i / cols) * 16;
     const dash = s.dash === undefined ? '' : ` stroke-dasharray="${s.dash}"`;
-    o.push(`<line x1="${x}" y1="${y + 6}" x2="${x + 22}" y2="${y + 6}" stroke="${s.color}" stroke-width="2"${dash}/><text x="${x + 27}" y="${y + 10}">${esc(s.name)}</text>`);
+    o.push(
+      `<line x1="${x}" y1="${y + 6}" x2="${x + 22}" y2="${y + 6}" stroke="${s.color}" stroke-width="2"${dash}/><text ` +
+        `x="${x + 27}" y="${y + 10}">${esc(s.name)}</text>`,
+    );
   });
   o.push('</svg>');
   return `<figure>${o.join('')}${c.note === undefined ? '' : `<figcaption>${esc(c.note)}</figcaption>`}</figure>`;
@@ -215,19 +250,41 @@ function workloadCharts(results: PeerResult[], w: Workload, colors: Map<string, 
     const open = rows.filter((r) => seriesName(r) === n && r.mode === 'open' && r.offeredPerSec !== undefined);
     thr.push({ name: n, color, points: open.map((r) => ({ x: r.offeredPerSec!, y: r.throughputPerSec })) });
     const closedMax = Math.max(0, ...rows.filter((r) => seriesName(r) === n && r.mode === 'closed').map((r) => r.throughputPerSec));
-    if (closedMax > 0) thr.push({ name: `${n}: closed-loop max`, color, dash: '6 4', level: true, noLegend: true, points: [{ x: 1, y: closedMax }] });
+    if (closedMax > 0)
+      thr.push({ name: `${n}: closed-loop max`, color, dash: '6 4', level: true, noLegend: true, points: [{ x: 1, y: closedMax }] });
     lat.push({ name: n, color, points: open.map((r) => ({ x: r.offeredPerSec!, y: r.p50Ms })) });
     lat.push({ name: `${n} p99`, color, dash: '6 3', noLegend: true, points: open.map((r) => ({ x: r.offeredPerSec!, y: r.p99Ms })) });
     lat.push({ name: `${n} p99.9`, color, dash: '2 3', noLegend: true, points: open.map((r) => ({ x: r.offeredPerSec!, y: r.p999Ms })) });
   }
   const parts = [
-    chart({ title: `${w}: throughput vs offered load (open loop)`, xLabel: 'offered /s', yLabel: 'completed /s', xLog: true, yLog: true, series: thr, diagonal: true, note: 'dotted grey: completed = offered; dashed levels: closed-loop maxima (best concurrency)' }),
-    chart({ title: `${w}: latency vs offered load (open loop)`, xLabel: 'offered /s', yLabel: 'latency ms', xLog: true, yLog: true, series: lat, note: 'solid p50, dashed p99, dotted p99.9' }),
+    chart({
+      title: `${w}: throughput vs offered load (open loop)`,
+      xLabel: 'offered /s',
+      yLabel: 'completed /s',
+      xLog: true,
+      yLog: true,
+      series: thr,
+      diagonal: true,
+      note: 'dotted grey: completed = offered; dashed levels: closed-loop maxima (best concurrency)',
+    }),
+    chart({
+      title: `${w}: latency vs offered load (open loop)`,
+      xLabel: 'offered /s',
+      yLabel: 'latency ms',
+      xLog: true,
+      yLog: true,
+      series: lat,
+      note: 'solid p50, dashed p99, dotted p99.9',
+    }),
   ];
   const closedHttp = rows.filter((r) => r.mode === 'closed' && r.concurrency !== undefined);
   if (closedHttp.length > 0) {
     const cn = [...new Set(closedHttp.map(seriesName))];
-    const ct: Series[] = cn.map((n) => ({ name: n, color: colorFor(n, colors), points: closedHttp.filter((r) => seriesName(r) === n).map((r) => ({ x: r.concurrency!, y: r.throughputPerSec })) }));
+    const ct: Series[] = cn.map((n) => ({
+      name: n,
+      color: colorFor(n, colors),
+      points: closedHttp.filter((r) => seriesName(r) === n).map((r) => ({ x: r.concurrency!, y: r.throughputPerSec })),
+    }));
     const cl: Series[] = cn.flatMap((n) => {
       const rs = closedHttp.filter((r) => seriesName(r) === n);
       const color = colorFor(n, colors);
@@ -236,8 +293,27 @@ function workloadCharts(results: PeerResult[], w: Workload, colors: Map<string, 
         { name: `${n} p99`, color, dash: '6 3', noLegend: true, points: rs.map((r) => ({ x: r.concurrency!, y: r.p99Ms })) },
       ];
     });
-    parts.push(chart({ title: `${w}: closed loop, throughput vs concurrency`, xLabel: 'requests outstanding', yLabel: 'completed /s', xLog: true, yLog: true, series: ct }));
-    parts.push(chart({ title: `${w}: closed loop, latency vs concurrency`, xLabel: 'requests outstanding', yLabel: 'latency ms', xLog: true, yLog: true, series: cl, note: 'solid p50, dashed p99' }));
+    parts.push(
+      chart({
+        title: `${w}: closed loop, throughput vs concurrency`,
+        xLabel: 'requests outstanding',
+        yLabel: 'completed /s',
+        xLog: true,
+        yLog: true,
+        series: ct,
+      }),
+    );
+    parts.push(
+      chart({
+        title: `${w}: closed loop, latency vs concurrency`,
+        xLabel: 'requests outstanding',
+        yLabel: 'latency ms',
+        xLog: true,
+        yLog: true,
+        series: cl,
+        note: 'solid p50, dashed p99',
+      }),
+    );
   }
   return `<h2>${esc(w)}</h2><div class="row">${parts.join('')}</div>`;
 }
@@ -245,16 +321,42 @@ function workloadCharts(results: PeerResult[], w: Workload, colors: Map<string, 
 function scalingCharts(s: ScalingResult): string {
   const okp = (p: { throughputPerSec: number; error?: string }): boolean => p.error === undefined && p.throughputPerSec > 0;
   const byW = chart({
-    title: 'statefn counter: throughput vs workers (100,000 keys)', xLabel: 'worker threads', yLabel: 'messages /s', xLog: false, yLog: false,
-    series: [{ name: 'statefn generator, closed loop', color: PALETTE['statefn generator']!, points: s.byWorkers.filter(okp).map((p) => ({ x: p.workers, y: p.throughputPerSec })) }],
+    title: 'statefn counter: throughput vs workers (100,000 keys)',
+    xLabel: 'worker threads',
+    yLabel: 'messages /s',
+    xLog: false,
+    yLog: false,
+    series: [
+      {
+        name: 'statefn generator, closed loop',
+        color: PALETTE['statefn generator']!,
+        points: s.byWorkers.filter(okp).map((p) => ({ x: p.workers, y: p.throughputPerSec })),
+      },
+    ],
   });
   const byK = chart({
-    title: 'statefn counter: throughput vs keys (2 workers)', xLabel: 'keys', yLabel: 'messages /s', xLog: true, yLog: false, width: 700,
+    title: 'statefn counter: throughput vs keys (2 workers)',
+    xLabel: 'keys',
+    yLabel: 'messages /s',
+    xLog: true,
+    yLog: false,
+    width: 700,
     series: [
-      { name: 'statefn generator, closed loop, default limits', color: PALETTE['statefn generator']!, points: s.byKeys.filter((p) => p.variant !== 'raised dirty bound').map((p) => ({ x: p.keys, y: p.throughputPerSec })) },
-      { name: 'same, dirtyEntriesMax raised to 2^21', color: '#9467bd', dash: '6 3', points: s.byKeys.filter((p) => okp(p) && p.variant === 'raised dirty bound').map((p) => ({ x: p.keys, y: p.throughputPerSec })) },
+      {
+        name: 'statefn generator, closed loop, default limits',
+        color: PALETTE['statefn generator']!,
+        points: s.byKeys.filter((p) => p.variant !== 'raised dirty bound').map((p) => ({ x: p.keys, y: p.throughputPerSec })),
+      },
+      {
+        name: 'same, dirtyEntriesMax raised to 2^21',
+        color: '#9467bd',
+        dash: '6 3',
+        points: s.byKeys.filter((p) => okp(p) && p.variant === 'raised dirty bound').map((p) => ({ x: p.keys, y: p.throughputPerSec })),
+      },
     ],
-    note: 'default limits at 0 = the engine stalled (dirty-set deadlock, see bench/README.md); large key counts: the window touches only part of the keys, mostly for the first time (keysTouchedEstimate in the JSON)',
+    note:
+      'default limits at 0 = the engine stalled (dirty-set deadlock, see bench/README.md); large key counts: the window ' +
+      'touches only part of the keys, mostly for the first time (keysTouchedEstimate in the JSON)',
   });
   return `<h2>statefn scaling</h2><div class="row">${byW}${byK}</div>`;
 }
@@ -270,7 +372,9 @@ export function renderHtml(d: ChartInput): string {
   const m = d.machine;
   const body = [
     `<h1>${esc(d.title)}</h1>`,
-    `<p class="meta">${esc(d.startedAt)} — ${esc(String(m.cpuModel))} x${esc(String(m.cpuCount))}, ${esc(String(m.totalMemoryGiB))} GiB, node ${esc(String(m.node))}, ${esc(String(m.platform))} ${esc(String(m.release))}</p>`,
+    `<p class="meta">${esc(d.startedAt)} — ${esc(String(m.cpuModel))} ` +
+      `x${esc(String(m.cpuCount))}, ${esc(String(m.totalMemoryGiB))} GiB, ` +
+      `node ${esc(String(m.node))}, ${esc(String(m.platform))} ${esc(String(m.release))}</p>`,
     d.summary.length > 0 ? `<ul>${d.summary.map((l) => `<li>${esc(l)}</li>`).join('')}</ul>` : '',
     d.peerErrors.length > 0 ? `<p class="err">${d.peerErrors.map((e) => `${esc(e.system)}: ${esc(e.error)}`).join('<br>')}</p>` : '',
     ...WORKLOADS.map((w) => workloadCharts(d.results, w, colors)),
@@ -304,7 +408,11 @@ export function writePngs(htmlPath: string): string[] {
   if (chromium !== undefined) {
     const png = htmlPath.replace(/\.html$/, '.png');
     try {
-      execFileSync(chromium, ['--headless=new', '--no-sandbox', '--disable-gpu', `--screenshot=${png}`, '--window-size=1320,7000', pathToFileURL(htmlPath).href], { stdio: 'ignore', timeout: 60_000 });
+      execFileSync(
+        chromium,
+        ['--headless=new', '--no-sandbox', '--disable-gpu', `--screenshot=${png}`, '--window-size=1320,7000', pathToFileURL(htmlPath).href],
+        { stdio: 'ignore', timeout: 60_000 },
+      );
       if (existsSync(png)) return [png];
     } catch {
       // fall through to rsvg-convert
@@ -319,7 +427,12 @@ export function writePngs(htmlPath: string): string[] {
   const svgs = html.match(/<svg[\s\S]*?<\/svg>/g) ?? [];
   svgs.forEach((svg, i) => {
     const title = /font-weight="bold">([^<]*)<\/text>/.exec(svg)?.[1] ?? `chart-${i}`;
-    const slug = title.replace(/&[a-z]+;/g, '').replace(/[^a-zA-Z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 60);
+    const slug = title
+      .replace(/&[a-z]+;/g, '')
+      .replace(/[^a-zA-Z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .toLowerCase()
+      .slice(0, 60);
     const png = join(dir, `${String(i + 1).padStart(2, '0')}-${slug}.png`);
     try {
       execFileSync(rsvg, ['-b', 'white', '-o', png], { input: svg, stdio: ['pipe', 'ignore', 'ignore'], timeout: 30_000 });

@@ -26,7 +26,8 @@
  * above it; quick: only the lowest rate), with at most 100,000 messages in flight. Each run:
  * warm-up (5 s; quick 2 s; not measured, covers the JIT: closed loop at the same bound, open loop
  * with the rate ramping up linearly from 0 so the window does not start with a backlog), a
- * measured window of opts.runMs (quick: at most 3 s), then a bounded drain. The JVM prints one JSON line and halts; this side kills it on a timeout.
+ * measured window of opts.runMs (quick: at most 3 s), then a bounded drain. The JVM prints one
+ * JSON line and halts; this side kills it on a timeout.
  *
  * `fraud`: statefn's fraud-detection example (examples/fraud_detection) ported to embedded Java
  * functions (bench/peers/flink/.../FraudModule.java: transaction-manager, fraud-count with a 30-day
@@ -168,7 +169,10 @@ export async function ensureFlinkPeerBuilt(log: (line: string) => void = () => {
   checkMaven();
   mkdirSync(root, { recursive: true });
   const work = `${cacheDir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
-  log(`flink-statefun: building bench/peers/flink with Maven (StateFun ${STATEFUN_VERSION}, Flink ${FLINK_VERSION}) into ${relative(REPO_ROOT, cacheDir)}; the first build downloads ~260 MB of jars`);
+  log(
+    `flink-statefun: building bench/peers/flink with Maven (StateFun ${STATEFUN_VERSION}, Flink ${FLINK_VERSION}) ` +
+      `into ${relative(REPO_ROOT, cacheDir)}; the first build downloads ~260 MB of jars`,
+  );
   try {
     await new Promise<void>((res, rej) => {
       const child = spawn('mvn', ['-q', '-B', '-f', join(PROJECT_DIR, 'pom.xml'), 'package', `-Dstatefn.buildDir=${work}`], {
@@ -193,13 +197,20 @@ export async function ensureFlinkPeerBuilt(log: (line: string) => void = () => {
       });
     });
     const jar = readdirSync(work).find((f) => f.startsWith('statefn-flink-statefun-peer-') && f.endsWith('.jar'));
-    const lib = existsSync(join(work, 'lib')) ? readdirSync(join(work, 'lib')).filter((f) => f.endsWith('.jar')).sort() : [];
+    const lib = existsSync(join(work, 'lib'))
+      ? readdirSync(join(work, 'lib'))
+          .filter((f) => f.endsWith('.jar'))
+          .sort()
+      : [];
     if (jar === undefined || !lib.some((f) => f.startsWith(`statefun-flink-harness-${STATEFUN_VERSION}`))) {
       throw new Error(`Maven did not produce the peer jar and statefun-flink-harness-${STATEFUN_VERSION}.jar in ${work}`);
     }
     // Keep only what runs: the jar and lib/.
     for (const f of readdirSync(work)) if (f !== jar && f !== 'lib') rmSync(join(work, f), { recursive: true, force: true });
-    writeFileSync(join(work, MARKER), JSON.stringify({ hash, statefun: STATEFUN_VERSION, flink: FLINK_VERSION, buildMs: Date.now() - started, jar, lib }, null, 2) + '\n');
+    writeFileSync(
+      join(work, MARKER),
+      JSON.stringify({ hash, statefun: STATEFUN_VERSION, flink: FLINK_VERSION, buildMs: Date.now() - started, jar, lib }, null, 2) + '\n',
+    );
     try {
       renameSync(work, cacheDir);
     } catch (e) {
@@ -304,8 +315,12 @@ function jvmFlags(): string[] {
 function extraFlinkConf(): string[] {
   const v = process.env.STATEFN_FLINK_CONF;
   if (v === undefined || v.trim() === '') return [];
-  const kvs = v.split(';').map((x) => x.trim()).filter((x) => x !== '');
-  for (const kv of kvs) if (kv.indexOf('=') <= 0) throw new Error(`STATEFN_FLINK_CONF: expected key=value;key=value, got ${JSON.stringify(kv)}`);
+  const kvs = v
+    .split(';')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  for (const kv of kvs)
+    if (kv.indexOf('=') <= 0) throw new Error(`STATEFN_FLINK_CONF: expected key=value;key=value, got ${JSON.stringify(kv)}`);
   return kvs;
 }
 
@@ -322,20 +337,34 @@ async function runJvm(classpath: string, c: RunConfig, log: (line: string) => vo
     '-cp',
     classpath,
     MAIN_CLASS,
-    '--workload', c.workload,
-    '--rate', String(c.rate),
-    '--keys', String(c.keys),
-    '--zipf-exponent', String(c.zipfExponent),
-    '--seed', String(SEED),
-    '--chain-length', String(CHAIN_LENGTH),
-    '--warmup-ms', String(c.warmupMs),
-    '--measure-ms', String(c.measureMs),
-    '--grace-ms', String(c.graceMs),
-    '--time-limit-ms', String(timeLimitMs(c)),
-    '--max-inflight', String(c.maxInFlight),
-    '--parallelism', String(PARALLELISM),
-    '--checkpoint-interval-ms', String(CHECKPOINT_INTERVAL_MS),
-    '--checkpoint-dir', ckptDir,
+    '--workload',
+    c.workload,
+    '--rate',
+    String(c.rate),
+    '--keys',
+    String(c.keys),
+    '--zipf-exponent',
+    String(c.zipfExponent),
+    '--seed',
+    String(SEED),
+    '--chain-length',
+    String(CHAIN_LENGTH),
+    '--warmup-ms',
+    String(c.warmupMs),
+    '--measure-ms',
+    String(c.measureMs),
+    '--grace-ms',
+    String(c.graceMs),
+    '--time-limit-ms',
+    String(timeLimitMs(c)),
+    '--max-inflight',
+    String(c.maxInFlight),
+    '--parallelism',
+    String(PARALLELISM),
+    '--checkpoint-interval-ms',
+    String(CHECKPOINT_INTERVAL_MS),
+    '--checkpoint-dir',
+    ckptDir,
     ...(c.bufferTimeoutMs !== undefined ? ['--buffer-timeout-ms', String(c.bufferTimeoutMs)] : []),
     ...extraFlinkConf().flatMap((kv) => ['--flink-conf', kv]),
   ];
@@ -380,7 +409,10 @@ async function runJvm(classpath: string, c: RunConfig, log: (line: string) => vo
           return;
         }
         const why = killed ? `killed after ${killAfter / 1000} s` : signal !== null ? `signal ${signal}` : `exit ${code}`;
-        const tail = [...stderrTail, partial].filter((l) => l !== '').slice(-30).join('\n');
+        const tail = [...stderrTail, partial]
+          .filter((l) => l !== '')
+          .slice(-30)
+          .join('\n');
         rej(new Error(`the Flink StateFun JVM (${c.workload}, ${c.rate > 0 ? `open ${c.rate}/s` : 'closed'}) failed (${why}):\n${tail}`));
       });
     });
@@ -407,21 +439,28 @@ function round(x: number | null | undefined, digits = 2): number {
 function toPeerResult(c: RunConfig, r: JvmResult): PeerResult {
   const notes: string[] = [];
   if (r.mode === 'closed') {
-    notes.push(`closed loop: the source emits as fast as the job accepts, at most ${c.maxInFlight.toLocaleString('en-US')} messages in flight; throughput = measured messages / first-to-last completion`);
+    notes.push(
+      `closed loop: the source emits as fast as the job accepts, at most ${c.maxInFlight.toLocaleString('en-US')} messages in ` +
+        `flight; throughput = measured messages / first-to-last completion`,
+    );
   } else if (r.unsentMeasured > 0 || r.completed < r.emittedMeasured) {
     notes.push(
-      `fell behind: of ${(r.emittedMeasured + r.unsentMeasured).toLocaleString('en-US')} messages due in the window, ${r.unsentMeasured.toLocaleString('en-US')} were never sent ` +
-        `(the source stopped ${c.graceMs / 1000} s after the window) and ${(r.emittedMeasured - r.completed).toLocaleString('en-US')} sent ones had not completed`,
+      `fell behind: of ${(r.emittedMeasured + r.unsentMeasured).toLocaleString('en-US')} messages due in the ` +
+        `window, ${r.unsentMeasured.toLocaleString('en-US')} were never sent ` +
+        `(the source stopped ${c.graceMs / 1000} s after the window) ` +
+        `and ${(r.emittedMeasured - r.completed).toLocaleString('en-US')} sent ones had not completed`,
     );
   }
-  if (c.workload === 'chain') notes.push(`${CHAIN_LENGTH} stateless hops (chain-i forwards to chain-(i+1) at hash(key, i+1)), one egress record at the end`);
+  if (c.workload === 'chain')
+    notes.push(`${CHAIN_LENGTH} stateless hops (chain-i forwards to chain-(i+1) at hash(key, i+1)), one egress record at the end`);
   else if (c.workload === 'fraud') {
     notes.push(
-      'fraud: the example\'s 4 functions in Java, 7 messages per transaction, Kryo payloads; latency = creation -> FraudScore handled; ' +
+      "fraud: the example's 4 functions in Java, 7 messages per transaction, Kryo payloads; latency = creation -> FraudScore handled; " +
         `${r.alerts.toLocaleString('en-US')} alerts in the run`,
     );
   } else notes.push('counter: PersistedValue<Long> +1, then one egress record per message');
-  if (r.timedOut) notes.push(`timed out after ${timeLimitMs(c) / 1000} s with ${r.completed} of ${r.emittedMeasured} measured messages completed`);
+  if (r.timedOut)
+    notes.push(`timed out after ${timeLimitMs(c) / 1000} s with ${r.completed} of ${r.emittedMeasured} measured messages completed`);
   return {
     system: 'flink-statefun',
     version: STATEFUN_VERSION,
@@ -440,7 +479,8 @@ function toPeerResult(c: RunConfig, r: JvmResult): PeerResult {
     settings: {
       statefunVersion: STATEFUN_VERSION,
       flinkVersion: r.flinkVersion,
-      deployment: 'statefun-flink-harness (Harness.withFlinkSourceFunction + withConsumingEgress), local mini cluster, embedded Java functions',
+      deployment:
+        'statefun-flink-harness (Harness.withFlinkSourceFunction + withConsumingEgress), local mini cluster, embedded Java functions',
       parallelism: r.parallelism,
       checkpointIntervalMs: CHECKPOINT_INTERVAL_MS,
       checkpointingMode: 'EXACTLY_ONCE (aligned), max 1 concurrent (the harness forces it)',
@@ -456,7 +496,15 @@ function toPeerResult(c: RunConfig, r: JvmResult): PeerResult {
       zipfExponent: c.workload === 'counter-zipf' ? c.zipfExponent : undefined,
       fraud:
         c.workload === 'fraud'
-          ? { accounts: 10_000, merchants: 1_000, merchantZipf: 1.1, confirmationsPerTransaction: 1 / 40, threshold: 0.8, pendingTtl: '1 h', fraudWindow: '30 days' }
+          ? {
+              accounts: 10_000,
+              merchants: 1_000,
+              merchantZipf: 1.1,
+              confirmationsPerTransaction: 1 / 40,
+              threshold: 0.8,
+              pendingTtl: '1 h',
+              fraudWindow: '30 days',
+            }
           : undefined,
       functionInvocationsPerCompletion: r.completedTotal > 0 ? round(r.invocations / r.completedTotal, 2) : undefined,
       messagesPerCompletion: MESSAGES_PER_COMPLETION[c.workload],
@@ -537,8 +585,10 @@ export async function runFlinkStatefun(opts: PeerRunOptions, extra: FlinkPeerExt
         results.push(p);
         if (p.throughputPerSec > closedMax) closedMax = p.throughputPerSec;
         log(
-          `flink-statefun ${workload} closed (${maxInFlight.toLocaleString('en-US')} in flight): ${Math.round(p.throughputPerSec).toLocaleString('en-US')} msg/s, ` +
-            `p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms (JVM start ${(r.startupMs / 1000).toFixed(1)} s, run ${((Date.now() - t) / 1000).toFixed(1)} s, ` +
+          `flink-statefun ${workload} closed (${maxInFlight.toLocaleString('en-US')} in ` +
+            `flight): ${Math.round(p.throughputPerSec).toLocaleString('en-US')} msg/s, ` +
+            `p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms (JVM start ${(r.startupMs / 1000).toFixed(1)} s, ` +
+            `run ${((Date.now() - t) / 1000).toFixed(1)} s, ` +
             `${r.checkpointsCompletedInWindow} checkpoints in the window, JVM ${round(r.cpuCoresInWindow, 2)} cores)`,
         );
       } catch (e) {
@@ -556,7 +606,8 @@ export async function runFlinkStatefun(opts: PeerRunOptions, extra: FlinkPeerExt
         const p = toPeerResult(c, r);
         results.push(p);
         log(
-          `flink-statefun ${workload} open ${rate.toLocaleString('en-US')}/s: ${Math.round(p.throughputPerSec).toLocaleString('en-US')} msg/s, ` +
+          `flink-statefun ${workload} open ${rate.toLocaleString('en-US')}/s: ` +
+            `${Math.round(p.throughputPerSec).toLocaleString('en-US')} msg/s, ` +
             `p50 ${p.p50Ms} ms, p99 ${p.p99Ms} ms, p99.9 ${p.p999Ms} ms (JVM ${round(r.cpuCoresInWindow, 2)} cores)`,
         );
       } catch (e) {
@@ -571,7 +622,12 @@ export async function runFlinkStatefun(opts: PeerRunOptions, extra: FlinkPeerExt
 // Standalone
 
 function parseCli(argv: string[]): { opts: PeerRunOptions; extra: FlinkPeerExtraOptions; json: string | undefined } {
-  const opts: PeerRunOptions = { ...DEFAULT_PEER_OPTIONS, workloads: [...DEFAULT_PEER_OPTIONS.workloads], openRates: [...DEFAULT_PEER_OPTIONS.openRates], log: (l) => console.log(l) };
+  const opts: PeerRunOptions = {
+    ...DEFAULT_PEER_OPTIONS,
+    workloads: [...DEFAULT_PEER_OPTIONS.workloads],
+    openRates: [...DEFAULT_PEER_OPTIONS.openRates],
+    log: (l) => console.log(l),
+  };
   const extra: FlinkPeerExtraOptions = {};
   let msGiven = false;
   let json: string | undefined;
@@ -591,7 +647,10 @@ function parseCli(argv: string[]): { opts: PeerRunOptions; extra: FlinkPeerExtra
     else if (a === '--buffer-timeout-ms') extra.bufferTimeoutMs = Number(value());
     else if (a === '--json') json = value();
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node --import tsx bench/peers/flink_statefun.ts [--quick] [--workloads a,b] [--ms runMs] [--rates 500,2000] [--buffer-timeout-ms n] [--json results.json]');
+      console.log(
+        'usage: node --import tsx bench/peers/flink_statefun.ts [--quick] [--workloads a,b] [--ms runMs] [--rates 500,2000] ' +
+          '[--buffer-timeout-ms n] [--json results.json]',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -628,7 +687,10 @@ if (process.argv[1] !== undefined && resolve(fileURLToPath(import.meta.url)) ===
       console.log('');
       printTable(results);
       if (results[0] !== undefined) {
-        console.log(`\nflink-statefun ${STATEFUN_VERSION} (Flink ${String(results[0].settings.flinkVersion)}), parallelism ${PARALLELISM}, ${String(results[0].settings.jvmFlags)}`);
+        console.log(
+          `\nflink-statefun ${STATEFUN_VERSION} (Flink ${String(results[0].settings.flinkVersion)}), ` +
+            `parallelism ${PARALLELISM}, ${String(results[0].settings.jvmFlags)}`,
+        );
         console.log(`guarantee: ${results[0].guarantee}`);
       }
     },

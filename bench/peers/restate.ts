@@ -2,9 +2,8 @@
  * The Restate peer of `npm run bench -- --peers`: the workloads of bench/peers/types.ts on
  * Restate 1.7.12 (restate-server from npm, TypeScript SDK 1.17.2), on this machine, over HTTP.
  *
- *   install   bench/peers/restate/install.ts: npm install into
- *             node_modules/.cache/statefn-peers/restate (once, a marker file), not into the
- *             project's dependencies;
+ *   install   bench/peers/restate/install.ts: `npm ci` in bench/peers, an npm project of its
+ *             own (once, a marker file), so the root project does not depend on Restate;
  *   system    bench/peers/restate/cluster.ts: one restate-server (single node, all roles, default
  *             durability, fresh temp base dir, listeners on 127.0.0.1) and one Node process serving
  *             bench/peers/restate/service.mjs (virtual objects Counter and Hop0..Hop9, HTTP/2),
@@ -31,7 +30,18 @@
 import { fileURLToPath } from 'node:url';
 import { RestateCluster, procCpuSeconds } from './restate/cluster.js';
 import { ensureRestateInstalled, RESTATE_SDK_VERSION, RESTATE_SERVER_VERSION } from './restate/install.js';
-import { hopKey, runClosedLoop, runOpenLoop, seededRandom, uniformSampler, zipfSampler, zipfTopShare, type LoadRunOptions, type LoadRunResult, type RequestSpec } from './restate/load.js';
+import {
+  hopKey,
+  runClosedLoop,
+  runOpenLoop,
+  seededRandom,
+  uniformSampler,
+  zipfSampler,
+  zipfTopShare,
+  type LoadRunOptions,
+  type LoadRunResult,
+  type RequestSpec,
+} from './restate/load.js';
 import { DEFAULT_PEER_OPTIONS, type LoadMode, type PeerResult, type PeerRunOptions, type Workload } from './types.js';
 import { createRng } from '../../connectors/generator/rng.js';
 import { FRAUD_APP_DEFAULTS, makeConfirmation, makeTransaction } from '../../examples/fraud_detection/app.js';
@@ -64,7 +74,12 @@ interface CpuSample {
 
 function cpuSample(c: RestateCluster): CpuSample {
   const u = process.cpuUsage();
-  return { t: performance.now(), server: procCpuSeconds(c.serverPid), service: procCpuSeconds(c.servicePid), client: (u.user + u.system) / 1e6 };
+  return {
+    t: performance.now(),
+    server: procCpuSeconds(c.serverPid),
+    service: procCpuSeconds(c.servicePid),
+    client: (u.user + u.system) / 1e6,
+  };
 }
 
 /** Cores busy per process over [a, b]. */
@@ -115,7 +130,7 @@ function requestFactory(workload: Workload, opts: PeerRunOptions, seed: number):
       return { path: `/TransactionManager/${t.id}/transaction`, body: JSON.stringify(t) };
     };
   }
-  throw new Error(`restate: workload ${workload} is not supported`);
+  throw new Error(`restate: workload ${String(workload)} is not supported`);
 }
 
 function round(x: number, digits = 2): number {
@@ -148,7 +163,8 @@ export async function runRestate(opts: PeerRunOptions, overrides: RestateRunOver
 
   const warmupMs = opts.quick ? 1000 : 3000;
   const measureMs = opts.quick ? Math.min(opts.runMs, 3000) : opts.runMs;
-  const concurrencies = overrides.concurrencies ?? (opts.quick ? [opts.httpConcurrency] : [...new Set([16, opts.httpConcurrency, 256])].sort((a, b) => a - b));
+  const concurrencies =
+    overrides.concurrencies ?? (opts.quick ? [opts.httpConcurrency] : [...new Set([16, opts.httpConcurrency, 256])].sort((a, b) => a - b));
 
   const tStart = performance.now();
   const cluster = await RestateCluster.start(install, log);
@@ -158,7 +174,9 @@ export async function runRestate(opts: PeerRunOptions, overrides: RestateRunOver
     const serverSettings = {
       version: RESTATE_SERVER_VERSION,
       command: `restate-server --config-file <base dir>/restate.toml --base-dir <fresh temp dir> --no-logo`,
-      configFile: `listen-mode = "tcp"; node-name; bind-address (fabric), [ingress] bind-address, [admin] bind-address on 127.0.0.1 (free ports); disable-telemetry = true; disable-web-ui = true; log-disable-ansi-codes = true; nothing else set`,
+      configFile:
+        `listen-mode = "tcp"; node-name; bind-address (fabric), [ingress] bind-address, [admin] bind-address on ` +
+        `127.0.0.1 (free ports); disable-telemetry = true; disable-web-ui = true; log-disable-ansi-codes = true; nothing else set`,
       effective: cluster.settings,
     };
     const common = {
@@ -168,7 +186,8 @@ export async function runRestate(opts: PeerRunOptions, overrides: RestateRunOver
       client: 'node:http keep-alive agent in the bench process, HTTP/1.1, POST to the ingress, latency per request',
       server: serverSettings,
       service:
-        `@restatedev/restate-sdk ${RESTATE_SDK_VERSION}, 1 Node ${process.version} process (tsx loader; Promise.withResolvers polyfilled, ` +
+        `@restatedev/restate-sdk ${RESTATE_SDK_VERSION}, 1 Node ${process.version} process (tsx loader; Promise.withResolvers ` +
+        `polyfilled, ` +
         'the SDK calls it and Node 20 lacks it), HTTP/2 (h2c, bidirectional stream), all object handlers exclusive, RESTATE_LOGGING=WARN',
       installMs: install.installMs,
       installCached: install.cached,
@@ -187,16 +206,23 @@ export async function runRestate(opts: PeerRunOptions, overrides: RestateRunOver
         delete wlSettings.keys;
         wlSettings.accounts = FRAUD_APP_DEFAULTS.accounts;
         wlSettings.merchants = FRAUD_APP_DEFAULTS.merchants;
-        wlSettings.confirmations = `1 per ${FRAUD_TX_PER_CONFIRMATION} transactions, in the same request stream (not counted in throughput or latency; failures count as errors)`;
+        wlSettings.confirmations =
+          `1 per ${FRAUD_TX_PER_CONFIRMATION} transactions, in the same request stream (not counted ` +
+          `in throughput or latency; failures count as errors)`;
       }
 
-      const toResult = (mode: LoadMode, r: LoadRunResult, extra: { concurrency?: number; offeredPerSec?: number; cpu?: Record<string, number> | undefined; notes?: string[] }): PeerResult => {
+      const toResult = (
+        mode: LoadMode,
+        r: LoadRunResult,
+        extra: { concurrency?: number; offeredPerSec?: number; cpu?: Record<string, number> | undefined; notes?: string[] },
+      ): PeerResult => {
         const notes = [...(extra.notes ?? [])];
         if (workload === 'chain') notes.push(`${Math.round(r.throughputPerSec * HOPS)} hop invocations/s`);
         if (workload === 'fraud') {
           notes.push(
             'throughput = scored transactions/s (each: 4 invocations, the 7 messages of the statefn example); ' +
-              `MerchantScorer is exclusive per merchant (as a StateFun instance) and the hottest of the Zipf(1.1) merchants gets ${(100 * zipfTopShare(FRAUD_APP_DEFAULTS.merchants, 1.1)).toFixed(0)}% of the transactions`,
+              `MerchantScorer is exclusive per merchant (as a StateFun instance) and the hottest of the Zipf(1.1) merchants ` +
+              `gets ${(100 * zipfTopShare(FRAUD_APP_DEFAULTS.merchants, 1.1)).toFixed(0)}% of the transactions`,
           );
         }
         if (r.dropped > 0) notes.push(`${r.dropped} arrivals dropped at the ${OPEN_MAX_IN_FLIGHT} in-flight cap (counted as errors)`);
@@ -256,11 +282,17 @@ export async function runRestate(opts: PeerRunOptions, overrides: RestateRunOver
       let maxClosed = 0;
       for (const concurrency of concurrencies) {
         const cpu = cpuHooks();
-        log(`restate: ${workload} closed loop, concurrency ${concurrency} (warm-up >= ${warmupMs / 1000} s and ${concurrency} answers, then ${measureMs / 1000} s)`);
+        log(
+          `restate: ${workload} closed loop, concurrency ${concurrency} (warm-up >= ${warmupMs / 1000} s and ${concurrency} ` +
+            `answers, then ${measureMs / 1000} s)`,
+        );
         const r = await runClosedLoop({ ...base(), concurrency, maxWarmupMs: opts.quick ? 10_000 : 30_000, onWindow: cpu.onWindow });
         const res = toResult('closed', r, { concurrency, cpu: cpu.cores() });
         results.push(res);
-        log(`restate: ${workload} closed c=${concurrency}: ${fmtRate(r.throughputPerSec)}/s, p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms, errors ${r.errors}`);
+        log(
+          `restate: ${workload} closed c=${concurrency}: ${fmtRate(r.throughputPerSec)}/s, p50 ${fmtMs(r.p50Ms)} ms, ` +
+            `p99 ${fmtMs(r.p99Ms)} ms, errors ${r.errors}`,
+        );
         if (r.errors <= r.completed) maxClosed = Math.max(maxClosed, r.throughputPerSec);
       }
 
@@ -272,16 +304,26 @@ export async function runRestate(opts: PeerRunOptions, overrides: RestateRunOver
       }
       rates = [...new Set(rates)].sort((a, b) => a - b);
       if (opts.quick && !overrides.exactRates) rates = rates.slice(0, 1);
-      if (skipped.length > 0) log(`restate: ${workload} open loop skips ${skipped.join(', ')}/s (> 1.5 x the closed-loop max ${fmtRate(maxClosed)}/s)`);
+      if (skipped.length > 0)
+        log(`restate: ${workload} open loop skips ${skipped.join(', ')}/s (> 1.5 x the closed-loop max ${fmtRate(maxClosed)}/s)`);
       for (const rate of rates) {
         const cpu = cpuHooks();
         log(`restate: ${workload} open loop at ${rate}/s`);
         // fraud: the offered rate is transactions/s; confirmations come on top.
         const requestRate = workload === 'fraud' ? (rate * (FRAUD_TX_PER_CONFIRMATION + 1)) / FRAUD_TX_PER_CONFIRMATION : rate;
-        const r = await runOpenLoop({ ...base(), ratePerSec: requestRate, maxInFlight: OPEN_MAX_IN_FLIGHT, maxSockets: OPEN_MAX_SOCKETS, onWindow: cpu.onWindow });
+        const r = await runOpenLoop({
+          ...base(),
+          ratePerSec: requestRate,
+          maxInFlight: OPEN_MAX_IN_FLIGHT,
+          maxSockets: OPEN_MAX_SOCKETS,
+          onWindow: cpu.onWindow,
+        });
         const notes = opts.openRates.includes(rate) ? [] : [`rate = 80% of this system's best closed-loop rate (${fmtRate(maxClosed)}/s)`];
         results.push(toResult('open', r, { offeredPerSec: rate, cpu: cpu.cores(), notes }));
-        log(`restate: ${workload} open ${rate}/s: ${fmtRate(r.throughputPerSec)}/s, p50 ${fmtMs(r.p50Ms)} ms, p99 ${fmtMs(r.p99Ms)} ms, errors ${r.errors}`);
+        log(
+          `restate: ${workload} open ${rate}/s: ${fmtRate(r.throughputPerSec)}/s, p50 ${fmtMs(r.p50Ms)} ms, ` +
+            `p99 ${fmtMs(r.p99Ms)} ms, errors ${r.errors}`,
+        );
       }
     }
     const bytes = cluster.dataBytes();
@@ -335,7 +377,12 @@ export function printRestateTable(results: readonly PeerResult[], out: (line: st
 
 function parseCli(argv: string[]): { opts: PeerRunOptions; overrides: RestateRunOverrides } {
   const overrides: RestateRunOverrides = {};
-  const o: PeerRunOptions = { ...DEFAULT_PEER_OPTIONS, workloads: [...DEFAULT_PEER_OPTIONS.workloads], openRates: [...DEFAULT_PEER_OPTIONS.openRates], log: (l) => console.error(l) };
+  const o: PeerRunOptions = {
+    ...DEFAULT_PEER_OPTIONS,
+    workloads: [...DEFAULT_PEER_OPTIONS.workloads],
+    openRates: [...DEFAULT_PEER_OPTIONS.openRates],
+    log: (l) => console.error(l),
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = (): string => {
@@ -353,7 +400,10 @@ function parseCli(argv: string[]): { opts: PeerRunOptions; overrides: RestateRun
     else if (a === '--keys') o.keys = Number(v());
     else if (a === '--keep-data') process.env.STATEFN_RESTATE_KEEP_DATA = '1';
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node --import tsx bench/peers/restate.ts [--quick] [--workloads counter-uniform,counter-zipf,chain] [--ms runMs] [--concurrency n] [--rates 500,2000] [--exact-rates] [--concurrencies 16,64] [--keys n] [--keep-data]');
+      console.log(
+        'usage: node --import tsx bench/peers/restate.ts [--quick] [--workloads counter-uniform,counter-zipf,chain] [--ms ' +
+          'runMs] [--concurrency n] [--rates 500,2000] [--exact-rates] [--concurrencies 16,64] [--keys n] [--keep-data]',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -365,7 +415,10 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const t0 = performance.now();
   runRestate(opts, overrides)
     .then((results) => {
-      console.log(`\nRestate ${RESTATE_SERVER_VERSION} (SDK ${RESTATE_SDK_VERSION}), ${((performance.now() - t0) / 1000).toFixed(0)} s${opts.quick ? ', quick' : ''}`);
+      console.log(
+        `\nRestate ${RESTATE_SERVER_VERSION} (SDK ${RESTATE_SDK_VERSION}), ${((performance.now() - t0) / 1000).toFixed(0)} ` +
+          `s${opts.quick ? ', quick' : ''}`,
+      );
       printRestateTable(results);
       if (process.env.STATEFN_RESTATE_JSON !== undefined) console.log(JSON.stringify(results, null, 2));
     })

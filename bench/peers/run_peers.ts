@@ -19,7 +19,21 @@
  * the machine-limit probes), `bench/results/peers-<ISO date>.html` (charts, charts.ts) and a
  * stable copy `bench/peers-latest.html`; a PNG beside it only if a headless Chromium is on PATH.
  */
-import { closeSync, copyFileSync, existsSync, fdatasyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fdatasyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -28,9 +42,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_PEER_OPTIONS, type PeerResult, type PeerRunOptions } from './types.js';
 import { STATEFN_ENGINE_DEFAULTS, runStatefn, statefnTiming, statefnVersion } from './statefn.js';
 import { runScaling, type ScalingResult } from './scaling.js';
-import { renderHtml, seriesName, writePngs } from './charts.js';
+import { renderHtml, writePngs } from './charts.js';
+import { at, fmtMs, fmtRate, guaranteesTable, matchingPeer, resultsTable, scalingTableOf, sustainedRow } from './tables.js';
 import { LoadClient } from './apps/http_load.js';
 import { machineInfo } from '../machine.js';
+import { keepLatestAndRender } from '../render_tables.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
@@ -82,13 +98,28 @@ async function probeHttp(quick: boolean): Promise<Record<string, unknown>[]> {
   const client = LoadClient.start();
   const out: Record<string, unknown>[] = [];
   try {
-    for (const [concurrency, connections] of [[1, 1], [64, 64], [1024, 16]] as const) {
+    for (const [concurrency, connections] of [
+      [1, 1],
+      [64, 64],
+      [1024, 16],
+    ] as const) {
       let a: NodeJS.CpuUsage | undefined;
       let b: NodeJS.CpuUsage | undefined;
       const r = await client.run(
         {
-          host: '127.0.0.1', port, workload: 'counter-uniform', keys: 1000, zipfExponent: 0, seed: 1, mode: 'closed', concurrency, connections,
-          warmupMs: 500, measureMs: quick ? 1000 : 2000, drainMs: 2000, maxInFlight: 1 << 20,
+          host: '127.0.0.1',
+          port,
+          workload: 'counter-uniform',
+          keys: 1000,
+          zipfExponent: 0,
+          seed: 1,
+          mode: 'closed',
+          concurrency,
+          connections,
+          warmupMs: 500,
+          measureMs: quick ? 1000 : 2000,
+          drainMs: 2000,
+          maxInFlight: 1 << 20,
         },
         (phase) => {
           if (phase === 'start') a = process.cpuUsage();
@@ -97,8 +128,13 @@ async function probeHttp(quick: boolean): Promise<Record<string, unknown>[]> {
       );
       const serverCores = b === undefined ? Number.NaN : (b.user + b.system) / 1000 / r.windowMs;
       out.push({
-        concurrency, connections, requestsPerSec: round(r.throughputPerSec, 0), p50Ms: round(r.p50Ms ?? Number.NaN, 3), p99Ms: round(r.p99Ms ?? Number.NaN, 3),
-        serverCores: round(serverCores), clientCores: r.clientCpuCores,
+        concurrency,
+        connections,
+        requestsPerSec: round(r.throughputPerSec, 0),
+        p50Ms: round(r.p50Ms ?? Number.NaN, 3),
+        p99Ms: round(r.p99Ms ?? Number.NaN, 3),
+        serverCores: round(serverCores),
+        clientCores: r.clientCpuCores,
         serverUsPerRequest: r.throughputPerSec > 0 ? round((serverCores * 1e6) / r.throughputPerSec, 1) : null,
         clientUsPerRequest: r.throughputPerSec > 0 ? round((r.clientCpuCores * 1e6) / r.throughputPerSec, 1) : null,
       });
@@ -114,11 +150,17 @@ async function probeHttp(quick: boolean): Promise<Record<string, unknown>[]> {
 /** The newest micro ring figure and macro counter figures of `npm run bench`, if any run kept them. */
 function latestCoreBench(): Record<string, unknown> | null {
   try {
-    const files = readdirSync(RESULTS_DIR).filter((f) => /^\d{4}-.*\.json$/.test(f)).sort().reverse();
+    const files = readdirSync(RESULTS_DIR)
+      .filter((f) => /^\d{4}-.*\.json$/.test(f))
+      .sort()
+      .reverse();
     let ring: Record<string, unknown> | null = null;
     let macro: Record<string, unknown> | null = null;
     for (const f of files) {
-      const d = JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as { micro?: { name: string; opsPerSec: number }[] | null; macro?: { name: string; messagesPerSec: number }[] | null };
+      const d = JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as {
+        micro?: { name: string; opsPerSec: number }[] | null;
+        macro?: { name: string; messagesPerSec: number }[] | null;
+      };
       const m = d.micro?.find((x) => x.name === 'ring.crossThread.64B');
       if (ring === null && m !== undefined) ring = { file: f, ringCrossThread64BFramesPerSec: Math.round(m.opsPerSec) };
       const c = d.macro?.find((x) => x.name === 'counter.max.2w');
@@ -138,8 +180,12 @@ async function probeLimits(quick: boolean, log: (l: string) => void): Promise<Re
   try {
     httpProbe = await probeHttp(quick);
     for (const p of httpProbe) {
-      log(`limits: loopback HTTP (Node http server, no work), ${String(p.concurrency)} outstanding over ${String(p.connections)} connections: ` +
-        `${String(p.requestsPerSec)} req/s, p50 ${String(p.p50Ms)} ms; server ${String(p.serverUsPerRequest)} µs/req, client ${String(p.clientUsPerRequest)} µs/req`);
+      log(
+        `limits: loopback HTTP (Node http server, no work), ${String(p.concurrency)} outstanding over ${String(p.connections)} ` +
+          `connections: ` +
+          `${String(p.requestsPerSec)} req/s, p50 ${String(p.p50Ms)} ms; server ${String(p.serverUsPerRequest)} µs/req, ` +
+          `client ${String(p.clientUsPerRequest)} µs/req`,
+      );
     }
   } catch (e) {
     httpProbe = { error: e instanceof Error ? e.message : String(e) };
@@ -147,90 +193,17 @@ async function probeLimits(quick: boolean, log: (l: string) => void): Promise<Re
   return { fdatasync4KiB: fsync, loopbackHttp: httpProbe, coreBench: latestCoreBench(), loadAverage: os.loadavg().map((x) => round(x)) };
 }
 
-// ---- tables ----
-
-function fmtRate(x: number): string {
-  if (!Number.isFinite(x)) return '-';
-  if (x >= 1e6) return `${(x / 1e6).toFixed(2)} M`;
-  if (x >= 1e4) return `${(x / 1e3).toFixed(1)} K`;
-  return x.toFixed(0);
-}
-
-function fmtMs(x: number): string {
-  if (!Number.isFinite(x)) return '-';
-  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
-}
-
-function at(r: PeerResult): string {
-  if (r.mode === 'open') return `${fmtRate(r.offeredPerSec ?? Number.NaN)}/s`;
-  return r.concurrency !== undefined ? `c=${r.concurrency}` : 'max';
-}
-
-function failedRow(r: PeerResult): boolean {
-  return typeof r.notes === 'string' && r.notes.startsWith('FAILED');
-}
-
-/** The peer row a statefn row is compared with, if any. */
-export function matchingPeer(r: PeerResult, all: readonly PeerResult[]): PeerResult | undefined {
-  if (r.system !== 'statefn') return undefined;
-  const peer = r.path === 'http' ? 'restate' : r.path === 'generator' ? 'flink-statefun' : undefined;
-  if (peer === undefined) return undefined;
-  const same = all.filter((p) => p.system === peer && p.workload === r.workload && p.mode === r.mode && !failedRow(p));
-  if (r.mode === 'open') return same.find((p) => p.offeredPerSec === r.offeredPerSec);
-  if (r.path === 'http') return same.find((p) => p.concurrency === r.concurrency);
-  // The generator's closed loop runs at max: compare with the peer's best closed-loop row.
-  return same.reduce<PeerResult | undefined>((m, p) => (m === undefined || p.throughputPerSec > m.throughputPerSec ? p : m), undefined);
-}
-
-/** A row that kept up: no failures, errors (e.g. requests the client dropped) at most 1% of completions. */
-function sustainedRow(r: PeerResult): boolean {
-  return !failedRow(r) && r.throughputPerSec > 0 && r.errors <= 0.01 * Math.max(1, r.completed);
-}
-
-const ORDER = { 'counter-uniform': 0, 'counter-zipf': 1, chain: 2, fraud: 3 } as const;
-const SYS = { statefn: 0, restate: 1, 'flink-statefun': 2 } as const;
-
-function sortRows(rs: PeerResult[]): PeerResult[] {
-  const key = (r: PeerResult): string => seriesName(r);
-  return [...rs].sort((a, b) =>
-    ORDER[a.workload] - ORDER[b.workload] ||
-    (a.mode === b.mode ? 0 : a.mode === 'closed' ? -1 : 1) ||
-    (a.mode === 'open' ? (a.offeredPerSec ?? 0) - (b.offeredPerSec ?? 0) : (a.concurrency ?? 0) - (b.concurrency ?? 0)) ||
-    SYS[a.system] - SYS[b.system] || key(a).localeCompare(key(b)));
-}
-
-export function resultsTable(results: PeerResult[]): { header: string[]; rows: string[][] } {
-  const header = ['system', 'workload', 'path', 'mode', 'offered/conc', 'throughput/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'thr statefn/peer', 'p99 statefn/peer', 'notes'];
-  const rows = sortRows(results).map((r) => {
-    const p = matchingPeer(r, results);
-    const variant = typeof r.settings.variant === 'string' ? ` (${r.settings.variant})` : '';
-    return [
-      r.system, r.workload, `${r.path}${variant}`, r.mode, at(r), failedRow(r) ? 'FAILED' : fmtRate(r.throughputPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.p999Ms), String(r.errors),
-      p === undefined || !(p.throughputPerSec > 0) ? '' : `${(r.throughputPerSec / p.throughputPerSec).toFixed(2)}x (${p.system})`,
-      p === undefined || !(p.p99Ms > 0) || !Number.isFinite(r.p99Ms) ? '' : `${(r.p99Ms / p.p99Ms).toFixed(2)}x`,
-      (r.notes ?? '').slice(0, 120),
-    ];
-  });
-  return { header, rows };
-}
-
-export function guaranteesTable(results: PeerResult[]): { header: string[]; rows: string[][] } {
-  const groups = new Map<string, { system: string; path: string; workloads: Set<string>; guarantee: string }>();
-  for (const r of results) {
-    const variant = typeof r.settings.variant === 'string' ? ` (${r.settings.variant})` : '';
-    const k = `${r.system}|${r.path}${variant}|${r.guarantee}`;
-    const g = groups.get(k) ?? { system: r.system, path: `${r.path}${variant}`, workloads: new Set<string>(), guarantee: r.guarantee };
-    g.workloads.add(r.workload);
-    groups.set(k, g);
-  }
-  return { header: ['system', 'path', 'workloads', 'guarantee of a completed message'], rows: [...groups.values()].map((g) => [g.system, g.path, [...g.workloads].join(', '), g.guarantee]) };
-}
+// ---- tables (the rows are built in tables.ts, shared with bench/render_tables.ts) ----
 
 function printTable(title: string, t: { header: string[]; rows: string[][] }, wrapLast = false): void {
   const rows = t.rows.map((r) => (wrapLast ? r.slice(0, -1) : r));
   const header = wrapLast ? t.header.slice(0, -1) : t.header;
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd();
   console.log(`\n${title}`);
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -264,9 +237,12 @@ export function targetChecks(results: PeerResult[]): TargetCheck[] {
   // Rows that did not keep up (requests dropped by the client) and diagnostic variants (statefn
   // with a runtime patch, in older result files) do not count.
   const good = results.filter((r) => sustainedRow(r) && r.settings.diagnostic !== true);
-  const best = (rs: PeerResult[]): PeerResult | undefined => rs.reduce<PeerResult | undefined>((m, r) => (m === undefined || r.throughputPerSec > m.throughputPerSec ? r : m), undefined);
-  const desc = (r: PeerResult): string =>
-    `${fmtRate(r.throughputPerSec)}/s ${r.path}${typeof r.settings.variant === 'string' ? ` (${r.settings.variant})` : ''} ${r.mode} ${at(r)}, p99 ${fmtMs(r.p99Ms)} ms`;
+  const best = (rs: PeerResult[]): PeerResult | undefined =>
+    rs.reduce<PeerResult | undefined>((m, r) => (m === undefined || r.throughputPerSec > m.throughputPerSec ? r : m), undefined);
+  const desc = (r: PeerResult): string => {
+    const variant = typeof r.settings.variant === 'string' ? ` (${r.settings.variant})` : '';
+    return `${fmtRate(r.throughputPerSec)}/s ${r.path}${variant} ${r.mode} ${at(r)}, p99 ${fmtMs(r.p99Ms)} ms`;
+  };
   for (const w of ['counter-uniform', 'counter-zipf', 'chain', 'fraud'] as const) {
     const R = best(good.filter((r) => r.system === 'restate' && r.workload === w));
     if (R !== undefined) {
@@ -276,10 +252,17 @@ export function targetChecks(results: PeerResult[]): TargetCheck[] {
       const ratio = S === undefined ? null : S.throughputPerSec / R.throughputPerSec;
       const met = S === undefined ? false : lower !== undefined && ratio! >= 20;
       out.push({
-        target: 'HTTP, durable replies: >= 20x Restate throughput at a lower p99', workload: w,
-        statefn: S === undefined ? 'no result' : desc(S), peer: `restate ${desc(R)}`, ratio: ratio === null ? null : round(ratio, 2), met,
-        text: `${w}: statefn ${S === undefined ? 'no result' : desc(S)} vs Restate ${desc(R)}: ${ratio === null ? '-' : `${ratio.toFixed(2)}x`}` +
-          `${S !== undefined && lower === undefined ? ' (no statefn HTTP row has a lower p99; best throughput shown)' : ''} -> ${met ? 'MET' : 'NOT MET'}`,
+        target: 'HTTP, durable replies: >= 20x Restate throughput at a lower p99',
+        workload: w,
+        statefn: S === undefined ? 'no result' : desc(S),
+        peer: `restate ${desc(R)}`,
+        ratio: ratio === null ? null : round(ratio, 2),
+        met,
+        text:
+          `${w}: statefn ${S === undefined ? 'no result' : desc(S)} vs ` +
+          `Restate ${desc(R)}: ${ratio === null ? '-' : `${ratio.toFixed(2)}x`}` +
+          `${S !== undefined && lower === undefined ? ' (no statefn HTTP row has a lower p99; best throughput shown)' : ''} ` +
+          `-> ${met ? 'MET' : 'NOT MET'}`,
       });
     }
     const F = best(good.filter((r) => r.system === 'flink-statefun' && r.workload === w));
@@ -288,9 +271,15 @@ export function targetChecks(results: PeerResult[]): TargetCheck[] {
       const ratio = S === undefined ? null : S.throughputPerSec / F.throughputPerSec;
       const met = ratio !== null && ratio >= 3;
       out.push({
-        target: 'generator: >= 3x Flink StateFun (embedded, harness) on the counter', workload: w,
-        statefn: S === undefined ? 'no result' : desc(S), peer: `flink-statefun ${desc(F)}`, ratio: ratio === null ? null : round(ratio, 2), met,
-        text: `${w}: statefn ${S === undefined ? 'no result' : desc(S)} vs Flink StateFun ${desc(F)}: ${ratio === null ? '-' : `${ratio.toFixed(2)}x`} -> ${met ? 'MET' : 'NOT MET'}`,
+        target: 'generator: >= 3x Flink StateFun (embedded, harness) on the counter',
+        workload: w,
+        statefn: S === undefined ? 'no result' : desc(S),
+        peer: `flink-statefun ${desc(F)}`,
+        ratio: ratio === null ? null : round(ratio, 2),
+        met,
+        text:
+          `${w}: statefn ${S === undefined ? 'no result' : desc(S)} vs Flink ` +
+          `StateFun ${desc(F)}: ${ratio === null ? '-' : `${ratio.toFixed(2)}x`} -> ${met ? 'MET' : 'NOT MET'}`,
       });
     }
   }
@@ -320,7 +309,7 @@ async function runPeer(p: PeerModule, opts: PeerRunOptions): Promise<PeerResult[
   const mod = (await import(url.href)) as Record<string, unknown>;
   const run = mod[p.exportName];
   if (typeof run !== 'function') throw new Error(`bench/peers/${p.file}.ts does not export ${p.exportName}()`);
-  return (await (run as (o: PeerRunOptions) => Promise<PeerResult[]>)(opts));
+  return await (run as (o: PeerRunOptions) => Promise<PeerResult[]>)(opts);
 }
 
 export interface RunPeersOptions {
@@ -330,21 +319,23 @@ export interface RunPeersOptions {
 }
 
 export function peerOptions(quick: boolean, log: (l: string) => void): PeerRunOptions {
-  return quick
-    ? { ...DEFAULT_PEER_OPTIONS, quick: true, openRates: [1_000, 10_000], runMs: 5_000, log }
-    : { ...DEFAULT_PEER_OPTIONS, log };
+  return quick ? { ...DEFAULT_PEER_OPTIONS, quick: true, openRates: [1_000, 10_000], runMs: 5_000, log } : { ...DEFAULT_PEER_OPTIONS, log };
 }
 
 export async function runPeers(opts: RunPeersOptions): Promise<{ resultsPath: string; htmlPath: string }> {
   const only = new Set<string>((opts.only ?? [...SYSTEMS]).map((s) => s.trim()).filter((s) => s.length > 0));
-  for (const s of only) if (!(SYSTEMS as readonly string[]).includes(s)) throw new Error(`--only: unknown system '${s}'; expected ${SYSTEMS.join(', ')}`);
+  for (const s of only)
+    if (!(SYSTEMS as readonly string[]).includes(s)) throw new Error(`--only: unknown system '${s}'; expected ${SYSTEMS.join(', ')}`);
   if (only.has('statefn')) only.add('scaling');
   const startedAt = new Date();
   const log = (l: string): void => console.log(l);
   const o = peerOptions(opts.quick, log);
   const machine = machineInfo();
-  log(`statefn peers${opts.quick ? ' (quick)' : ''}: ${String(machine.cpuModel)} x${String(machine.cpuCount)}, ${String(machine.totalMemoryGiB)} GiB, node ${process.version}, ` +
-    `load average ${(machine.loadAverageAtStart as number[]).join(' ')}; systems: ${[...only].join(', ')}`);
+  log(
+    `statefn peers${opts.quick ? ' (quick)' : ''}: ${String(machine.cpuModel)} ` +
+      `x${String(machine.cpuCount)}, ${String(machine.totalMemoryGiB)} GiB, node ${process.version}, ` +
+      `load average ${(machine.loadAverageAtStart as number[]).join(' ')}; systems: ${[...only].join(', ')}`,
+  );
   const limits = await probeLimits(opts.quick, log);
 
   const results: PeerResult[] = [];
@@ -425,6 +416,9 @@ export async function runPeers(opts: RunPeersOptions): Promise<{ resultsPath: st
   writeFileSync(`${resultsPath}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
   renameSync(`${resultsPath}.tmp`, resultsPath);
   const htmlPath = writeHtml(doc, resultsPath);
+  // Keep only the latest results per suite and re-render the README tables from them.
+  const superseded = keepLatestAndRender();
+  if (superseded.length > 0) console.log(`superseded results deleted: ${superseded.join(', ')}`);
   return { resultsPath, htmlPath };
 }
 
@@ -444,21 +438,16 @@ export interface PeersDoc {
   scaling: ScalingResult | null;
 }
 
-function scalingTableOf(scaling: ScalingResult | null): { header: string[]; rows: string[][] } {
-  const row = (series: string, p: ScalingResult['byKeys'][number]): string[] => [
-    p.variant === 'raised dirty bound' ? `${series} (raised dirty bound)` : series, String(p.workers), String(p.keys), p.error === undefined ? fmtRate(p.throughputPerSec) : 'FAILED', fmtMs(p.p99Ms), String(p.keysTouchedEstimate), String(p.detail.rssMaxMiB ?? '-'),
-    (p.error ?? p.notes ?? '').replace('closed loop: latency is queueing at saturation (behind back-pressure)', '').replace(/^; /, '').slice(0, 160),
-  ];
-  return {
-    header: ['series', 'workers', 'keys', 'msg/s', 'p99 ms (queueing)', 'keys touched (est.)', 'rss max MiB', 'notes'],
-    rows: scaling === null ? [] : [...scaling.byWorkers.map((p) => row('workers', p)), ...scaling.byKeys.map((p) => row('keys', p))],
-  };
-}
-
 /** Print the results table, the target checks, the guarantees and the scaling table. */
 export function printDoc(doc: PeersDoc): void {
-  printTable(`peer benchmarks (${doc.startedAt}; throughput = completed messages/s: counter increments, chains, fraud transactions)`, resultsTable(doc.results));
-  console.log('ratios: statefn / peer at the same workload, mode and offered rate (HTTP closed loop: same concurrency); statefn http vs restate http, statefn generator vs flink-statefun harness.');
+  printTable(
+    `peer benchmarks (${doc.startedAt}; throughput = completed messages/s: counter increments, chains, fraud transactions)`,
+    resultsTable(doc.results),
+  );
+  console.log(
+    'ratios: statefn / peer at the same workload, mode and offered rate (HTTP closed loop: same concurrency); statefn http vs ' +
+      'restate http, statefn generator vs flink-statefun harness.',
+  );
   if (doc.targets.length > 0) {
     console.log('\ntargets');
     for (const t of doc.targets) console.log(`  ${t.target}: ${t.text}`);
@@ -481,8 +470,11 @@ export function writeHtml(doc: PeersDoc, resultsPath: string): string {
     peerErrors: doc.peerErrors,
     summary: [
       ...doc.targets.map((t) => `${t.target}: ${t.text}`),
-      `versions: ${Object.entries(doc.versions).map(([k, v]) => `${k} ${v}`).join('; ')}`,
-      `load average at start ${String(m.loadAverageAtStart)}, at end ${String(m.loadAverageAtEnd)} (2 cores: other processes on the machine show up in every figure)`,
+      `versions: ${Object.entries(doc.versions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ')}`,
+      `load average at start ${String(m.loadAverageAtStart)}, at end ${String(m.loadAverageAtEnd)} (2 cores: other processes ` +
+        `on the machine show up in every figure)`,
       `results: bench/results/${basename(resultsPath)}`,
     ],
     tables: [
@@ -494,10 +486,19 @@ export function writeHtml(doc: PeersDoc, resultsPath: string): string {
   writeFileSync(htmlPath, html);
   copyFileSync(htmlPath, LATEST_HTML);
   const pngs = writePngs(htmlPath);
-  console.log(`\nresults written to ${resultsPath.slice(ROOT.length)}; charts ${htmlPath.slice(ROOT.length)} (copy: ${LATEST_HTML.slice(ROOT.length)})` +
-    `${pngs.length === 0 ? '; no PNGs (neither a headless Chromium nor rsvg-convert on PATH)' : `; ${pngs.length} PNG(s) in ${dirname(pngs[0]!).slice(ROOT.length)}`}`);
+  const pngText =
+    pngs.length === 0
+      ? '; no PNGs (neither a headless Chromium nor rsvg-convert on PATH)'
+      : `; ${pngs.length} PNG(s) in ${dirname(pngs[0]!).slice(ROOT.length)}`;
+  console.log(
+    `\nresults written to ${resultsPath.slice(ROOT.length)}; charts ${htmlPath.slice(ROOT.length)} ` +
+      `(copy: ${LATEST_HTML.slice(ROOT.length)})${pngText}`,
+  );
   return htmlPath;
 }
+
+// Kept importable from here for code that imported them from run_peers.ts before tables.ts existed.
+export { guaranteesTable, matchingPeer, resultsTable };
 
 // ---- standalone ----
 
@@ -515,8 +516,11 @@ function parseArgs(argv: string[]): RunPeersOptions & { render?: string } {
       if (v === undefined) throw new Error('--render: missing results file');
       out.render = v;
     } else if (a === '--help' || a === '-h') {
-      console.log('usage: node --import tsx bench/peers/run_peers.ts [--quick] [--only statefn,restate,flink,scaling]\n' +
-        '       node --import tsx bench/peers/run_peers.ts --render bench/results/peers-<date>.json   (print the tables, rewrite the HTML)');
+      console.log(
+        'usage: node --import tsx bench/peers/run_peers.ts [--quick] [--only statefn,restate,flink,scaling]\n' +
+          '       node --import tsx bench/peers/run_peers.ts --render bench/results/peers-<date>.json   (print the tables, ' +
+          'rewrite the HTML)',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }

@@ -51,7 +51,12 @@ export interface ScalingResult {
 }
 
 export async function runScaling(o: { quick: boolean; log: (l: string) => void; runMs?: number }): Promise<ScalingResult> {
-  const opts: PeerRunOptions = { ...DEFAULT_PEER_OPTIONS, quick: o.quick, log: o.log, ...(o.runMs === undefined ? {} : { runMs: o.runMs }) };
+  const opts: PeerRunOptions = {
+    ...DEFAULT_PEER_OPTIONS,
+    quick: o.quick,
+    log: o.log,
+    ...(o.runMs === undefined ? {} : { runMs: o.runMs }),
+  };
   const t = statefnTiming(opts);
   const workerCounts = o.quick ? [1, 2] : [1, 2, 4];
   const keyCounts = o.quick ? [1e3, 1e5, 1e7] : [1e3, 1e4, 1e5, 1e6, 1e7];
@@ -64,13 +69,40 @@ export async function runScaling(o: { quick: boolean; log: (l: string) => void; 
       // Records ingested from the start to the window's end, roughly: rate x (warm-up + window).
       const n = ((d.ingestedPerSec as number) * (t.warmupMs + t.measureMs)) / 1000;
       const touched = Math.round(keys * (1 - Math.exp(-n / keys)));
-      o.log(`scaling: ${workers} workers, ${keys.toExponential(0)} keys, ${variant}: ${r.throughputPerSec.toFixed(0)} msg/s (p99 ${r.p99Ms.toFixed(1)} ms; ~${touched} keys touched, rss max ${String(d.rssMaxMiB)} MiB)` +
-        `${r.notes === undefined ? '' : `; ${r.notes}`}`);
-      return { workers, keys, limits, variant, throughputPerSec: r.throughputPerSec, p50Ms: r.p50Ms, p99Ms: r.p99Ms, p999Ms: r.p999Ms, keysTouchedEstimate: touched, detail: d, ...(r.notes === undefined ? {} : { notes: r.notes }) };
+      o.log(
+        `scaling: ${workers} workers, ${keys.toExponential(0)} keys, ${variant}: ${r.throughputPerSec.toFixed(0)} msg/s ` +
+          `(p99 ${r.p99Ms.toFixed(1)} ms; ~${touched} keys touched, rss max ${String(d.rssMaxMiB)} MiB)` +
+          `${r.notes === undefined ? '' : `; ${r.notes}`}`,
+      );
+      return {
+        workers,
+        keys,
+        limits,
+        variant,
+        throughputPerSec: r.throughputPerSec,
+        p50Ms: r.p50Ms,
+        p99Ms: r.p99Ms,
+        p999Ms: r.p999Ms,
+        keysTouchedEstimate: touched,
+        detail: d,
+        ...(r.notes === undefined ? {} : { notes: r.notes }),
+      };
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       o.log(`scaling: ${workers} workers, ${keys} keys FAILED: ${message}`);
-      return { workers, keys, limits, variant, throughputPerSec: 0, p50Ms: Number.NaN, p99Ms: Number.NaN, p999Ms: Number.NaN, keysTouchedEstimate: 0, detail: {}, error: message };
+      return {
+        workers,
+        keys,
+        limits,
+        variant,
+        throughputPerSec: 0,
+        p50Ms: Number.NaN,
+        p99Ms: Number.NaN,
+        p999Ms: Number.NaN,
+        keysTouchedEstimate: 0,
+        detail: {},
+        error: message,
+      };
     }
   };
   const byWorkers: ScalingPoint[] = [];
@@ -87,9 +119,10 @@ export async function runScaling(o: { quick: boolean; log: (l: string) => void; 
   return {
     settings: {
       workload: 'counter-uniform, generator ingress, closed loop',
-      flushIntervalMs: 1000,
+      checkpointIntervalMs: 1000,
       checkpointing: true,
-      limits: 'engine defaults (stateCacheEntriesMax 500,000 and dirtyEntriesMax 200,000 per worker, keyGroups 256); ' +
+      limits:
+        'engine defaults (stateCacheEntriesMax 500,000 and dirtyEntriesMax 200,000 per worker, keyGroups 256); ' +
         `from 10^6 keys also with stateCacheEntriesMax = dirtyEntriesMax = ${CHAIN_LIMITS.dirtyEntriesMax} ('raised dirty bound')`,
       warmupMs: t.warmupMs,
       measureMs: t.measureMs,
@@ -105,7 +138,18 @@ export async function runScaling(o: { quick: boolean; log: (l: string) => void; 
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   runScaling({ quick: process.argv.includes('--quick'), log: (l) => console.log(l) }).then(
-    (r) => console.log(JSON.stringify({ settings: r.settings, byWorkers: r.byWorkers.map(({ detail: _d, ...p }) => p), byKeys: r.byKeys.map(({ detail: _d, ...p }) => p) }, null, 1)),
+    (r) =>
+      console.log(
+        JSON.stringify(
+          {
+            settings: r.settings,
+            byWorkers: r.byWorkers.map(({ detail: _d, ...p }) => p),
+            byKeys: r.byKeys.map(({ detail: _d, ...p }) => p),
+          },
+          null,
+          1,
+        ),
+      ),
     (e: unknown) => {
       console.error(e instanceof Error ? (e.stack ?? e.message) : e);
       process.exitCode = 1;

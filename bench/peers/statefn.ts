@@ -62,7 +62,7 @@ const STOP_TIMEOUT_MS = 60_000;
 const OPEN_MAX_IN_FLIGHT = 16_384;
 const SAMPLE_MS = 100;
 /** Engine defaults of every run (reported in settings). */
-export const STATEFN_ENGINE_DEFAULTS = { workers: 2, flushIntervalMs: 1000, keyGroups: KEY_GROUPS, checkpointing: true } as const;
+export const STATEFN_ENGINE_DEFAULTS = { workers: 2, checkpointIntervalMs: 1000, keyGroups: KEY_GROUPS, checkpointing: true } as const;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, d = 2): number => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
@@ -75,8 +75,16 @@ export function statefnVersion(): string {
     // keep 'unknown'
   }
   try {
-    const c = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'engine', 'workers', 'connectors'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const c = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'engine', 'workers', 'connectors'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return `${v} (${c}${dirty.length > 0 ? ', engine sources modified' : ''})`;
   } catch {
     return v;
@@ -149,13 +157,25 @@ interface Started {
   startMs: number;
 }
 
-async function startEngine(app: string, params: unknown, workers: number, limits: Record<string, number>, log: (l: string) => void): Promise<Started> {
+async function startEngine(
+  app: string,
+  params: unknown,
+  workers: number,
+  limits: Record<string, number>,
+  log: (l: string) => void,
+): Promise<Started> {
   const stateDir = mkdtempSync(join(tmpdir(), 'statefn-peers-'));
   const t0 = performance.now();
   try {
     const engine = await Engine.start(
       { module: app, params },
-      { stateDir, workers, logger: benchLogger(log), checkpointing: true, limits: { keyGroups: KEY_GROUPS, stopTimeoutMs: STOP_TIMEOUT_MS, ...limits } },
+      {
+        stateDir,
+        workers,
+        logger: benchLogger(log),
+        checkpointing: true,
+        limits: { keyGroups: KEY_GROUPS, stopTimeoutMs: STOP_TIMEOUT_MS, ...limits },
+      },
     );
     return { engine, stateDir, startMs: performance.now() - t0 };
   } catch (e) {
@@ -191,17 +211,31 @@ async function stopEngine(s: Started): Promise<{ ms: number; error?: string }> {
  */
 export const CHAIN_LIMITS = { stateCacheEntriesMax: 1 << 21, dirtyEntriesMax: 1 << 21 } as const;
 
-function appOf(w: Workload): { module: string; limits: Record<string, number>; params: (o: PeerRunOptions, source: 'generator' | 'http', rate: number, count: number) => Record<string, unknown> } {
+function appOf(w: Workload): {
+  module: string;
+  limits: Record<string, number>;
+  params: (o: PeerRunOptions, source: 'generator' | 'http', rate: number, count: number) => Record<string, unknown>;
+} {
   switch (w) {
     case 'counter-uniform':
     case 'counter-zipf':
       return {
         module: APP.counter,
         limits: {},
-        params: (o, source, rate, count) => ({ source, keys: o.keys, zipfExponent: w === 'counter-zipf' ? o.zipfExponent : 0, ratePerSec: rate, count }),
+        params: (o, source, rate, count) => ({
+          source,
+          keys: o.keys,
+          zipfExponent: w === 'counter-zipf' ? o.zipfExponent : 0,
+          ratePerSec: rate,
+          count,
+        }),
       };
     case 'chain':
-      return { module: APP.chain, limits: { ...CHAIN_LIMITS }, params: (o, source, rate, count) => ({ source, keys: o.keys, ratePerSec: rate, count }) };
+      return {
+        module: APP.chain,
+        limits: { ...CHAIN_LIMITS },
+        params: (o, source, rate, count) => ({ source, keys: o.keys, ratePerSec: rate, count }),
+      };
     case 'fraud':
       return { module: APP.fraud, limits: {}, params: (_o, source, rate, count) => ({ source, ratePerSec: rate, count }) };
   }
@@ -209,27 +243,43 @@ function appOf(w: Workload): { module: string; limits: Record<string, number>; p
 
 // ---- guarantees ----
 
-const CRASH = 'After a crash (kill -9, a worker dying, or power loss: the checkpoint record and the snapshot store are fsynced; LMDB itself runs noSync) ' +
+const CRASH =
+  'After a crash (kill -9, a worker dying, or power loss: the checkpoint record and the snapshot store are fsynced; LMDB ' +
+  'itself runs noSync) ' +
   'every worker rolls back to the last complete checkpoint and resumes from it';
 
-export function guaranteeText(path: LoadPath, w: Workload, flushIntervalMs: number): string {
+export function guaranteeText(path: LoadPath, w: Workload, checkpointIntervalMs: number): string {
   if (path === 'generator') {
-    return `Latency is to processing, not to durability: an effect becomes durable with the next checkpoint (every ${flushIntervalMs} ms, complete when its ` +
-      `snapshot and record are fsynced to the local snapshot store, typically 0.1-2 s later). ${CRASH}; the generator restarts from its checkpointed position, ` +
-      'so every record\'s effects (state, messages, exactly-once egress) happen exactly once; work since that checkpoint is redone, not lost. Egress becomes visible only when its checkpoint completes.';
+    return (
+      `Latency is to processing, not to durability: an effect becomes durable with the next checkpoint ` +
+      `(every ${checkpointIntervalMs} ms, complete when its ` +
+      `snapshot and record are fsynced to the local snapshot store, typically 0.1-2 s later). ${CRASH}; the generator restarts ` +
+      `from its checkpointed position, ` +
+      "so every record's effects (state, messages, exactly-once egress) happen exactly once; work since that checkpoint is " +
+      'redone, not lost. Egress becomes visible only when its checkpoint completes.'
+    );
   }
-  const base = 'Reply (202) only once the checkpoint covering the message is complete (snapshot + checkpoint record fsynced to the local snapshot store): ' +
+  const base =
+    'Reply (202) only once the checkpoint covering the message is complete (snapshot + checkpoint record fsynced to the local ' +
+    'snapshot store): ' +
     'an acknowledged message survives any crash and its effects happen exactly once.';
   if (w === 'chain' || w === 'fraud') {
-    return `${base} For the ${w === 'chain' ? '10 hops' : '7 messages of a transaction'}: that checkpoint holds each later step either as its state effect or as the message ` +
-      'that leads to it (pending, or recorded in flight across the cut), so the whole ' + (w === 'chain' ? 'chain' : 'scoring') +
-      ' completes exactly once after any crash; at reply time the later steps may still be running (Restate replies after all of them ran).';
+    return (
+      `${base} For the ${w === 'chain' ? '10 hops' : '7 messages of a transaction'}: that checkpoint holds each later step ` +
+      `either as its state effect or as the message ` +
+      'that leads to it (pending, or recorded in flight across the cut), so the whole ' +
+      (w === 'chain' ? 'chain' : 'scoring') +
+      ' completes exactly once after any crash; at reply time the later steps may still be running (Restate replies after all of them ran).'
+    );
   }
   return base;
 }
 
 /** The engine's last (up to 16) checkpoints: durations, and what their uploads wrote. */
-function checkpointSummary(flushes: readonly { durationMs: number }[], uploads: readonly { objects: number; changedKeys: number; ms: number }[]): Record<string, unknown> {
+function checkpointSummary(
+  flushes: readonly { durationMs: number }[],
+  uploads: readonly { objects: number; changedKeys: number; ms: number }[],
+): Record<string, unknown> {
   const mean = (xs: number[]): number | null => (xs.length === 0 ? null : round(xs.reduce((a, b) => a + b, 0) / xs.length, 1));
   const d = flushes.map((f) => f.durationMs);
   return {
@@ -265,7 +315,7 @@ type Detailed = PeerResult & { detail: Record<string, unknown> };
 function baseSettings(c: StatefnCaseOptions, o: PeerRunOptions): Record<string, unknown> {
   return {
     workers: c.workers,
-    flushIntervalMs: c.limits.flushIntervalMs ?? STATEFN_ENGINE_DEFAULTS.flushIntervalMs,
+    checkpointIntervalMs: c.limits.checkpointIntervalMs ?? STATEFN_ENGINE_DEFAULTS.checkpointIntervalMs,
     checkpointing: true,
     snapshotStore: 'local directory <stateDir>/snapshots (fsync)',
     keyGroups: KEY_GROUPS,
@@ -309,7 +359,8 @@ export async function generatorCase(c: StatefnCaseOptions, o: PeerRunOptions): P
     const b = mark(s.engine);
     egress.close();
     const st = s.engine.stats();
-    if (st.failures !== 0 || st.deadLetters !== 0) throw new Error(`statefn ${c.workload}: ${st.failures} handler failures, ${st.deadLetters} dead letters`);
+    if (st.failures !== 0 || st.deadLetters !== 0)
+      throw new Error(`statefn ${c.workload}: ${st.failures} handler failures, ${st.deadLetters} dead letters`);
     const secs = (b.t - a.t) / 1000;
     const processed = b.processed - a.processed;
     let units = processed;
@@ -318,17 +369,21 @@ export async function generatorCase(c: StatefnCaseOptions, o: PeerRunOptions): P
       const conf = (b.positions[CONFIRMED_FRAUD_INGRESS] ?? 0) - (a.positions[CONFIRMED_FRAUD_INGRESS] ?? 0);
       units = Math.max(0, processed - conf) / FRAUD_MESSAGES_PER_TRANSACTION;
     }
-    const flushes = [...s.engine.flushes];
+    const flushes = [...s.engine.checkpoints];
     const uploads = [...s.engine.uploads];
     const cpu = engineCpu(a, b, c.workers);
-    const stalled = st.checkpointPendingMs > 3 * (c.limits.flushIntervalMs ?? STATEFN_ENGINE_DEFAULTS.flushIntervalMs) + 5000;
+    const stalled = st.checkpointPendingMs > 3 * (c.limits.checkpointIntervalMs ?? STATEFN_ENGINE_DEFAULTS.checkpointIntervalMs) + 5000;
     // The final checkpoint of a clean stop releases every held sample (counted by processing time).
     const stop = await stopEngine(s);
     stopped = true;
     const lat = egress.summary();
     const notes: string[] = [];
     if (c.mode === 'closed') notes.push('closed loop: latency is queueing at saturation (behind back-pressure)');
-    if (stalled) notes.push(`a checkpoint was pending for ${Math.round(st.checkpointPendingMs / 1000)} s at the window's end (stalled, or very slow checkpoints)`);
+    if (stalled)
+      notes.push(
+        `a checkpoint was pending for ${Math.round(st.checkpointPendingMs / 1000)} s at the window's end (stalled, or very ` +
+          `slow checkpoints)`,
+      );
     if (stop.error !== undefined) notes.push(`clean stop failed: ${stop.error}; latency from the samples released before it`);
     const stopMs = stop.ms;
     const thr = units / secs;
@@ -345,12 +400,17 @@ export async function generatorCase(c: StatefnCaseOptions, o: PeerRunOptions): P
       p50Ms: round(lat.processed.p50Ms, 3),
       p99Ms: round(lat.processed.p99Ms, 3),
       p999Ms: round(lat.processed.p999Ms, 3),
-      guarantee: guaranteeText('generator', c.workload, c.limits.flushIntervalMs ?? STATEFN_ENGINE_DEFAULTS.flushIntervalMs),
+      guarantee: guaranteeText('generator', c.workload, c.limits.checkpointIntervalMs ?? STATEFN_ENGINE_DEFAULTS.checkpointIntervalMs),
       settings: {
         ...baseSettings(c, o),
         ingress: 'GeneratorIngress in the engine process (batch 256, seeded)',
         latency: `record creation -> last hop processed, sampled 1 in ${c.workload.startsWith('counter') ? 64 : 8} per worker`,
-        throughputUnit: c.workload === 'chain' ? 'chains/s (handled hops / 10)' : c.workload === 'fraud' ? 'transactions/s ((handled - confirmations) / 7)' : 'messages/s',
+        throughputUnit:
+          c.workload === 'chain'
+            ? 'chains/s (handled hops / 10)'
+            : c.workload === 'fraud'
+              ? 'transactions/s ((handled - confirmations) / 7)'
+              : 'messages/s',
         ...(c.workload === 'fraud' ? { confirmationsPerSec: rate > 0 ? rate * 0.025 : 1000 } : {}),
       },
       ...(notes.length > 0 ? { notes: notes.join('; ') } : {}),
@@ -360,7 +420,12 @@ export async function generatorCase(c: StatefnCaseOptions, o: PeerRunOptions): P
         ingestedPerSec: round((b.ingested - a.ingested) / secs, 0),
         latencySamples: lat.processed.count,
         latencyProcessed: lat.processed,
-        latencyVisibleAtExactlyOnceEgress: { ...lat.visible, note: 'creation -> written to the exactly-once egress (released when the checkpoint completes); only records released before the window ended' },
+        latencyVisibleAtExactlyOnceEgress: {
+          ...lat.visible,
+          note:
+            'creation -> written to the exactly-once egress (released when the checkpoint completes); only records ' +
+            'released before the window ended',
+        },
         engineCpu: cpu,
         cpuUsPerUnit: thr > 0 ? round((cpu.processCores * 1e6) / thr, 2) : null,
         backPressuredFraction: samples.n > 0 ? round(samples.backPressured / samples.n) : null,
@@ -381,7 +446,13 @@ export async function generatorCase(c: StatefnCaseOptions, o: PeerRunOptions): P
 
 export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client: LoadClient): Promise<Detailed> {
   const app = appOf(c.workload);
-  const s = await startEngine(app.module, { ...app.params(o, 'http', 0, 0), http: { requestsInFlightMax: 1 << 20, connectionsMax: 8192 } }, c.workers, { ...app.limits, ...c.limits }, o.log);
+  const s = await startEngine(
+    app.module,
+    { ...app.params(o, 'http', 0, 0), http: { requestsInFlightMax: 1 << 20, connectionsMax: 8192 } },
+    c.workers,
+    { ...app.limits, ...c.limits },
+    o.log,
+  );
   let stopped = false;
   try {
     let failure: Error | undefined;
@@ -436,7 +507,7 @@ export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client:
     for (const k of ['p50Ms', 'p90Ms', 'p99Ms', 'p999Ms', 'maxMs', 'meanMs'] as const) if (typeof r[k] !== 'number') r[k] = Number.NaN;
     const st = s.engine.stats();
     const ingressB = ingress.stats();
-    const flushes = [...s.engine.flushes];
+    const flushes = [...s.engine.checkpoints];
     const uploads = [...s.engine.uploads];
     const cpu = a !== undefined && b !== undefined ? engineCpu(a, b, c.workers) : undefined;
     const stop = await stopEngine(s);
@@ -446,7 +517,13 @@ export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client:
     const perReq = (cores: number): number | null => (thr > 0 ? round((cores * 1e6) / thr, 1) : null);
     const notes: string[] = [];
     if (r.errors > 0) notes.push(`${r.errors} errors (${r.dropped} dropped by the client's in-flight cap); first: ${r.firstError ?? '?'}`);
-    if (r.completed === 0) notes.push(r.firstAnswerMs === null ? 'no reply at all' : `no 202 inside the window; the first reply came ${r.firstAnswerMs} ms after the start (window ${c.warmupMs}-${c.warmupMs + c.measureMs} ms)`);
+    if (r.completed === 0)
+      notes.push(
+        r.firstAnswerMs === null
+          ? 'no reply at all'
+          : `no 202 inside the window; the first reply came ${r.firstAnswerMs} ms after the start ` +
+              `(window ${c.warmupMs}-${c.warmupMs + c.measureMs} ms)`,
+      );
     if (r.undrained > 0) notes.push(`${r.undrained} requests unanswered ${job.drainMs} ms after the window`);
     if (st.failures !== 0 || st.deadLetters !== 0) notes.push(`${st.failures} handler failures, ${st.deadLetters} dead letters`);
     if (stop.error !== undefined) notes.push(`clean stop failed: ${stop.error}`);
@@ -463,13 +540,18 @@ export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client:
       p50Ms: round(r.p50Ms, 3),
       p99Ms: round(r.p99Ms, 3),
       p999Ms: round(r.p999Ms, 3),
-      guarantee: guaranteeText('http', c.workload, c.limits.flushIntervalMs ?? STATEFN_ENGINE_DEFAULTS.flushIntervalMs),
+      guarantee: guaranteeText('http', c.workload, c.limits.checkpointIntervalMs ?? STATEFN_ENGINE_DEFAULTS.checkpointIntervalMs),
       settings: {
         ...baseSettings(c, o),
-        ingress: 'HttpIngress, replyWhen durable, 127.0.0.1, requestsInFlightMax 1048576, connectionsMax 8192; group commit (durableWaitMs 2)',
-        client: `pipelining HTTP/1.1 client in a child process (bench/peers/apps/http_load.ts), ${r.connections} keep-alive connections` +
+        ingress:
+          'HttpIngress, replyWhen durable, 127.0.0.1, requestsInFlightMax 1048576, connectionsMax 8192; group commit (durableWaitMs 2)',
+        client:
+          `pipelining HTTP/1.1 client in a child process (bench/peers/apps/http_load.ts), ${r.connections} keep-alive connections` +
           (c.mode === 'closed' ? `, ${concurrency} requests outstanding` : `, open loop, in-flight cap ${job.maxInFlight}`),
-        latency: c.mode === 'closed' ? 'request sent -> durable reply (202), at the client' : 'request due -> durable reply (202), at the client (no coordinated omission)',
+        latency:
+          c.mode === 'closed'
+            ? 'request sent -> durable reply (202), at the client'
+            : 'request due -> durable reply (202), at the client (no coordinated omission)',
         throughputUnit: 'requests/s answered 202 inside the window',
       },
       ...(notes.length > 0 ? { notes: notes.join('; ') } : {}),
@@ -479,16 +561,27 @@ export async function httpCase(c: StatefnCaseOptions, o: PeerRunOptions, client:
           clientCores: r.clientCpuCores,
           clientEventLoopUtilization: r.clientEventLoopUtilization,
           engine: cpu ?? null,
-          usPerRequest: cpu === undefined ? null : {
-            client: perReq(r.clientCpuCores), main: perReq(cpu.main), workers: perReq(cpu.workers.reduce((x, y) => x + y, 0)), rest: perReq(cpu.rest),
-          },
+          usPerRequest:
+            cpu === undefined
+              ? null
+              : {
+                  client: perReq(r.clientCpuCores),
+                  main: perReq(cpu.main),
+                  workers: perReq(cpu.workers.reduce((x, y) => x + y, 0)),
+                  rest: perReq(cpu.rest),
+                },
         },
         ingress: {
           accepted: ingressB.requestsAccepted - ingressA.v.requestsAccepted,
           overloaded503: ingressB.requestsOverloaded - ingressA.v.requestsOverloaded,
           rejected4xx: ingressB.requestsRejected - ingressA.v.requestsRejected,
         },
-        engine: { processed: st.processed, pendingMax: samples.pendingMax, checkpointPendingMsMax: samples.checkpointPendingMsMax, rssMaxMiB: round(samples.rssMaxBytes / 2 ** 20, 0) },
+        engine: {
+          processed: st.processed,
+          pendingMax: samples.pendingMax,
+          checkpointPendingMsMax: samples.checkpointPendingMsMax,
+          rssMaxMiB: round(samples.rssMaxBytes / 2 ** 20, 0),
+        },
         checkpoints: checkpointSummary(flushes, uploads),
         startMs: round(s.startMs, 0),
         stopMs: round(stopMs, 0),
@@ -510,23 +603,36 @@ export function statefnTiming(o: PeerRunOptions): StatefnTiming {
   return o.quick ? { warmupMs: 1500, measureMs: Math.min(o.runMs, 4000) } : { warmupMs: 3000, measureMs: Math.min(o.runMs, 10_000) };
 }
 
-
 function fmt(r: PeerResult): string {
   const at = r.mode === 'open' ? `open ${r.offeredPerSec}/s` : r.concurrency !== undefined ? `closed c=${r.concurrency}` : 'closed max';
   const v = typeof r.settings.variant === 'string' ? ` [${r.settings.variant}]` : '';
-  return `statefn ${r.workload} ${r.path}${v} ${at}: ${r.throughputPerSec.toFixed(0)}/s p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} p99.9 ${r.p999Ms.toFixed(2)} ms` +
-    (r.errors > 0 ? ` (${r.errors} errors)` : '');
+  return (
+    `statefn ${r.workload} ${r.path}${v} ${at}: ${r.throughputPerSec.toFixed(0)}/s p50 ${r.p50Ms.toFixed(2)} ` +
+    `p99 ${r.p99Ms.toFixed(2)} p99.9 ${r.p999Ms.toFixed(2)} ms` +
+    (r.errors > 0 ? ` (${r.errors} errors)` : '')
+  );
 }
 
 function failed(c: StatefnCaseOptions, e: unknown, o: PeerRunOptions): PeerResult {
   const message = e instanceof Error ? e.message : String(e);
   o.log(`statefn ${c.workload} ${c.path} ${c.mode} FAILED: ${message}`);
   return {
-    system: 'statefn', version: statefnVersion(), workload: c.workload, path: c.path, mode: c.mode,
+    system: 'statefn',
+    version: statefnVersion(),
+    workload: c.workload,
+    path: c.path,
+    mode: c.mode,
     ...(c.ratePerSec !== undefined ? { offeredPerSec: c.ratePerSec } : {}),
     ...(c.concurrency !== undefined ? { concurrency: c.concurrency } : {}),
-    throughputPerSec: 0, completed: 0, errors: 1, p50Ms: Number.NaN, p99Ms: Number.NaN, p999Ms: Number.NaN,
-    guarantee: guaranteeText(c.path, c.workload, c.limits.flushIntervalMs ?? 1000), settings: { workers: c.workers, limits: c.limits }, notes: `FAILED: ${message}`,
+    throughputPerSec: 0,
+    completed: 0,
+    errors: 1,
+    p50Ms: Number.NaN,
+    p99Ms: Number.NaN,
+    p999Ms: Number.NaN,
+    guarantee: guaranteeText(c.path, c.workload, c.limits.checkpointIntervalMs ?? 1000),
+    settings: { workers: c.workers, limits: c.limits },
+    notes: `FAILED: ${message}`,
   };
 }
 
@@ -543,7 +649,9 @@ interface HttpVariant {
  * waits made both the default.)
  */
 function httpVariants(o: PeerRunOptions): HttpVariant[] {
-  return [{ limits: {}, workloads: o.workloads, concurrencies: o.quick ? [o.httpConcurrency, 4096] : [16, o.httpConcurrency, 256, 1024, 4096] }];
+  return [
+    { limits: {}, workloads: o.workloads, concurrencies: o.quick ? [o.httpConcurrency, 4096] : [16, o.httpConcurrency, 256, 1024, 4096] },
+  ];
 }
 
 /**
@@ -563,8 +671,12 @@ export async function runStatefn(opts: PeerRunOptions): Promise<PeerResult[]> {
     out.push(r);
     opts.log(fmt(r));
   };
-  opts.log(`statefn: ${workers} workers, checkpoints every ${STATEFN_ENGINE_DEFAULTS.flushIntervalMs} ms; warm-up ${t.warmupMs} ms, window ${t.measureMs} ms per case`);
-  const sustained = (r: PeerResult): boolean => r.offeredPerSec !== undefined && r.throughputPerSec >= 0.8 * r.offeredPerSec && r.errors <= 0.01 * Math.max(1, r.completed);
+  opts.log(
+    `statefn: ${workers} workers, checkpoints every ${STATEFN_ENGINE_DEFAULTS.checkpointIntervalMs} ms; warm-up ${t.warmupMs} ` +
+      `ms, window ${t.measureMs} ms per case`,
+  );
+  const sustained = (r: PeerResult): boolean =>
+    r.offeredPerSec !== undefined && r.throughputPerSec >= 0.8 * r.offeredPerSec && r.errors <= 0.01 * Math.max(1, r.completed);
 
   // Generator path.
   for (const w of opts.workloads) {
@@ -597,7 +709,12 @@ export async function runStatefn(opts: PeerRunOptions): Promise<PeerResult[]> {
     for (const v of httpVariants(opts)) {
       for (const w of v.workloads) {
         const base: StatefnCaseOptions = {
-          workload: w, path: 'http', mode: 'closed', workers, limits: v.limits, ...t,
+          workload: w,
+          path: 'http',
+          mode: 'closed',
+          workers,
+          limits: v.limits,
+          ...t,
           ...(v.variant === undefined ? {} : { variant: v.variant }),
         };
         const concurrencies = [...new Set(v.concurrencies)].sort((x, y) => x - y);
@@ -675,7 +792,16 @@ async function main(): Promise<void> {
     return;
   }
   const t = statefnTiming(o);
-  const c: StatefnCaseOptions = { workload, path, mode, workers, limits, ...t, ...(ms === undefined ? {} : { measureMs: ms }), ...(mode === 'open' ? { ratePerSec: rate } : { concurrency }) };
+  const c: StatefnCaseOptions = {
+    workload,
+    path,
+    mode,
+    workers,
+    limits,
+    ...t,
+    ...(ms === undefined ? {} : { measureMs: ms }),
+    ...(mode === 'open' ? { ratePerSec: rate } : { concurrency }),
+  };
   if (path === 'http') {
     const client = LoadClient.start();
     try {

@@ -16,12 +16,7 @@
  * from the ~1% of transactions made on compromised accounts, and of those from the ones at risky
  * merchants or with large amounts.
  */
-import { App } from '../../api/app.js';
-import { Message } from '../../api/message.js';
-import type { RoutedMessage } from '../../api/connector_api.js';
-import { GeneratorIngress } from '../../connectors/generator/generator_ingress.js';
-import type { Rng } from '../../connectors/generator/rng.js';
-import { FileEgress, StdoutEgress } from '../../connectors/file/file_egress.js';
+import { App, FileEgress, GeneratorIngress, Message, StdoutEgress, type Rng, type RoutedMessage } from 'statefn';
 import { createFraudCount } from './fraud_count.js';
 import { merchantScorer } from './merchant_scorer.js';
 import { model } from './model.js';
@@ -130,7 +125,8 @@ export function createFraudApp(options: FraudAppOptions = {}): App {
   const merchants = positiveInt('merchants', options.merchants ?? d.merchants);
   const seed = options.seed ?? d.seed;
   if (!(transactionsPerSec > 0)) throw new RangeError(`createFraudApp: transactionsPerSec must be > 0, got ${String(transactionsPerSec)}`);
-  if (!(confirmationsPerSec >= 0)) throw new RangeError(`createFraudApp: confirmationsPerSec must be >= 0, got ${String(confirmationsPerSec)}`);
+  if (!(confirmationsPerSec >= 0))
+    throw new RangeError(`createFraudApp: confirmationsPerSec must be >= 0, got ${String(confirmationsPerSec)}`);
   if (options.count !== undefined && !(Number.isInteger(options.count) && options.count >= 0)) {
     throw new RangeError(`createFraudApp: count must be a non-negative integer, got ${String(options.count)}`);
   }
@@ -153,8 +149,7 @@ export function createFraudApp(options: FraudAppOptions = {}): App {
   );
 
   if (confirmationsPerSec > 0) {
-    const count =
-      options.count === undefined ? undefined : Math.ceil((options.count * confirmationsPerSec) / transactionsPerSec);
+    const count = options.count === undefined ? undefined : Math.ceil((options.count * confirmationsPerSec) / transactionsPerSec);
     app.ingress(
       new GeneratorIngress<ConfirmFraud>({
         id: CONFIRMED_FRAUD_INGRESS,

@@ -9,16 +9,8 @@
  *   state).
  * - `QueryFraud`: replies `ReportedFraud {count}` to the caller.
  */
-import { Message } from '../../api/message.js';
-import { Types } from '../../api/types.js';
-import { defineFunction } from '../../api/function_api.js';
-import {
-  ConfirmFraudType,
-  ExpireFraudType,
-  FRAUD_COUNT,
-  QueryFraudType,
-  ReportedFraudType,
-} from './types.js';
+import { Message, Types, defineFunction } from 'statefn';
+import { ConfirmFraudType, ExpireFraudType, FRAUD_COUNT, QueryFraudType, ReportedFraudType } from './types.js';
 
 /** 30 days, the window of the upstream example. */
 export const FRAUD_WINDOW_MS_DEFAULT = 30 * 24 * 60 * 60 * 1000;

@@ -7,10 +7,8 @@
  * run and every replay scores a merchant the same way; the instance looks it up once and keeps
  * it in state, as a cache of a remote lookup would.
  */
-import { murmur3String } from '../../shared/key_group.js';
-import { Message } from '../../api/message.js';
-import { Types } from '../../api/types.js';
-import { defineFunction } from '../../api/function_api.js';
+import { Message, Types, defineFunction } from 'statefn';
+import { murmur3String } from './murmur3.js';
 import { MERCHANT_SCORER, MerchantScoreType, QueryMerchantScoreType } from './types.js';
 
 /**

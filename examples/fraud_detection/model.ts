@@ -16,8 +16,7 @@
  * - 5 or more: alerts at the riskiest merchants (risk above ~0.93) for any amount, at a
  *   merchant of risk 0.5 above ~270, at a trusted merchant (risk 0.1) above ~1,120.
  */
-import { Message } from '../../api/message.js';
-import { defineFunction } from '../../api/function_api.js';
+import { Message, defineFunction } from 'statefn';
 import { FeatureVectorType, FraudScoreType, MODEL, type FeatureVector } from './types.js';
 
 export const MODEL_WEIGHTS = {

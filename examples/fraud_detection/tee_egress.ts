@@ -7,7 +7,7 @@
  * does not print every alert twice on stdout. A retry is recognised as the same records (by
  * identity, or by egress id, type name and bytes when the engine rebuilt the array).
  */
-import type { EgressConnector, EgressContext, EgressRecord } from '../../api/connector_api.js';
+import type { EgressConnector, EgressContext, EgressRecord } from 'statefn';
 
 function sameRecord(a: EgressRecord, b: EgressRecord): boolean {
   if (a === b) return true;
@@ -68,6 +68,7 @@ export class TeeEgress implements EgressConnector {
         failure ??= e;
       }
     }
-    if (failure !== undefined) throw failure;
+    if (failure === undefined) return;
+    throw failure instanceof Error ? failure : new Error('tee egress: a target failed to stop', { cause: failure });
   }
 }

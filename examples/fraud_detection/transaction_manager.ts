@@ -20,9 +20,7 @@
  * Values expire an hour after they were written, so a transaction whose scoring can never
  * finish (a reply dead-lettered after failing) does not keep state forever.
  */
-import { Message } from '../../api/message.js';
-import { defineFunction } from '../../api/function_api.js';
-import { Types } from '../../api/types.js';
+import { Message, Types, defineFunction } from 'statefn';
 import {
   ALERTS_EGRESS,
   AlertType,

@@ -7,7 +7,7 @@
  * transaction asks a per-account fraud counter and a per-merchant scorer for features, hands the
  * feature vector to a model and raises an alert when the model's score is high.
  */
-import { Types } from '../../api/types.js';
+import { Types } from 'statefn';
 
 // ---- function types and egress ids ----
 

@@ -7,7 +7,7 @@
  *
  * See the README's Kafka quick start for a local broker, producing names and reading greetings.
  */
-import { createApp, kafkaProducerRecord, Types } from '../../index.js';
+import { createApp, kafkaProducerRecord, Types } from 'statefn';
 
 const NAME = Types.raw('greeter.types/Name');
 const GREETINGS_EGRESS = 'greeter.io/greetings';
@@ -19,7 +19,7 @@ export default function greeterApp() {
     typename: 'greeter.fns/greeter',
     specs: [{ name: 'seen', type: Types.int }],
     handler(ctx, msg) {
-      const seen = ((ctx.storage.seen as number | undefined) ?? 0) + 1;
+      const seen = (ctx.storage.seen ?? 0) + 1;
       ctx.storage.seen = seen;
       const name = utf8.decode(msg.as(NAME));
       const greeting = seen === 1 ? `Hello ${name}! Nice to meet you.` : `Hello ${name}! I have seen you ${seen} times.`;

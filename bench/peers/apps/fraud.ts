@@ -37,7 +37,15 @@ import {
   type ConfirmFraud,
   type Transaction,
 } from '../../../examples/fraud_detection/types.js';
-import { CountingEgress, LATENCY_EGRESS_ID, PeerLatencyEgress, httpIngressOptions, latencySample, nowMs, type PeerHttpParams } from './common.js';
+import {
+  CountingEgress,
+  LATENCY_EGRESS_ID,
+  PeerLatencyEgress,
+  httpIngressOptions,
+  latencySample,
+  nowMs,
+  type PeerHttpParams,
+} from './common.js';
 
 export const FRAUD_HTTP_ID = 'peers/fraud-http';
 export const FRAUD_ACCOUNTS = 10_000;
@@ -71,7 +79,12 @@ export default function peerFraudApp(params: PeerFraudParams) {
     handler(ctx, msg) {
       if (generator && msg.is(FraudScoreType)) {
         const t = ctx.storage.transaction;
-        if (t !== undefined && ctx.storage.fraudCount !== undefined && ctx.storage.merchantScore !== undefined && ++completed % every === 0) {
+        if (
+          t !== undefined &&
+          ctx.storage.fraudCount !== undefined &&
+          ctx.storage.merchantScore !== undefined &&
+          ++completed % every === 0
+        ) {
           ctx.egress(LATENCY_EGRESS_ID, latencySample(t.timestamp));
         }
       }

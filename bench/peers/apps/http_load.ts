@@ -272,24 +272,37 @@ async function runJob(job: LoadJob, notify: (m: ChildMsg) => void): Promise<Load
 
   const m = Math.max(1, closed ? Math.min(job.concurrency ?? 1, job.connections) : job.connections);
   for (let i = 0; i < m; i++) conns.push(new Conn(job, onAnswer, onGone));
-  await Promise.all(conns.map((c) => new Promise<void>((resolve, reject) => {
-    c.sock.once('connect', () => resolve());
-    c.sock.once('error', reject);
-  })));
+  await Promise.all(
+    conns.map(
+      (c) =>
+        new Promise<void>((resolve, reject) => {
+          c.sock.once('connect', () => resolve());
+          c.sock.once('error', reject);
+        }),
+    ),
+  );
 
-  const startWindow = setTimeout(() => {
-    cpuA = process.cpuUsage();
-    eluA = performance.eventLoopUtilization();
-    notify({ type: 'window', phase: 'start' });
-  }, Math.max(0, w.start - now()));
-  const endWindow = new Promise<void>((resolve) => setTimeout(() => {
-    stopped = true;
-    const cpu = process.cpuUsage(cpuA);
-    cpuCores = (cpu.user + cpu.system) / 1000 / Math.max(1, now() - w.start);
-    elu = eluA === undefined ? 0 : performance.eventLoopUtilization(eluA).utilization;
-    notify({ type: 'window', phase: 'end' });
-    resolve();
-  }, Math.max(0, w.end - now())));
+  const startWindow = setTimeout(
+    () => {
+      cpuA = process.cpuUsage();
+      eluA = performance.eventLoopUtilization();
+      notify({ type: 'window', phase: 'start' });
+    },
+    Math.max(0, w.start - now()),
+  );
+  const endWindow = new Promise<void>((resolve) =>
+    setTimeout(
+      () => {
+        stopped = true;
+        const cpu = process.cpuUsage(cpuA);
+        cpuCores = (cpu.user + cpu.system) / 1000 / Math.max(1, now() - w.start);
+        elu = eluA === undefined ? 0 : performance.eventLoopUtilization(eluA).utilization;
+        notify({ type: 'window', phase: 'end' });
+        resolve();
+      },
+      Math.max(0, w.end - now()),
+    ),
+  );
 
   if (closed) {
     const c = job.concurrency ?? 1;
@@ -372,7 +385,10 @@ export class LoadClient {
   }
 
   static start(): LoadClient {
-    const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--child'], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = spawn(process.execPath, ['--conditions=statefn-source', '--import', 'tsx', SELF, '--child'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     return new LoadClient(child);
   }
 

@@ -126,7 +126,11 @@ function parseDump(text: string): Record<string, string> {
 }
 
 function effectiveSettings(serverBin: string, configPath: string, baseDir: string): Record<string, string> {
-  const r = spawnSync(serverBin, ['--config-file', configPath, '--base-dir', baseDir, '--dump-config'], { encoding: 'utf8', env: cleanEnv({}), timeout: 30_000 });
+  const r = spawnSync(serverBin, ['--config-file', configPath, '--base-dir', baseDir, '--dump-config'], {
+    encoding: 'utf8',
+    env: cleanEnv({}),
+    timeout: 30_000,
+  });
   if (r.status !== 0) return { error: `--dump-config failed: ${(r.stderr || r.stdout || '').slice(0, 300)}` };
   const all = parseDump(r.stdout);
   const out: Record<string, string> = {};
@@ -183,7 +187,11 @@ export class RestateCluster {
     if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
   };
 
-  private constructor(private readonly install: RestateInstall, ports: RestatePorts, baseDir: string) {
+  private constructor(
+    private readonly install: RestateInstall,
+    ports: RestatePorts,
+    baseDir: string,
+  ) {
     this.ports = ports;
     this.baseDir = baseDir;
     this.configPath = join(baseDir, 'restate.toml');
@@ -231,11 +239,16 @@ export class RestateCluster {
     closeSync(fd);
     const t0 = performance.now();
     let exited: string | undefined;
-    this.server.once('exit', (code, sig) => { exited = `exited (code ${String(code)}, signal ${String(sig)})`; });
-    this.server.once('error', (e) => { exited = `failed to start: ${e.message}`; });
+    this.server.once('exit', (code, sig) => {
+      exited = `exited (code ${String(code)}, signal ${String(sig)})`;
+    });
+    this.server.once('error', (e) => {
+      exited = `failed to start: ${e.message}`;
+    });
     for (;;) {
       if (exited !== undefined) throw new Error(`restate-server ${exited}; log ${this.serverLog}:\n${tail(this.serverLog)}`);
-      if (performance.now() - t0 > 60_000) throw new Error(`restate-server not healthy after 60 s; log ${this.serverLog}:\n${tail(this.serverLog)}`);
+      if (performance.now() - t0 > 60_000)
+        throw new Error(`restate-server not healthy after 60 s; log ${this.serverLog}:\n${tail(this.serverLog)}`);
       try {
         const a = await httpJson('GET', `${this.adminUrl}/health`, undefined, 2000);
         const i = await httpJson('GET', `${this.ingressUrl}/restate/health`, undefined, 2000);
@@ -245,13 +258,16 @@ export class RestateCluster {
       }
       await sleep(100);
     }
-    log(`restate: server up in ${((performance.now() - t0) / 1000).toFixed(1)} s (ingress ${this.ports.ingress}, admin ${this.ports.admin}, fabric ${this.ports.fabric}, base dir ${this.baseDir})`);
+    log(
+      `restate: server up in ${((performance.now() - t0) / 1000).toFixed(1)} s (ingress ${this.ports.ingress}, ` +
+        `admin ${this.ports.admin}, fabric ${this.ports.fabric}, base dir ${this.baseDir})`,
+    );
   }
 
   private async startService(): Promise<void> {
     const fd = openSync(this.serviceLog, 'a');
     // tsx: the fraud objects use the example's own scoring modules (TypeScript).
-    const child = spawn(process.execPath, ['--import', 'tsx', SERVICE_SCRIPT], {
+    const child = spawn(process.execPath, ['--conditions=statefn-source', '--import', 'tsx', SERVICE_SCRIPT], {
       cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', fd],
       env: cleanEnv({
@@ -267,7 +283,10 @@ export class RestateCluster {
     this.service = child;
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`restate service did not start in 30 s; log ${this.serviceLog}:\n${tail(this.serviceLog)}`)), 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`restate service did not start in 30 s; log ${this.serviceLog}:\n${tail(this.serviceLog)}`)),
+        30_000,
+      );
       child.stdout!.on('data', (b: Buffer) => {
         out += b.toString('utf8');
         if (/READY \d+/.test(out)) {
@@ -295,7 +314,8 @@ export class RestateCluster {
       try {
         const c = await httpJson('POST', `${this.ingressUrl}/Counter/warmup/add`, undefined, 10_000);
         if (c.status === 200) break;
-        if (performance.now() - t0 > 30_000) throw new Error(`restate: first call to Counter/add failed: HTTP ${c.status} ${c.text.slice(0, 300)}`);
+        if (performance.now() - t0 > 30_000)
+          throw new Error(`restate: first call to Counter/add failed: HTTP ${c.status} ${c.text.slice(0, 300)}`);
       } catch (e) {
         if (performance.now() - t0 > 30_000) throw e;
       }

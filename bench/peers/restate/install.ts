@@ -1,26 +1,41 @@
 /**
- * Installs the Restate peer from the npm registry into a cache directory outside the project's
- * dependencies: <repo>/node_modules/.cache/statefn-peers/restate, once (a marker file records the
- * versions). `@restatedev/restate-server` ships the server binary in its optional dependency
- * `@restatedev/restate-server-<os>-<arch>`; `@restatedev/restate-sdk` is the TypeScript SDK the
- * service (service.mjs) runs on.
+ * Installs the Restate peer: bench/peers is an npm project of its own (bench/peers/package.json
+ * and its lockfile pin `@restatedev/restate-server`, whose optional dependency
+ * `@restatedev/restate-server-<os>-<arch>` ships the server binary, and `@restatedev/restate-sdk`,
+ * the TypeScript SDK the service (service.mjs) runs on), outside the root project's dependencies.
+ * The first peers run (or one after the pinned versions change) runs `npm ci` there; a marker
+ * file records how long it took.
  *
  * npm runs with --ignore-scripts (nothing needs building; the only install script in the tree is
  * @scarf/scarf's usage-analytics ping) and without the npm_* variables of an enclosing
- * `npm run`, so it cannot touch the project's own package.json or lockfile.
+ * `npm run`, so it cannot touch the root project's package.json or lockfile.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const RESTATE_SERVER_VERSION = '1.7.12';
-export const RESTATE_SDK_VERSION = '1.17.2';
+/** bench/peers: the npm project that declares the Restate packages. */
+export const PEERS_PROJECT_DIR = fileURLToPath(new URL('../', import.meta.url));
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const RESTATE_CACHE_DIR = join(REPO_ROOT, 'node_modules', '.cache', 'statefn-peers', 'restate');
-const MARKER = join(RESTATE_CACHE_DIR, 'installed.json');
+interface PeersPackageJson {
+  dependencies: Record<string, string>;
+}
+
+function pinnedVersion(name: string): string {
+  const pkg = JSON.parse(readFileSync(join(PEERS_PROJECT_DIR, 'package.json'), 'utf8')) as PeersPackageJson;
+  const v = pkg.dependencies[name];
+  if (v === undefined) throw new Error(`bench/peers/package.json does not depend on ${name}`);
+  return v;
+}
+
+export const RESTATE_SERVER_VERSION = pinnedVersion('@restatedev/restate-server');
+export const RESTATE_SDK_VERSION = pinnedVersion('@restatedev/restate-sdk');
+
+/** Where npm installs the peers (bench/peers/node_modules). */
+export const RESTATE_CACHE_DIR = join(PEERS_PROJECT_DIR, 'node_modules');
+const MARKER = join(RESTATE_CACHE_DIR, '.statefn-restate-installed.json');
 
 export interface RestateInstall {
   dir: string;
@@ -36,11 +51,11 @@ export interface RestateInstall {
 
 function serverBinPath(): string {
   const platformPkg = `@restatedev/restate-server-${os.platform()}-${os.arch()}`;
-  return join(RESTATE_CACHE_DIR, 'node_modules', ...platformPkg.split('/'), 'bin', 'restate-server');
+  return join(RESTATE_CACHE_DIR, ...platformPkg.split('/'), 'bin', 'restate-server');
 }
 
 function sdkEntryPath(): string {
-  return join(RESTATE_CACHE_DIR, 'node_modules', '@restatedev', 'restate-sdk', 'dist', 'index.js');
+  return join(RESTATE_CACHE_DIR, '@restatedev', 'restate-sdk', 'dist', 'index.js');
 }
 
 interface Marker {
@@ -71,7 +86,9 @@ function runNpm(args: string[], cwd: string): Promise<{ code: number | null; out
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    child.on('error', (e) => reject(new Error(`restate peer: cannot run npm (${e.message}); npm must be on PATH to install the Restate peer`)));
+    child.on('error', (e) =>
+      reject(new Error(`restate peer: cannot run npm (${e.message}); npm must be on PATH to install the Restate peer`)),
+    );
     child.on('close', (code) => resolve({ code, output }));
   });
 }
@@ -85,30 +102,18 @@ export async function ensureRestateInstalled(log: (line: string) => void): Promi
   if (m?.server === RESTATE_SERVER_VERSION && m.sdk === RESTATE_SDK_VERSION && ready()) {
     return { dir: RESTATE_CACHE_DIR, serverBin, sdkUrl: pathToFileURL(sdkEntry).href, installMs: m.installMs, cached: true };
   }
-  log(`restate: installing @restatedev/restate-server@${RESTATE_SERVER_VERSION} and @restatedev/restate-sdk@${RESTATE_SDK_VERSION} into ${RESTATE_CACHE_DIR} (npm, once)`);
+  log(
+    `restate: installing @restatedev/restate-server@${RESTATE_SERVER_VERSION} and ` +
+      `@restatedev/restate-sdk@${RESTATE_SDK_VERSION} into ${RESTATE_CACHE_DIR} (npm ci, once)`,
+  );
   rmSync(MARKER, { force: true });
-  mkdirSync(RESTATE_CACHE_DIR, { recursive: true });
-  writeFileSync(
-    join(RESTATE_CACHE_DIR, 'package.json'),
-    JSON.stringify({ name: 'statefn-peers-restate', private: true, description: 'Restate peer of `npm run bench -- --peers` (installed by bench/peers/restate/install.ts)' }, null, 2) + '\n',
-  );
   const t0 = performance.now();
-  const { code, output } = await runNpm(
-    [
-      'install',
-      '--prefix', RESTATE_CACHE_DIR,
-      '--no-audit',
-      '--no-fund',
-      '--ignore-scripts',
-      '--save-exact',
-      `@restatedev/restate-server@${RESTATE_SERVER_VERSION}`,
-      `@restatedev/restate-sdk@${RESTATE_SDK_VERSION}`,
-    ],
-    RESTATE_CACHE_DIR,
-  );
+  const { code, output } = await runNpm(['ci', '--no-audit', '--no-fund', '--ignore-scripts'], PEERS_PROJECT_DIR);
   const installMs = Math.round(performance.now() - t0);
   if (code !== 0) {
-    throw new Error(`restate peer: npm install failed (exit ${String(code)}) in ${RESTATE_CACHE_DIR}:\n${output.trim().split('\n').slice(-30).join('\n')}`);
+    throw new Error(
+      `restate peer: npm ci failed (exit ${String(code)}) in ${PEERS_PROJECT_DIR}:\n${output.trim().split('\n').slice(-30).join('\n')}`,
+    );
   }
   if (!existsSync(serverBin)) {
     throw new Error(

@@ -184,7 +184,9 @@ function post(agent: http.Agent, t: HttpTarget, spec: RequestSpec, timeoutMs: nu
         } else {
           let text = '';
           res.setEncoding('utf8');
-          res.on('data', (c: string) => { if (text.length < 500) text += c; });
+          res.on('data', (c: string) => {
+            if (text.length < 500) text += c;
+          });
           res.on('end', () => finish(`HTTP ${status}: ${text.slice(0, 300)}`));
           res.on('error', () => finish(`HTTP ${status}`));
         }
@@ -239,7 +241,15 @@ export function sleep(ms: number): Promise<void> {
 export async function runClosedLoop(o: LoadRunOptions & { concurrency: number; maxWarmupMs?: number }): Promise<LoadRunResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.concurrency, maxFreeSockets: o.concurrency });
   const t0 = now();
-  const w: Window = { start: Number.POSITIVE_INFINITY, end: Number.POSITIVE_INFINITY, completed: 0, errors: 0, dropped: 0, sent: 0, latencies: [] };
+  const w: Window = {
+    start: Number.POSITIVE_INFINITY,
+    end: Number.POSITIVE_INFINITY,
+    completed: 0,
+    errors: 0,
+    dropped: 0,
+    sent: 0,
+    latencies: [],
+  };
   let stop = false;
   let warmCompleted = 0;
   let ended = false;
@@ -291,7 +301,8 @@ export async function runClosedLoop(o: LoadRunOptions & { concurrency: number; m
       } else {
         w.errors++;
         w.firstError ??= err;
-        if (w.errors > 100 && w.errors > w.completed) endWindow(end); // a broken system: stop hammering it
+        if (w.errors > 100 && w.errors > w.completed)
+          endWindow(end); // a broken system: stop hammering it
         else await sleep(5);
       }
     }
@@ -300,7 +311,10 @@ export async function runClosedLoop(o: LoadRunOptions & { concurrency: number; m
     const p: Promise<void> = client().finally(() => inflight.delete(p));
     inflight.add(p);
   }
-  const undrained = await drain(inflight, Math.max(o.warmupMs, o.maxWarmupMs ?? 30_000) + o.measureMs + o.drainTimeoutMs + o.requestTimeoutMs);
+  const undrained = await drain(
+    inflight,
+    Math.max(o.warmupMs, o.maxWarmupMs ?? 30_000) + o.measureMs + o.drainTimeoutMs + o.requestTimeoutMs,
+  );
   clearTimeout(warmTimer);
   clearTimeout(capTimer);
   endWindow(now());
@@ -314,10 +328,20 @@ export async function runClosedLoop(o: LoadRunOptions & { concurrency: number; m
  * whatever became due); at most `maxInFlight` outstanding, arrivals beyond that are dropped and
  * counted as errors.
  */
-export async function runOpenLoop(o: LoadRunOptions & { ratePerSec: number; maxInFlight: number; maxSockets: number }): Promise<LoadRunResult> {
+export async function runOpenLoop(
+  o: LoadRunOptions & { ratePerSec: number; maxInFlight: number; maxSockets: number },
+): Promise<LoadRunResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.maxSockets, maxFreeSockets: o.maxSockets });
   const t0 = now();
-  const w: Window = { start: t0 + o.warmupMs, end: t0 + o.warmupMs + o.measureMs, completed: 0, errors: 0, dropped: 0, sent: 0, latencies: [] };
+  const w: Window = {
+    start: t0 + o.warmupMs,
+    end: t0 + o.warmupMs + o.measureMs,
+    completed: 0,
+    errors: 0,
+    dropped: 0,
+    sent: 0,
+    latencies: [],
+  };
   const interval = 1000 / o.ratePerSec;
   const inflight = new Set<Promise<void>>();
   let issued = 0;
