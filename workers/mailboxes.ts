@@ -5,16 +5,10 @@
  * counts what bounds a worker: messages waiting in mailboxes and invocations in progress.
  */
 import { assert } from '../shared/errors.js';
-import type { Payload } from '../api/types.js';
+import type { Envelope as FrameEnvelope } from '../shared/frames.js';
 
 /** A message waiting for a busy address, being invoked asynchronously, or being retried. */
-export interface Envelope {
-  targetType: string;
-  targetId: string;
-  callerType: string | null;
-  callerId: string | null;
-  typename: string;
-  payload: Payload;
+export interface Envelope extends FrameEnvelope {
   /** 1 for the first attempt. */
   attempt: number;
 }
