@@ -66,9 +66,13 @@ export class Dispatcher {
       this.router.deadLetter(env, new StatefnError(ErrorCode.UNKNOWN_FUNCTION_TYPE, `no function type '${targetType}' is registered`));
       return;
     }
-    const key = addressKey(targetType, targetId);
-    if (this.mailboxes.enqueueIfBusy(key, env, fn.remote?.endpoint.maxNumBatchRequests)) return;
-    if (fn.remote !== undefined) this.remote.start(fn, key, [env]);
+    if (
+      this.mailboxes.anyBusy &&
+      this.mailboxes.enqueueIfBusy(addressKey(targetType, targetId), env, fn.remote?.endpoint.maxNumBatchRequests)
+    ) {
+      return;
+    }
+    if (fn.remote !== undefined) this.remote.start(fn, addressKey(targetType, targetId), [env]);
     else this.invoke(fn, env);
   }
 
@@ -134,11 +138,12 @@ export class Dispatcher {
 
   /** The invocation for env's address is over: run the next waiting message, if any. */
   private release(fn: FnRuntime, env: Envelope): void {
-    const key = addressKey(env.targetType, env.targetId);
     if (fn.remote !== undefined) {
-      this.remote.next(fn, key);
+      this.remote.next(fn, addressKey(env.targetType, env.targetId));
       return;
     }
+    if (!this.mailboxes.anyBusy) return;
+    const key = addressKey(env.targetType, env.targetId);
     if (!this.mailboxes.isBusy(key)) return;
     if (this.status.quiescing) return; // keep the mailbox; it is saved at shutdown
     this.mailboxes.drain(key, (next) => this.invoke(fn, next));

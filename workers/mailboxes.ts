@@ -50,6 +50,14 @@ export class Mailboxes {
   }
 
   /**
+   * True when any address is busy. The message path checks this before it builds an address key:
+   * usually nothing is busy, and the key (a concatenated string, hashed on lookup) is not free.
+   */
+  get anyBusy(): boolean {
+    return this.busy.size > 0;
+  }
+
+  /**
    * Queue `env` behind the invocation in progress at its address and return true, or return false
    * when the address is free (the caller invokes it now). `remoteBatchMax` is the endpoint's batch
    * bound for a remote function.
