@@ -23,9 +23,9 @@
  * client). Every request holds one of `requestsInFlightMax` slots from header to reply, so the
  * memory held is at most `requestsInFlightMax * bodyBytesMax`; beyond that clients get 503.
  *
- * Replies to accepted requests go through one method, `replyWhenAccepted`, which awaits an
- * `accepted` promise: a future "reply only once durable" mode makes that promise also wait for
- * the checkpoint that covers the record.
+ * Replies to accepted requests go through one method, `replyWhenAccepted`: in the durable mode
+ * (the default) it answers 202 only once the checkpoint covering the record completed, and 503
+ * when the engine fails or stops first.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,6 +35,7 @@ import { Message } from '../../api/message.js';
 import {
   ABORTED,
   type ErrorReply,
+  outcomeOrStop,
   STOPPED,
   StopFanout,
   TOO_LARGE,
@@ -246,8 +247,9 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
 
   /**
    * Stop taking requests. No `submit` happens after this is called. Requests waiting at the gate
-   * or still sending their body get 503; requests already handed to the engine get their 202;
-   * then every connection, including idle keep-alive ones, is closed.
+   * or still sending their body get 503; so do requests handed to the engine whose checkpoint has
+   * not completed (durable mode: never a 202 before it); then every connection, including idle
+   * keep-alive ones, is closed.
    */
   stop(): Promise<void> {
     this.stopping = true;
@@ -347,11 +349,9 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
         const seen = this.idempotency.get(key);
         if (seen !== undefined) {
           // The same request again: answer as the first one does, without a second submit.
-          const ok = await this.untilStopped(seen).then(
-            () => true,
-            () => false,
-          );
-          if (!ok) return this.fail(res, this.notDurableReply());
+          // The first request's checkpoint must complete for this one too: never a 202 before.
+          const outcome = await outcomeOrStop(seen, this.stopFanout, this.isStopping());
+          if (outcome !== 'done') return this.fail(res, this.notDurableReply(outcome));
           this.counters.requestsAccepted++;
           return this.send(res, 202, { status: 'duplicate' });
         }
@@ -369,27 +369,30 @@ export class HttpIngress implements IngressConnector<RoutedMessage> {
 
   /**
    * The one place a 202 is sent. `accepted` resolves when the engine can take more records (the
-   * record itself was already handed over); a "reply only once durable" mode will also await the
-   * checkpoint covering the record here. On stop the wait ends early: the record was submitted,
-   * so the reply is still 202.
+   * record itself was already handed over). In the durable mode `durable` is the checkpoint that
+   * covers the record, and a 202 is sent only once it completed: when the engine fails, or the
+   * ingress or engine stops before that, the reply is a 503 with Retry-After (the record may
+   * still be applied by the final or a later checkpoint; a retry with the same Idempotency-Key
+   * is how a client learns the outcome).
    */
   private async replyWhenAccepted(res: http.ServerResponse, accepted: Promise<void>, durable: Promise<void>): Promise<void> {
     await this.untilStopped(accepted);
-    // On a clean stop the final checkpoint covers every submitted message, so the wait ends early.
-    const ok = await this.untilStopped(durable).then(
-      () => true,
-      () => false,
-    );
-    if (!ok) return this.fail(res, this.notDurableReply());
+    if (this.replyWhen === 'durable') {
+      const outcome = await outcomeOrStop(durable, this.stopFanout, this.isStopping());
+      if (outcome !== 'done') return this.fail(res, this.notDurableReply(outcome));
+    }
     this.counters.requestsAccepted++;
     this.send(res, 202, { status: 'accepted' });
   }
 
-  private notDurableReply(): { status: number; code: string; message: string; headers: Record<string, string> } {
+  private notDurableReply(outcome: 'failed' | 'stopped'): ErrorReply {
+    const why = outcome === 'failed' ? 'the checkpoint covering the message did not complete' : 'the engine stopped';
     return {
       status: 503,
       code: ErrorCode.ENGINE_STOPPED,
-      message: `http ingress '${this.id}': the engine failed before the message was durable; retry it (with the same Idempotency-Key)`,
+      message:
+        `http ingress '${this.id}': ${why} before the message was durable; ` +
+        'retry it (with the same Idempotency-Key) against the running or restarted engine',
       headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) },
     };
   }

@@ -164,3 +164,39 @@ export function decodePayload(typename: string, body: Uint8Array): { payload: Pa
     };
   }
 }
+
+/** How a wait for the engine ended (see outcomeOrStop). */
+export type Outcome = 'done' | 'failed' | 'stopped';
+
+/**
+ * How `p` ended: 'done' (resolved), 'failed' (rejected), or 'stopped' (`fanout` fired before it
+ * settled). Unlike a plain wait-until-stopped, a rejection or a stop is never taken for done.
+ * When `stopping` already, `p` still wins if it has settled: its callbacks run in the microtasks
+ * before setImmediate's, so a checkpoint that completed is still answered with a 202.
+ */
+export function outcomeOrStop(p: Promise<void>, fanout: StopFanout, stopping: boolean): Promise<Outcome> {
+  if (stopping || fanout.fired) {
+    const settled = p.then(
+      () => 'done' as const,
+      () => 'failed' as const,
+    );
+    return Promise.race([settled, new Promise<'stopped'>((r) => setImmediate(() => r('stopped')))]);
+  }
+  return new Promise((resolve) => {
+    const onStop = (): void => {
+      fanout.delete(onStop);
+      resolve('stopped');
+    };
+    fanout.add(onStop);
+    p.then(
+      () => {
+        fanout.delete(onStop);
+        resolve('done');
+      },
+      () => {
+        fanout.delete(onStop);
+        resolve('failed');
+      },
+    );
+  });
+}

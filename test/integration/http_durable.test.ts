@@ -81,3 +81,49 @@ describe('HTTP ingress durable replies', () => {
     await engine.stop();
   });
 });
+
+// Regression (issue 12, item 1): a request waiting for its checkpoint got 202 at once when a clean
+// stop began or a worker thread died, before any checkpoint covered it; a SIGKILL right after lost
+// the acknowledged write. The contract: 202 only once the covering checkpoint completed, else 503.
+describe('HTTP ingress: no 202 before the covering checkpoint', () => {
+  // No checkpoint can complete while the request waits: a 1 h interval and a 60 s group commit.
+  const limits = { checkpointIntervalMs: 3_600_000, durableWaitMs: 60_000, workerRestartsMax: 0 };
+
+  // The reply is wrapped: an async function returning a promise would wait for it.
+  const waitingRequest = async (engine: Engine): Promise<{ reply: Promise<Response> }> => {
+    const http = engine.app.ingresses[0]!.connector as unknown as HttpIngress;
+    const { port } = http.address();
+    const reply = fetch(`http://127.0.0.1:${port}/hc/counter/w`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/vnd.io.statefun.types/string' },
+      body: '',
+    });
+    const deadline = Date.now() + 20_000;
+    while (engine.stats().ingested < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(engine.stats().ingested).toBe(1);
+    return { reply };
+  };
+
+  it('answers 503 with Retry-After when a clean stop begins first', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'statefn-httpd-'));
+    dirs.push(stateDir);
+    const engine = await Engine.start(app, { stateDir, workers: 2, limits });
+    const { reply } = await waitingRequest(engine);
+    await engine.stop();
+    const r = await reply;
+    expect(r.status).toBe(503);
+    expect(r.headers.get('retry-after')).not.toBeNull();
+  });
+
+  it('answers 503 when a worker thread dies first', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'statefn-httpd-'));
+    dirs.push(stateDir);
+    const engine = await Engine.start(app, { stateDir, workers: 2, limits });
+    const { reply } = await waitingRequest(engine);
+    await engine.terminateWorker(0);
+    const r = await reply;
+    expect(r.status).toBe(503);
+    await expect(engine.failed()).rejects.toThrow(/worker 0/);
+    await engine.tornDown();
+  });
+});
