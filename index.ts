@@ -22,6 +22,8 @@ export type {
 } from './api/connector_api.js';
 export { ErrorCode, StatefnError } from './shared/errors.js';
 export { ManualClock, systemClock, type Clock } from './shared/clock.js';
+/** The stable 32-bit hash statefn routes keys by (MurmurHash3 x86_32 of the UTF-8 bytes); apps may use it for deterministic choices. */
+export { murmur3String } from './shared/key_group.js';
 export { LIMIT_SPECS, defaultLimits, type EngineLimits } from './shared/limits.js';
 export { type CheckpointInfo, type EngineStats, type FlushInfo } from './engine/engine.js';
 export { Engine } from './engine_defaults.js';

@@ -7,8 +7,7 @@
  * run and every replay scores a merchant the same way; the instance looks it up once and keeps
  * it in state, as a cache of a remote lookup would.
  */
-import { Message, Types, defineFunction } from 'statefn';
-import { murmur3String } from './murmur3.js';
+import { Message, Types, defineFunction, murmur3String } from 'statefn';
 import { MERCHANT_SCORER, MerchantScoreType, QueryMerchantScoreType } from './types.js';
 
 /**
