@@ -10,16 +10,24 @@ export interface Address {
   readonly id: string;
 }
 
-/** Maximum length of a type name and of an id, in UTF-16 code units. */
+/**
+ * Maximum length of a type name and of an id, in UTF-8 bytes (an ASCII character is one byte).
+ * Together with the key's framing they stay under LMDB's key size limit (1,978 bytes).
+ */
 export const TYPENAME_LENGTH_MAX = 255;
 export const ID_LENGTH_MAX = 1024;
+
+/** True when `s` has more than `max` UTF-8 bytes (counted only when it could: a code unit is at most 3 bytes). */
+export function overBytes(s: string, max: number): boolean {
+  return s.length > max || (s.length * 3 > max && Buffer.byteLength(s, 'utf8') > max);
+}
 
 /**
  * Is `s` a valid TypeName: `namespace/name`, where the namespace may itself contain dots and
  * slashes (StateFun splits on the last slash) and neither part is empty.
  */
 export function isTypeName(s: unknown): s is string {
-  if (typeof s !== 'string' || s.length === 0 || s.length > TYPENAME_LENGTH_MAX) return false;
+  if (typeof s !== 'string' || s.length === 0 || overBytes(s, TYPENAME_LENGTH_MAX)) return false;
   const slash = s.lastIndexOf('/');
   return slash > 0 && slash < s.length - 1 && !/\s/.test(s);
 }
@@ -52,10 +60,10 @@ export function checkAddress(a: unknown, where: string): Address {
   }
   const { typename, id } = a as { typename?: unknown; id?: unknown };
   checkTypeName(typename, `${where}.typename`);
-  if (typeof id !== 'string' || id.length === 0 || id.length > ID_LENGTH_MAX) {
+  if (typeof id !== 'string' || id.length === 0 || overBytes(id, ID_LENGTH_MAX)) {
     throw new StatefnError(
       ErrorCode.ADDRESS_INVALID,
-      `${where}.id: expected a non-empty string of at most ${ID_LENGTH_MAX} characters, got ${JSON.stringify(id)}`,
+      `${where}.id: expected a non-empty string of at most ${ID_LENGTH_MAX} UTF-8 bytes, got ${JSON.stringify(id).slice(0, 80)}`,
     );
   }
   return { typename: typename as string, id };

@@ -29,7 +29,8 @@ export interface Context<S = Record<string, unknown>> {
   readonly caller: Address | undefined;
   /**
    * The instance's declared state. Read a value by its name; assign to write; assign `undefined`
-   * (or `delete`) to clear. Writes are staged and become visible when the handler succeeds.
+   * (or `delete`) to clear. Writes are staged and become visible when the handler succeeds. A
+   * value read is this invocation's own copy: mutating it changes nothing unless it is assigned.
    */
   readonly storage: S;
   /** Send a message to any address (including `self`). */

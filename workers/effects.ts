@@ -2,12 +2,14 @@
  * Applying a finished invocation's effects: state writes (and call-based expiry), sends, delayed
  * sends, cancellations of delayed sends, and egress records. Everything is validated before
  * anything is applied, so a bad effect fails the whole invocation and nothing is half-applied.
+ * Written objects are serialized here, when the handler has returned: the state caches their
+ * bytes, so what the handler does with them afterwards changes nothing (address_state.ts).
  */
 import type { Address } from '../api/address.js';
 import type { Message } from '../api/message.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { Stat, type StatsBlock } from '../shared/stats_block.js';
-import { snapshotCaptured } from './address_state.js';
+import { isImmutable, serializeValue, snapshotCaptured } from './address_state.js';
 import type { FnRuntime } from './function_table.js';
 import type { Invocation } from './invocation.js';
 import type { Router } from './router.js';
@@ -27,7 +29,29 @@ export class Effects {
   /** Validate, then apply, the effects of `inv` (an invocation of `fn` that ran at `now`). */
   apply(fn: FnRuntime, inv: Invocation, now: number): void {
     this.validate(inv);
-    this.applyValid(fn, inv, now);
+    const bytes = inv.serializes ? this.serializeWrites(fn, inv) : null;
+    this.applyValid(fn, inv, bytes, now);
+  }
+
+  /**
+   * The bytes of each value `inv` wrote, by spec index (undefined for a cleared value, and for a
+   * built-in type's value: cached as it is, serialized by the checkpoint). Throws when a value
+   * does not serialize, before anything is applied. Not called when every value written is a
+   * built-in one (`Invocation.serializes`): the counter path serializes nothing per message.
+   */
+  private serializeWrites(fn: FnRuntime, inv: Invocation): (Uint8Array | undefined)[] {
+    const w = inv.written!;
+    const staged = inv.staged!;
+    const out = new Array<Uint8Array | undefined>(fn.specs.length);
+    for (let i = 0; i < fn.specs.length; i++) {
+      if (!w[i]) continue;
+      const v = staged[i];
+      if (v === undefined) continue;
+      const spec = fn.specs[i]!;
+      if (spec.type.native === true && isImmutable(v)) continue;
+      out[i] = serializeValue(`${inv.self.typename}/${inv.self.id}`, spec, v);
+    }
+    return out;
   }
 
   /**
@@ -63,7 +87,7 @@ export class Effects {
     }
   }
 
-  private applyValid(fn: FnRuntime, inv: Invocation, now: number): void {
+  private applyValid(fn: FnRuntime, inv: Invocation, bytes: (Uint8Array | undefined)[] | null, now: number): void {
     const self = inv.self;
     const st = inv.state;
     if (st.capture && (inv.staged !== null || fn.hasCallTtl)) snapshotCaptured(st);
@@ -72,7 +96,8 @@ export class Effects {
       for (let i = 0; i < fn.specs.length; i++) {
         if (!w[i]) continue;
         const v = inv.staged[i];
-        st.values[i] = v;
+        st.bytes[i] = bytes === null ? undefined : bytes[i];
+        st.values[i] = isImmutable(v) ? v : undefined;
         const spec = fn.specs[i]!;
         st.expires[i] =
           v === undefined
@@ -88,9 +113,10 @@ export class Effects {
     if (fn.hasCallTtl) {
       for (let i = 0; i < fn.specs.length; i++) {
         const spec = fn.specs[i]!;
-        if (spec.expireAfterCall === undefined || st.values[i] === undefined) continue;
+        if (spec.expireAfterCall === undefined || (st.values[i] === undefined && st.bytes[i] === undefined)) continue;
         if (st.expires[i] !== 0 && st.expires[i]! <= now && !inv.written?.[i]) {
           st.values[i] = undefined; // expired before this call
+          st.bytes[i] = undefined;
           st.expires[i] = 0;
         } else {
           st.expires[i] = now + spec.expireAfterCall;

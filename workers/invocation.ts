@@ -1,13 +1,18 @@
 /**
  * One handler invocation: the `Context` a handler sees. State writes and effects are staged here
  * and applied by the runtime only when the handler succeeds, so a failed attempt leaves nothing
- * behind (and a retry starts from the same state).
+ * behind (and a retry starts from the same state). A value the handler reads is decoded from the
+ * cached bytes for this invocation (address_state.ts): mutating it changes nothing unless the
+ * handler assigns it and returns normally.
  */
-import { checkAddress, type Address } from '../api/address.js';
+import { ID_LENGTH_MAX, TYPENAME_LENGTH_MAX, checkAddress, type Address } from '../api/address.js';
+
+/** Ids and type names this short are within their byte bounds whatever their characters. */
+const ID_FAST_LENGTH = Math.floor(Math.min(ID_LENGTH_MAX, TYPENAME_LENGTH_MAX) / 3);
 import type { Context, ValueSpec } from '../api/function_api.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { Message, checkMessage } from '../api/message.js';
-import type { AddressState } from './address_state.js';
+import { decodeValue, isImmutable, type AddressState } from './address_state.js';
 import type { Clock } from '../shared/clock.js';
 
 export interface Delayed {
@@ -68,9 +73,16 @@ export function storageClass(specs: readonly ValueSpec[]): new (inv: Invocation)
 
 export class Invocation implements Context {
   readonly storage: Record<string, unknown>;
-  /** Staged values (a copy of the state's values made at the first write), or null. */
+  /** Values written by the handler, by spec index (only where `written`), or null before the first write. */
   staged: unknown[] | null = null;
   written: boolean[] | null = null;
+  /** True when a written value must be serialized when the handler returns (an object, or a non-native type). */
+  serializes = false;
+  /**
+   * Objects decoded for this invocation by spec index, or null before the first: two reads of a
+   * value in one invocation give the same object.
+   */
+  private decoded: unknown[] | null = null;
   sends: unknown[] | null = null; // flat: to, message
   delayed: Delayed[] | null = null;
   cancels: string[] | null = null;
@@ -96,12 +108,22 @@ export class Invocation implements Context {
   }
 
   read(i: number): unknown {
-    const vals = this.staged ?? this.state.values;
-    const v = vals[i];
-    if (v === undefined) return undefined;
-    if (this.written?.[i]) return v;
-    const exp = this.state.expires[i]!;
-    return exp !== 0 && exp <= this.startedAt ? undefined : v;
+    const w = this.written;
+    if (w !== null && w[i]) return this.staged![i];
+    const st = this.state;
+    const exp = st.expires[i]!;
+    if (exp !== 0 && exp <= this.startedAt) return undefined;
+    // An immutable value is held decoded (the counter path: nothing to decode or copy).
+    const v = st.values[i];
+    if (v !== undefined) return v;
+    const b = st.bytes[i];
+    if (b === undefined) return undefined;
+    const memo = this.decoded;
+    if (memo !== null && memo[i] !== undefined) return memo[i];
+    const d = decodeValue(st, this.specs[i]!, i, b);
+    // Kept for this invocation only; an immutable one is now held by the state itself.
+    if (st.values[i] === undefined) (this.decoded ??= new Array<unknown>(this.specs.length))[i] = d;
+    return d;
   }
 
   write(i: number, v: unknown): void {
@@ -110,16 +132,24 @@ export class Invocation implements Context {
     if (v === null) v = undefined;
     if (v !== undefined && spec.type.check) spec.type.check(v);
     if (this.staged === null) {
-      this.staged = this.state.values.slice();
+      this.staged = new Array<unknown>(this.specs.length);
       this.written = new Array<boolean>(this.specs.length).fill(false);
     }
     this.staged[i] = v;
     this.written![i] = true;
+    if (v !== undefined && !(spec.type.native === true && isImmutable(v))) this.serializes = true;
   }
 
   send(to: Address, message: Message): void {
     this.checkOpen();
-    if (typeof to?.typename !== 'string' || typeof to.id !== 'string') checkAddress(to, `${this.where()}: ctx.send target`);
+    // Full check only off the fast path: a long id may be over the byte bound (api/address.ts).
+    if (
+      typeof to?.typename !== 'string' ||
+      typeof to.id !== 'string' ||
+      to.id.length > ID_FAST_LENGTH ||
+      to.typename.length > ID_FAST_LENGTH
+    )
+      checkAddress(to, `${this.where()}: ctx.send target`);
     if (!(message instanceof Message)) message = checkMessage(message, `${this.where()}: ctx.send message`);
     (this.sends ??= []).push(to, message);
   }

@@ -1,8 +1,8 @@
 /**
  * The per-worker cache of address states over the LMDB state store: states are loaded on first
- * use and kept decoded; the ones changed since the last checkpoint form the dirty set (bounded
- * by back-pressure, written by the next checkpoint); clean ones are evicted when the cache is
- * over its bound.
+ * use and kept as serialized values (immutable ones also decoded, address_state.ts); the ones
+ * changed since the last checkpoint form the dirty set (bounded by back-pressure, written by the
+ * next checkpoint); clean ones are evicted when the cache is over its bound.
  */
 import type { Packr } from 'msgpackr';
 import { assert } from '../shared/errors.js';
@@ -75,7 +75,8 @@ export class StateCache {
 
   /**
    * Checkpoint: take the dirty set. Its states are clean from now on and marked captured until
-   * the checkpoint encodes them (a handler changing one first copies it, `snapshotCaptured`).
+   * the checkpoint encodes them (an invocation changing one first copies its slots,
+   * `snapshotCaptured`).
    */
   captureDirty(): AddressState[] {
     const captured = this.dirty;

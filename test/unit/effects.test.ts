@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, StatefnError } from '../../shared/errors.js';
 import { StatsBlock } from '../../shared/stats_block.js';
 import { Message } from '../../api/message.js';
+import { Types } from '../../api/types.js';
 import type { AddressState } from '../../workers/address_state.js';
 import { Effects } from '../../workers/effects.js';
 import type { FnRuntime } from '../../workers/function_table.js';
@@ -34,13 +35,14 @@ function setup(tokensInUse: string[] = []) {
   return { effects, dirty, routed, egress, timerCalls };
 }
 
-const fn = { specs: [{ name: 'v', type: {} }], hasCallTtl: false } as unknown as FnRuntime;
+const fn = { specs: [{ name: 'v', type: Types.long }], hasCallTtl: false } as unknown as FnRuntime;
 
 function invocation(parts: Partial<Record<'staged' | 'written' | 'delayed' | 'cancels' | 'sends' | 'egresses', unknown>>): Invocation {
   const state: AddressState = {
     fnType: 'ns/fn',
     id: 'a',
     kg: 1,
+    bytes: [undefined],
     values: [undefined],
     expires: [0],
     orphans: undefined,
