@@ -5,6 +5,7 @@
  */
 import type { Address } from './address.js';
 import type { Message } from './message.js';
+import type { EngineLimits } from '../shared/limits.js';
 
 /** A message routed to an address. */
 export interface RoutedMessage {
@@ -46,6 +47,12 @@ export interface IngressContext<R> {
    * at the next interval (group commit: every waiter of that window shares one checkpoint).
    */
   whenDurable(opts?: { soon?: boolean }): Promise<void>;
+  /**
+   * The engine's limits (shared/limits.ts), so an ingress can refuse at its edge what the engine
+   * could not carry: a record whose message exceeds `frameBytesMax` would be dead-lettered after
+   * it was taken. The engine always sets it; a context made by hand (a test) may not.
+   */
+  readonly limits?: EngineLimits;
 }
 
 export interface IngressConnector<R = RoutedMessage> {
@@ -57,7 +64,8 @@ export interface IngressConnector<R = RoutedMessage> {
   /**
    * A replayable ingress reports how far it got (JSON-serializable), so a restart continues
    * after the last record submitted before a clean stop (and, with checkpoints, before the last
-   * complete checkpoint).
+   * complete checkpoint). Taken at each checkpoint's barrier, so it may also carry what an ingress
+   * must keep exactly with the checkpoint (the HTTP ingress keeps its idempotency keys here).
    */
   position?(): unknown;
   /** Continue from a position `position()` returned; called before `start`. */

@@ -48,8 +48,9 @@ Options of start:
   --set <limit>=<value>  Override an engine limit (repeatable), e.g. --set ringBytes=4194304.
   --stop-after <dur>     Stop cleanly after a duration (e.g. 30s, 5min).
   --no-progress          No live progress (plain log lines only at start and stop).
-  --snapshots <where>    Checkpoint uploads: a directory (default <state-dir>/snapshots),
-                         s3://bucket/prefix (credentials from the standard AWS chain), or off.
+  --snapshots <where>    Checkpoint uploads: a directory (default <state-dir>/snapshots; a path
+                         or file:///abs/dir), s3://bucket/prefix (credentials from the standard
+                         AWS chain), or off. Any other scheme: is an error.
   --s3-endpoint <url>    S3-compatible endpoint (path-style addressing), e.g. http://127.0.0.1:9000.
   --s3-region <region>   S3 region (default us-east-1).
   --from-savepoint <n>   Replace the local state with savepoint <n> (any worker count).

@@ -6,7 +6,7 @@ import { ErrorCode, StatefnError } from '../shared/errors.js';
 import { resolveEngineLimits, type EngineLimits, LIMIT_SPECS } from '../shared/limits.js';
 import type { EgressConnector, Logger } from '../api/connector_api.js';
 import type { ConnectorKind } from '../api/connector_kind.js';
-import type { SnapshotStoreConfig } from '../snapshot/store_config.js';
+import { checkSnapshotStoreConfig, type SnapshotStoreConfig } from '../snapshot/store_config.js';
 import { LIMIT_ALIASES, canonicalLimits, workersProblem } from './engine_schema.js';
 
 export interface EngineOptions {
@@ -40,7 +40,8 @@ export interface EngineOptions {
   /**
    * Where checkpoints are uploaded, incrementally (only what changed): a local directory (default
    * `<stateDir>/snapshots`) or S3 (`{ type: 's3', bucket, prefix?, endpoint?, region?,
-   * forcePathStyle? }`, credentials from the standard chain). `false`: local LMDB only.
+   * forcePathStyle? }`, credentials from the standard chain). `false`: local LMDB only. Checked
+   * like `--snapshots`: a `dir` that looks like a URL other than `file://` is an error.
    */
   snapshots?: false | SnapshotStoreConfig;
   /** Complete checkpoints kept in the snapshot store. Default 3. */
@@ -136,9 +137,9 @@ export function resolveOptions(
     connectorKinds: (merged.connectorKinds as readonly ConnectorKind[] | undefined) ?? [],
     checkpointing: merged.checkpointing !== false,
     snapshots:
-      merged.snapshots === false
-        ? false
-        : ((merged.snapshots as SnapshotStoreConfig | undefined) ?? { type: 'local', dir: resolve(stateDir, 'snapshots') }),
+      merged.snapshots === undefined
+        ? { type: 'local', dir: resolve(stateDir, 'snapshots') }
+        : checkSnapshotStoreConfig(merged.snapshots, `${where}.snapshots`),
     snapshotRetain: typeof merged.snapshotRetain === 'number' ? merged.snapshotRetain : 3,
     fromSavepoint: typeof merged.fromSavepoint === 'string' ? merged.fromSavepoint : undefined,
   };

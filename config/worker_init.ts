@@ -24,8 +24,12 @@ export interface WorkerInit {
   migrateFrom: string[];
   /** The last complete checkpoint: local epochs after it are rolled back, its recorded messages re-enqueued (0 = none). */
   recoverEpoch: number;
-  /** Restore this worker's key groups of checkpoint `epoch` from the snapshot store first (empty local disk). */
-  restoreFrom: { store: SnapshotStoreConfig; epoch: number; manifestKey: string } | null;
+  /**
+   * Restore key groups of checkpoint `epoch` from the snapshot store first, into an environment
+   * that does not hold them (an empty local disk, or a damaged environment moved aside):
+   * `keyGroups` lists the [start, end) ranges, all of this worker's when absent.
+   */
+  restoreFrom: { store: SnapshotStoreConfig; epoch: number; manifestKey: string; keyGroups?: [number, number][] } | null;
   /** The manual clock's buffer, or null for the system clock. */
   clock: SharedArrayBuffer | null;
 }

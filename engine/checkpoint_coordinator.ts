@@ -192,7 +192,12 @@ export class CheckpointCoordinator {
     });
     this.recordWrite.catch((e: unknown) =>
       this.ports.fail(
-        new StatefnError(ErrorCode.STATE_DIR_INVALID, `cannot write the checkpoint record: ${(e as Error).message}`, { cause: e }),
+        // A typed condition (read-only, permission, full disk) keeps its own code.
+        new StatefnError(
+          e instanceof StatefnError ? e.code : ErrorCode.STATE_DIR_INVALID,
+          `cannot write the checkpoint record: ${(e as Error).message}`,
+          { cause: e },
+        ),
       ),
     );
     return this.recordWrite;

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
+import { storageError } from '../shared/storage_errors.js';
 
 export interface CheckpointRecord {
   version: 1;
@@ -26,9 +27,16 @@ export function checkpointFile(stateDir: string): string {
 export function readCheckpointRecord(stateDir: string): CheckpointRecord | undefined {
   const file = checkpointFile(stateDir);
   if (!existsSync(file)) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const why = `${file} cannot be read (${(e as Error).message}); it names the last complete checkpoint`;
+    throw storageError(e, { dir: stateDir, role: 'state', op: 'read' }) ?? new StatefnError(ErrorCode.STATE_DIR_INVALID, why, { cause: e });
+  }
   let v: Partial<CheckpointRecord>;
   try {
-    v = JSON.parse(readFileSync(file, 'utf8')) as Partial<CheckpointRecord>;
+    v = JSON.parse(text) as Partial<CheckpointRecord>;
   } catch (e) {
     throw new StatefnError(
       ErrorCode.STATE_DIR_INVALID,
@@ -45,21 +53,30 @@ export function readCheckpointRecord(stateDir: string): CheckpointRecord | undef
   return v as CheckpointRecord;
 }
 
+/**
+ * Write the record atomically and durably. A state directory that cannot be written (read-only
+ * file system, no permission, full) throws its STATEFN_STORAGE_* error naming the directory and
+ * the fix.
+ */
 export async function writeCheckpointRecord(stateDir: string, record: CheckpointRecord): Promise<void> {
   const file = checkpointFile(stateDir);
   const tmp = `${file}.tmp`;
-  const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(JSON.stringify(record, null, 2));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const dir = await open(dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(JSON.stringify(record, null, 2));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+    const dir = await open(dirname(file), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch (e) {
+    throw storageError(e, { dir: stateDir, role: 'state', op: 'write' }) ?? e;
   }
 }

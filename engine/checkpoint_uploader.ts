@@ -26,8 +26,12 @@ export interface UploaderConfig {
   keyGroups: number;
   /** The layout generation whose environments hold the state. */
   generation: number;
+  /** The state's lineage (Layout.lineage): recorded in each manifest, checked when checkpoint.json is lost. */
+  lineage: string;
   /** The checkpoint the run restored from the store, if it did: the first upload builds on it. */
   restoredFrom: CheckpointManifest | undefined;
+  /** The checkpoint the run recovered (0: none): newer manifests are quarantined by its first upload. */
+  recoveredEpoch: number;
   logger: Logger;
 }
 
@@ -58,10 +62,11 @@ export class CheckpointUploader {
       store: c.store,
       retain: c.retain,
       final,
-      meta: { positions, workers: c.workers, layoutGeneration: c.generation },
+      meta: { positions, workers: c.workers, layoutGeneration: c.generation, lineage: c.lineage },
       // The first checkpoint after a restore builds on the restored one (a savepoint's manifest
       // may not be among the store's checkpoints any more).
       ...(c.restoredFrom !== undefined && this.uploaded === 0 ? { previous: c.restoredFrom } : {}),
+      ...(this.uploaded === 0 ? { quarantineAbove: c.recoveredEpoch } : {}),
       envs: Array.from({ length: c.workers }, (_, w) => {
         const r = keyGroupRange(w, c.workers, c.keyGroups);
         return { dir: envDir(c.stateDir, c.generation, w), kgStart: r.start, kgEnd: r.end };
@@ -70,6 +75,7 @@ export class CheckpointUploader {
     for (let attempt = 0; ; attempt++) {
       try {
         const r = (await this.pool.run(task)) as UploadResult;
+        if (r.quarantined !== undefined) c.logger.warn(r.quarantined);
         this.uploaded++;
         this.history.push(r);
         if (this.history.length > checkpointHistoryMax) this.history.shift();

@@ -6,6 +6,7 @@
  * a new run in the same process.
  */
 import type { Packr } from 'msgpackr';
+import { join } from 'node:path';
 import { App, DEAD_LETTER_EGRESS } from '../api/app.js';
 import type { EgressConnector, Logger } from '../api/connector_api.js';
 import { endpointFor } from '../api/endpoint.js';
@@ -14,13 +15,19 @@ import { Message } from '../api/message.js';
 import type { Payload } from '../api/types.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../config/engine_options.js';
 import { loadModuleInto } from '../config/module_app.js';
+import type { WorkerInit } from '../config/worker_init.js';
 import { ErrorCode, StatefnError, assert } from '../shared/errors.js';
 import { ControlOp, EGRESS_FIELDS, FrameKind, createCodec } from '../shared/frames.js';
+import { keyGroupRange } from '../shared/key_group.js';
 import { Stat } from '../shared/stats_block.js';
+import { manifestKey, readManifest } from '../snapshot/checkpoint_layout.js';
+import { describeSnapshotStore, openSnapshotStore } from '../snapshot/store_config.js';
 import type { UploadResult } from '../snapshot/upload_task.js';
+import { moveAsideForRestore, repairEnvs, restoreRanges } from '../state/env_repair.js';
 import { envDir, lockStateDir, removeOtherGenerations, writeLayout } from '../state/state_layout.js';
 import { CheckpointCoordinator, type CheckpointInfo } from './checkpoint_coordinator.js';
 import { CheckpointUploader } from './checkpoint_uploader.js';
+import { writeCheckpointRecord } from './checkpoint_record.js';
 import { DeadLetters } from './dead_letters.js';
 import { EgressDispatcher } from './egress_dispatcher.js';
 import { EpochEgress } from './epoch_egress.js';
@@ -151,16 +158,11 @@ export class EngineRun {
     if (ref.moduleYaml !== undefined) await loadModuleInto(loaded, ref.moduleYaml, options.connectorKinds ?? []);
     const opts = resolveOptions(loaded.options, options);
     const releaseLock = lockStateDir(opts.stateDir);
+    let run: EngineRun | undefined;
     try {
       const plan = planRecovery(await readRecoveryInput(opts, options.limits?.keyGroups));
-      const run = new EngineRun(
-        loaded,
-        ref,
-        { ...opts, limits: { ...opts.limits, keyGroups: plan.keyGroups } },
-        plan,
-        releaseLock,
-        history,
-      );
+      run = new EngineRun(loaded, ref, { ...opts, limits: { ...opts.limits, keyGroups: plan.keyGroups } }, plan, releaseLock, history);
+      opts.logger.info(`snapshots: ${describeSnapshotStore(opts.snapshots)}`);
       for (const e of loaded.endpoints) {
         const embedded = [...loaded.functions.keys()].filter((t) => endpointFor(loaded.endpoints, t) === e);
         opts.logger.info(
@@ -174,6 +176,12 @@ export class EngineRun {
       await run.boot();
       return run;
     } catch (e) {
+      // A start that fails half way (an ingress that cannot start, a worker that cannot restore)
+      // shuts what it started: no worker thread or connector outlives it.
+      if (run !== undefined) {
+        run.fail(e as Error, false);
+        await run.tornDown();
+      }
       releaseLock();
       throw e;
     }
@@ -185,6 +193,60 @@ export class EngineRun {
     const migrateFrom = prev === undefined ? [] : Array.from({ length: prev.workers }, (_, i) => envDir(stateDir, prev.generation, i));
     if (prev !== undefined) this.logger.info(`rescaling state from ${prev.workers} to ${n} workers`, { keyGroups: layout.keyGroups });
     const snapshots = this.options.snapshots;
+    const r = this.plan.epoch;
+    const kgOf = (w: number, workers: number) => {
+      const { start, end } = keyGroupRange(w, workers, layout.keyGroups);
+      return { kgStart: start, kgEnd: end };
+    };
+    // Before any worker opens an environment: each one the workers use (the old layout's when
+    // rescaling) is checked against checkpoint r; a damaged one is moved aside and its key groups
+    // are restored from the snapshot store, or the start fails with the fix (state/env_repair.ts).
+    let damaged: { dir: string; kgStart: number; kgEnd: number }[] = [];
+    let healthyOld = migrateFrom;
+    if (restoreFrom !== undefined) {
+      // The whole state comes from the store: an environment left here would mix with it.
+      const current = Array.from({ length: n }, (_, w) => envDir(stateDir, layout.generation, w));
+      for (const m of moveAsideForRestore(current))
+        this.logger.warn(`${m.dir} is replaced by the restored checkpoint; moved aside to ${m.movedTo}`);
+    } else {
+      const envs =
+        prev === undefined
+          ? Array.from({ length: n }, (_, w) => ({
+              dir: envDir(stateDir, layout.generation, w),
+              owner: `worker ${w}`,
+              ...kgOf(w, n),
+              // Beside state/, which a later rescale removes with its generation.
+              asideBase: join(stateDir, `gen-${layout.generation}-worker-${w}`),
+            }))
+          : migrateFrom.map((dir, i) => ({
+              dir,
+              owner: `worker ${i} of layout generation ${prev.generation}`,
+              ...kgOf(i, prev.workers),
+              // The old generation's directory is removed once the rescaled workers are ready.
+              asideBase: join(stateDir, `gen-${prev.generation}-worker-${i}`),
+            }));
+      const repair = await repairEnvs({
+        stateDir,
+        recoverEpoch: r,
+        envs,
+        verifyStore:
+          snapshots === false
+            ? undefined
+            : async () => {
+                await readManifest(openSnapshotStore(snapshots), manifestKey(r));
+              },
+        warn: (m, f) => this.logger.warn(m, f),
+      });
+      if (repair.restore) damaged = repair.damaged;
+      healthyOld = migrateFrom.filter((dir) => !repair.damaged.some((d) => d.dir === dir));
+    }
+    const restoreFor = (w: number): WorkerInit['restoreFrom'] => {
+      if (snapshots === false) return null;
+      if (restoreFrom !== undefined) return { store: snapshots, epoch: restoreFrom.epoch, manifestKey: restoreFrom.manifestKey };
+      const { kgStart, kgEnd } = kgOf(w, n);
+      const keyGroups = restoreRanges(kgStart, kgEnd, damaged);
+      return keyGroups.length === 0 ? null : { store: snapshots, epoch: r, manifestKey: manifestKey(r), keyGroups };
+    };
     await this.pool.spawn(
       (w, memory) => ({
         index: w,
@@ -196,13 +258,10 @@ export class EngineRun {
         egressIds: [...this.app.egresses.keys()],
         remoteEndpoints: this.app.endpoints,
         stateDir: envDir(stateDir, layout.generation, w),
-        migrateFrom,
+        migrateFrom: healthyOld,
         clock: this.options.clock?.buffer ?? null,
         recoverEpoch: this.plan.epoch,
-        restoreFrom:
-          restoreFrom !== undefined && snapshots !== false
-            ? { store: snapshots, epoch: restoreFrom.epoch, manifestKey: restoreFrom.manifestKey }
-            : null,
+        restoreFrom: restoreFor(w),
       }),
       this.appRef.module !== undefined && isTsModule(this.appRef.module),
       this.logger,
@@ -225,12 +284,17 @@ export class EngineRun {
           keyGroups: layout.keyGroups,
           generation: layout.generation,
           restoredFrom: restoreFrom?.manifest,
+          recoveredEpoch: this.plan.epoch,
+          lineage: layout.lineage!,
           logger: this.logger,
         },
         this.history.uploads,
         () => this.state === 'failed',
       );
     }
+    // A checkpoint recovered from the snapshot store gets its local record now, before the layout
+    // says the local state is whole: a crash before the first checkpoint then recovers it again.
+    if (this.plan.recordFromStore !== undefined && recovered !== undefined) await writeCheckpointRecord(stateDir, recovered);
     writeLayout(stateDir, layout);
     for (const c of this.egress.connectors()) {
       await c.start?.({
@@ -261,7 +325,8 @@ export class EngineRun {
       const pos = positions[reg.connector.id];
       if (pos !== undefined && reg.connector.seek !== undefined) {
         reg.connector.seek(pos);
-        this.logger.info(`ingress ${reg.connector.id} resumes from its saved position`, { position: pos });
+        // The position's size, not the position: it may hold many idempotency keys.
+        this.logger.info(`ingress ${reg.connector.id} resumes from its saved position`, { positionBytes: JSON.stringify(pos).length });
       }
       await reg.connector.start(this.router.context(reg.connector.id, reg.router));
     }
@@ -379,13 +444,16 @@ export class EngineRun {
     this.fail(new StatefnError(ErrorCode.WORKER_DIED, `worker ${w} died: ${e.message}`, { cause: e }));
   }
 
-  /** Fail the run: stop everything now (no clean stop); `failed()` rejects with `e`. */
-  fail(e: Error): void {
+  /**
+   * Fail the run: stop everything now (no clean stop); `failed()` rejects with `e`. `log`: false
+   * when the caller reports the error itself (a failed start throws it).
+   */
+  fail(e: Error, log = true): void {
     if (this.state === 'failed' || this.state === 'stopped') return;
     this.state = 'failed';
     this.router.close();
     this.failure = e;
-    this.logger.error(e.message, { code: (e as StatefnError).code, stack: e.stack });
+    if (log) this.logger.error(e.message, { code: (e as StatefnError).code, stack: e.stack });
     this.ingressController.abort();
     this.coordinator.stopTimers();
     this.teardown = Promise.allSettled([

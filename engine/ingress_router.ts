@@ -97,6 +97,7 @@ export class IngressRouter {
       reject: (record, reason) => this.deadLetters.rejectRecord(id, record, reason),
       hasFunction: (typename) => this.app.hasFunction(typename),
       whenDurable: (opts) => this.whenDurable(opts),
+      limits: this.limits,
     };
   }
 

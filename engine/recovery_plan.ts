@@ -37,6 +37,12 @@ export interface RecoveryInput {
   localRecord: CheckpointRecord | undefined;
   /** A checkpoint of the snapshot store to restore, or null to go on from the local state. */
   fromStore: StoreCheckpoint | null;
+  /**
+   * The snapshot store's newest verified checkpoint, read when the local state exists (layout.json)
+   * but its checkpoint record does not (lost or damaged): the run recovers it instead of starting
+   * from nothing. Undefined when not looked up; null when the store has none.
+   */
+  latestForMissingRecord?: CheckpointManifest | null;
   /** Makes a new lineage id (a random UUID in the engine; injectable for tests). */
   newLineage: () => string;
 }
@@ -55,6 +61,12 @@ export interface RecoveryPlan {
   restoreFrom: { epoch: number; manifestKey: string; manifest: CheckpointManifest } | undefined;
   /** The epoch of the recovered checkpoint (0 for a fresh start): local epochs after it are rolled back. */
   epoch: number;
+  /**
+   * Why the recovered checkpoint has no local record yet (it came from the snapshot store): the
+   * run writes checkpoint.json for it before anything else, so that a crash before its first
+   * checkpoint recovers the same state. Undefined when the local record is the source.
+   */
+  recordFromStore: 'restored' | 'record-missing' | undefined;
 }
 
 /**
@@ -92,12 +104,32 @@ export function planRecovery(input: RecoveryInput): RecoveryPlan {
   else if (prev.workers === workers) layout = { ...prev, lineage };
   else layout = { version: 1, keyGroups, workers, generation: prev.generation + 1, lineage };
   let recovered = input.localRecord;
+  let recordFromStore: RecoveryPlan['recordFromStore'];
+  const lost = input.latestForMissingRecord;
+  if (prev !== undefined && recovered === undefined && fromStore === null && lost !== undefined && lost !== null) {
+    // The local state exists but its record does not: the record was lost (a fresh state writes
+    // one before it can be without one, see recordFromStore). The store's newest verified
+    // checkpoint is the newest complete one, if it belongs to this state's history.
+    const theirs = lost.meta.lineage;
+    if (typeof theirs === 'string' && prev.lineage !== undefined && theirs !== prev.lineage) {
+      throw new StatefnError(
+        ErrorCode.STATE_DIR_INVALID,
+        `${input.stateDir}/checkpoint.json is missing, and the snapshot store's newest checkpoint ${lost.epoch} belongs to ` +
+          `another state history (lineage ${theirs}, the local state's is ${prev.lineage}); restore checkpoint.json from ` +
+          `a backup, or move ${input.stateDir} away to restore checkpoint ${lost.epoch} from the store`,
+      );
+    }
+    const positions = (lost.meta.positions ?? {}) as Record<string, unknown>;
+    recovered = { version: 1, epoch: lost.epoch, positions, completedAt: 'recovered from the snapshot store', clean: false };
+    recordFromStore = 'record-missing';
+  }
   let restoreFrom: RecoveryPlan['restoreFrom'];
   if (fromStore !== null) {
     const positions = (fromStore.manifest.meta.positions ?? {}) as Record<string, unknown>;
     recovered = { version: 1, epoch: fromStore.manifest.epoch, positions, completedAt: 'restored from the snapshot store', clean: false };
     restoreFrom = { epoch: fromStore.manifest.epoch, manifestKey: fromStore.manifestKey, manifest: fromStore.manifest };
+    recordFromStore = 'restored';
   }
   const migrateFrom = prev !== undefined && prev.generation !== layout.generation ? prev : undefined;
-  return { keyGroups, layout, migrateFrom, recovered, restoreFrom, epoch: recovered?.epoch ?? 0 };
+  return { keyGroups, layout, migrateFrom, recovered, restoreFrom, epoch: recovered?.epoch ?? 0, recordFromStore };
 }

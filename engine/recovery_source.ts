@@ -5,12 +5,12 @@
  * where the state comes from is here; the decision itself stays pure.
  */
 import { randomUUID } from 'node:crypto';
-import { latestCheckpoint, manifestKey, readSavepoint, savepointKey } from '../snapshot/checkpoint_layout.js';
+import { latestCheckpoint, manifestKey, readSavepoint, savepointKey, type CheckpointManifest } from '../snapshot/checkpoint_layout.js';
 import { openSnapshotStore } from '../snapshot/store_config.js';
 import { clearLocalState, readLayout } from '../state/state_layout.js';
 import { ErrorCode, StatefnError } from '../shared/errors.js';
 import type { ResolvedOptions } from '../config/engine_options.js';
-import { readCheckpointRecord } from './checkpoint_record.js';
+import { checkpointFile, readCheckpointRecord } from './checkpoint_record.js';
 import { wantsLatestFromStore, type RecoveryInput, type StoreCheckpoint } from './recovery_plan.js';
 
 /**
@@ -35,6 +35,18 @@ export async function readRecoveryInput(opts: ResolvedOptions, keyGroupsAsked: n
     const manifest = await latestCheckpoint(openSnapshotStore(opts.snapshots), { logger: opts.logger });
     if (manifest !== null) fromStore = { manifest, manifestKey: manifestKey(manifest.epoch) };
   }
+  // Local state without its checkpoint record: the record was lost; the store's newest verified
+  // checkpoint says which checkpoint is complete (recovery_plan.ts).
+  let latestForMissingRecord: CheckpointManifest | null | undefined;
+  if (fromStore === null && localLayout !== undefined && localRecord === undefined && opts.snapshots !== false) {
+    latestForMissingRecord = await latestCheckpoint(openSnapshotStore(opts.snapshots), { logger: opts.logger });
+    if (latestForMissingRecord !== null) {
+      opts.logger.warn(
+        `${checkpointFile(opts.stateDir)} is missing although the state exists; recovering checkpoint ` +
+          `${latestForMissingRecord.epoch}, the newest verified checkpoint in the snapshot store`,
+      );
+    }
+  }
   return {
     stateDir: opts.stateDir,
     workers: opts.workers,
@@ -43,6 +55,7 @@ export async function readRecoveryInput(opts: ResolvedOptions, keyGroupsAsked: n
     localLayout,
     localRecord,
     fromStore,
+    ...(latestForMissingRecord === undefined ? {} : { latestForMissingRecord }),
     newLineage: randomUUID,
   };
 }

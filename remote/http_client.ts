@@ -76,9 +76,11 @@ export class RemoteHttpClient {
   /**
    * POST `body` to `url` and return the response body; retries with exponential backoff until
    * the endpoint's call timeout. Throws a RemoteCallError naming the URL, the last status or
-   * error and the number of attempts.
+   * error and the number of attempts. `tally.attempts` (optional) grows by one per HTTP attempt,
+   * whether the call then succeeds or fails (a caller that makes several calls for one batch adds
+   * them up).
    */
-  async call(url: EndpointUrl, body: Uint8Array): Promise<Uint8Array> {
+  async call(url: EndpointUrl, body: Uint8Array, tally?: { attempts: number }): Promise<Uint8Array> {
     const signal = this.signal;
     this.stats.calls++;
     const deadline = Date.now() + this.endpoint.callTimeoutMs;
@@ -89,6 +91,7 @@ export class RemoteHttpClient {
       if (left <= 0 || this.closed || signal?.aborted) break;
       this.stats.attempts++;
       attempts++;
+      if (tally !== undefined) tally.attempts++;
       last = await this.attempt(url, body, left);
       if (last.ok) return last.body!;
       if (!last.retriable) break;
@@ -100,7 +103,8 @@ export class RemoteHttpClient {
     this.stats.failures++;
     const why = last === undefined ? (this.closed ? 'the client was closed' : 'the call timeout passed before an attempt') : last.error;
     const within = last?.retriable === false ? '' : ` within the call timeout (${this.endpoint.callTimeoutMs} ms)`;
-    throw new RemoteCallError(`remote call to ${url.text} failed${within}: ${why}`, url.text, last?.status, attempts, {
+    const after = attempts === 1 ? 'after 1 attempt' : `after ${attempts} attempts`;
+    throw new RemoteCallError(`remote call to ${url.text} failed ${after}${within}: ${why}`, url.text, last?.status, attempts, {
       retriable: last?.retriable ?? true,
     });
   }

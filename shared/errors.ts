@@ -38,10 +38,18 @@ export const ErrorCode = {
   ENGINE_STOPPED: 'STATEFN_ENGINE_STOPPED',
   /** The state directory is locked by another running engine, or its layout is unusable. */
   STATE_DIR_INVALID: 'STATEFN_STATE_DIR_INVALID',
+  /** The state directory or a local snapshot directory is on a read-only file system (EROFS). */
+  STORAGE_READ_ONLY: 'STATEFN_STORAGE_READ_ONLY',
+  /** The state directory or a local snapshot directory may not be written by this process (EACCES, EPERM). */
+  STORAGE_PERMISSION_DENIED: 'STATEFN_STORAGE_PERMISSION_DENIED',
+  /** The file system of the state directory or a local snapshot directory is full (ENOSPC, EDQUOT). */
+  STORAGE_FULL: 'STATEFN_STORAGE_FULL',
   /** Back-pressure: the engine cannot accept more right now. Retriable. */
   OVERLOADED: 'STATEFN_OVERLOADED',
   /** A request to a server statefn runs was invalid. */
   REQUEST_INVALID: 'STATEFN_REQUEST_INVALID',
+  /** An Idempotency-Key was sent again with another request (another target, type or body). */
+  IDEMPOTENCY_KEY_REUSED: 'STATEFN_IDEMPOTENCY_KEY_REUSED',
   /** A Kafka broker refused or failed an operation (connect, produce, commit). Usually retriable. */
   KAFKA_FAILED: 'STATEFN_KAFKA_FAILED',
   /** A Kafka topic a connector needs does not exist. Terminal until the topic is created. */

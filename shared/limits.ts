@@ -214,6 +214,11 @@ export const compactAfterDeltas = 8;
 export const compactKeyGroupsPerCheckpointMax = 8;
 /** Complete checkpoints retention keeps when the caller does not say. */
 export const checkpointsRetained = 3;
+/**
+ * Quarantine batches (manifests newer than a recovered checkpoint, moved aside at a recovery;
+ * snapshot/quarantine.ts) kept in the snapshot store; older batches are deleted.
+ */
+export const quarantineBatchesRetained = 10;
 /** Retention after a checkpoint whose epoch is a multiple of this also sweeps orphan objects. */
 export const sweepEveryCheckpoints = 100;
 /** Objects one checkpoint writes to the snapshot store in parallel. */
@@ -336,6 +341,23 @@ export const stateCacheEvictTargetRatio = 0.9;
 export const handlerRetryMaxMs = 60_000;
 /** Writes per LMDB transaction while a worker restores its key groups from a snapshot store. */
 export const restoreWriteBatchOps = 10_000;
+
+// ---------------------------------------------------------------------------------------------
+// Fixed tuning of the HTTP ingress (connectors/http/).
+
+/**
+ * The most a message alone takes in a MESSAGES frame besides its payload: its target type and id
+ * and its type name at their longest (255 + 1024 + 255 UTF-16 units, at most 3 UTF-8 bytes each:
+ * 4,602 bytes) and the msgpack headers, rounded up. An HTTP body must fit in frameBytesMax minus
+ * this, or the message it becomes could not be delivered.
+ */
+export const messageEnvelopeBytesMax = 8 * KiB;
+/** An idle connection (no request in progress) at least this old gives way to a new one when all connections are taken. */
+export const httpIdleConnectionEvictMs = 1_000;
+/** A connection answered 503 (over a connection limit) is closed after this at the latest, if the client does not close first. */
+export const httpRejectedConnectionLingerMs = 1_000;
+/** Seconds an HTTP 503 asks clients to wait before retrying (Retry-After). */
+export const httpRetryAfterSeconds = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Fixed tuning of the Kafka ingress (connectors/kafka/).

@@ -5,11 +5,24 @@
  * entries survive a power cut too). A reader therefore sees either the old object or the new one,
  * never a torn write; a crash can leave a temp file behind, which `list` ignores (temp names start
  * with `.`, which keys may not).
+ *
+ * A directory that cannot be written (read-only file system, no permission, full) fails with its
+ * STATEFN_STORAGE_* error naming the directory and the fix (shared/storage_errors.ts), retriable
+ * like any store outage; other I/O errors are the store being unavailable.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { access, copyFile, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
-import { missingObject, openObject, sealObject, storeUnavailable, validateKey, type SnapshotStore } from './snapshot_store.js';
+import type { StatefnError } from '../shared/errors.js';
+import { storageError } from '../shared/storage_errors.js';
+import {
+  missingObject,
+  openObject,
+  sealObject,
+  storeUnavailable as unavailable,
+  validateKey,
+  type SnapshotStore,
+} from './snapshot_store.js';
 
 export class LocalDirStore implements SnapshotStore {
   readonly root: string;
@@ -34,7 +47,7 @@ export class LocalDirStore implements SnapshotStore {
     const path = this.pathOf(key);
     const dir = dirname(path);
     try {
-      const firstCreated = await mkdir(dir, { recursive: true });
+      const firstCreated = await mkdirs(dir);
       const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
       const fh = await open(tmp, 'w');
       try {
@@ -86,6 +99,35 @@ export class LocalDirStore implements SnapshotStore {
     return out.sort();
   }
 
+  async copy(from: string, to: string): Promise<void> {
+    const src = this.pathOf(from);
+    const path = this.pathOf(to);
+    const dir = dirname(path);
+    try {
+      await mkdir(dir, { recursive: true });
+      const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+      try {
+        await copyFile(src, tmp);
+        const fh = await open(tmp, 'r+');
+        try {
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(tmp, path);
+      } catch (e) {
+        await unlink(tmp).catch(() => undefined);
+        throw e;
+      }
+      await fsyncDir(dir);
+      await fsyncDir(dirname(dir));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (e as NodeJS.ErrnoException).path === src)
+        throw missingObject(this.describe(), from, e);
+      throw storeUnavailable(this.describe(), 'copy', from, e);
+    }
+  }
+
   async delete(keys: string[]): Promise<void> {
     const dirs = new Set<string>();
     for (const key of keys) {
@@ -132,4 +174,42 @@ async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * The error to throw for a failed file operation (the store's `describe()` is `dir:<root>`): a
+ * file-system condition of the directory as its STATEFN_STORAGE_* error, anything else as the
+ * store being unavailable (retried).
+ */
+function storeUnavailable(store: string, op: string, key: string, cause: unknown): StatefnError {
+  return storageError(cause, { dir: store.replace(/^dir:/, ''), role: 'snapshots', op }) ?? unavailable(store, op, key, cause);
+}
+
+/**
+ * `mkdir -p`, returning the first directory created. Node reports a recursive mkdir that the file
+ * system refuses (EROFS) as ENOENT; a plain mkdir of the first missing directory gives the real
+ * reason, so that is what is thrown then.
+ */
+async function mkdirs(dir: string): Promise<string | undefined> {
+  try {
+    return await mkdir(dir, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    let missing = dir;
+    while (dirname(missing) !== missing && !(await exists(dirname(missing)))) missing = dirname(missing);
+    let created: string | undefined = missing;
+    await mkdir(missing).catch((m: NodeJS.ErrnoException) => {
+      if (m.code !== 'EEXIST') throw m;
+      created = undefined; // made by someone else meanwhile
+    });
+    const more = await mkdir(dir, { recursive: true });
+    return created ?? more;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

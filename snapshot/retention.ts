@@ -8,6 +8,7 @@ import { checkpointsRetained } from '../shared/limits.js';
 import { isLayoutObject, layoutLogger, manifestKey, OBJECT_DIRS, savepointKey, withPrefix, type LayoutOptions } from './checkpoint_keys.js';
 import { isDamage } from './checkpoint_objects.js';
 import { listManifestEpochs, readManifest, referencedKeys, type CheckpointManifest } from './manifest.js';
+import { quarantinedReferences, quarantineMessage, quarantineNewerThan } from './quarantine.js';
 import { listSavepoints } from './savepoints.js';
 import type { SnapshotStore } from './snapshot_store.js';
 
@@ -18,7 +19,9 @@ export interface GcOptions extends LayoutOptions {
   /**
    * The checkpoint just written, which is always retained. Manifests with a newer epoch belong to
    * a timeline that recovery abandoned (it fell back past them, or restored a savepoint) and are
-   * deleted: left in place, a later `latestCheckpoint` would resurrect them.
+   * moved to quarantine (quarantine.ts), not deleted: left in place, a later `latestCheckpoint`
+   * would resurrect them, and deleted, an operator could not repair the store. (Recovery
+   * quarantines them before the run's first checkpoint; this is the second line of defence.)
    */
   current?: CheckpointManifest;
   /** Also list every object and delete those no retained manifest or savepoint references. */
@@ -32,7 +35,7 @@ export interface GcOptions extends LayoutOptions {
 
 /**
  * What retention does with one listed manifest, decided from the listing alone (newest first):
- * - `abandoned`: newer than the current checkpoint, from a timeline recovery abandoned; deleted.
+ * - `abandoned`: newer than the current checkpoint, from a timeline recovery abandoned; quarantined.
  * - `current`: the checkpoint just written; retained without reading it back.
  * - `stale-listing`: the listing does not show the current checkpoint yet; delete nothing at all.
  * - `expired`: older than the `retain` newest complete checkpoints; deleted.
@@ -87,16 +90,12 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
     }
   };
   const current = opts.current;
+  let abandoned = false;
   for (const epoch of await listManifestEpochs(store, opts)) {
     const key = manifestKey(epoch, opts);
     switch (retentionVerdict(epoch, current?.epoch, retained.length, retain)) {
       case 'abandoned':
-        logger.warn(
-          `retention: deleting checkpoint ${epoch} of an abandoned timeline (the current checkpoint ${current!.epoch} ` +
-            `does not descend from it)`,
-          { object: key },
-        );
-        await drop(epoch, key);
+        abandoned = true;
         break;
       case 'current':
         retained.push(current!); // just written: no need to read it back
@@ -120,6 +119,10 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
     }
   }
   if (retained.length === 0) return []; // nothing verifiable: never delete in that state
+  if (abandoned) {
+    const q = await quarantineNewerThan(store, current!.epoch, opts);
+    if (q.epochs.length > 0) logger.warn(quarantineMessage(q, current!.epoch), { store: store.describe() });
+  }
 
   const keep = new Set<string>();
   for (const m of retained) for (const k of referencedKeys(m, opts)) keep.add(k);
@@ -144,6 +147,17 @@ export async function collectGarbage(store: SnapshotStore, opts: GcOptions = {})
     if (known !== undefined) for (const m of dropped) known.delete(m.epoch);
   }
   if (!savepointsKnown) return deleted;
+  if (dropped.length > 0 || opts.sweep === true) {
+    // Objects of quarantined manifests stay for repair; an unreadable one may name any object.
+    const q = await quarantinedReferences(store, opts);
+    if (!q.complete) {
+      logger.warn('retention: a quarantined manifest is unreadable, so no snapshot object is deleted until it is removed', {
+        store: store.describe(),
+      });
+      return deleted;
+    }
+    for (const k of q.keys) keep.add(k);
+  }
 
   const doomed = unreferencedKeys(dropped, keep, opts);
   if (opts.sweep === true) {

@@ -10,6 +10,7 @@
  * backoff.
  */
 import {
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -201,6 +202,24 @@ export class S3Store implements SnapshotStore {
       if (token === undefined) throw this.fail('list', prefix, new Error('truncated listing without a continuation token'));
     }
     return out.sort();
+  }
+
+  async copy(from: string, to: string): Promise<void> {
+    const source = this.objectKey(from);
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: this.objectKey(to),
+          // CopySource is "bucket/key" with the key URL-encoded (keys here are [A-Za-z0-9/_.-]).
+          CopySource: `${this.bucket}/${encodeURI(source)}`,
+        }),
+      );
+    } catch (e) {
+      const name = (e as { name?: string }).name;
+      if (name === 'NoSuchKey') throw missingObject(this.description, from, e);
+      throw this.fail('copy', from, e);
+    }
   }
 
   async delete(keys: string[]): Promise<void> {

@@ -28,6 +28,11 @@ export interface SnapshotStore {
   list(prefix: string): Promise<string[]>;
   /** Delete these objects; keys that do not exist are ignored. */
   delete(keys: string[]): Promise<void>;
+  /**
+   * Copy the object at `from` to `to` as stored (its seal is not checked, so a damaged object is
+   * copied as it is); resolves once the copy is durable. Throws `missing` when `from` does not exist.
+   */
+  copy(from: string, to: string): Promise<void>;
   /** Where this store keeps its objects, for messages (`dir:/var/statefn/snap`, `s3://bucket/prefix`). */
   describe(): string;
 }

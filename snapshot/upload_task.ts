@@ -12,6 +12,7 @@ import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../state/state_key
 import { writeCheckpoint, type CheckpointInput } from './checkpoint_writer.js';
 import type { CheckpointManifest } from './manifest.js';
 import { PackCache, type KeyGroupChanges } from './pack.js';
+import { quarantineMessage, quarantineNewerThan } from './quarantine.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from './store_config.js';
 import type { SnapshotStore } from './snapshot_store.js';
 
@@ -28,6 +29,11 @@ export interface UploadTask {
   final?: boolean;
   /** The checkpoint this one builds on, when the engine knows better than the store (a restored savepoint). */
   previous?: CheckpointManifest;
+  /**
+   * The first upload of a run: the checkpoint the run recovered. Manifests newer than it are moved
+   * to quarantine (quarantine.ts) before this checkpoint is written, which would overwrite them.
+   */
+  quarantineAbove?: number;
 }
 
 /** What uploading one checkpoint wrote. */
@@ -37,6 +43,8 @@ export interface UploadResult {
   bytes: number;
   changedKeys: number;
   ms: number;
+  /** Set when manifests were moved to quarantine first: the line to log. */
+  quarantined?: string;
 }
 
 // Retention (listing manifests, reading the retained ones, deleting) costs more than a small
@@ -75,6 +83,11 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
     known = new Map();
   }
   if (task.previous !== undefined) previous = task.previous;
+  let quarantined: string | undefined;
+  if (task.quarantineAbove !== undefined) {
+    const q = await quarantineNewerThan(store, task.quarantineAbove);
+    if (q.epochs.length > 0) quarantined = quarantineMessage(q, task.quarantineAbove);
+  }
   const parts = new Map<number, KeyGroupChanges>();
   const inflight = new Map<number, Uint8Array[]>();
   let changedKeys = 0;
@@ -134,6 +147,7 @@ export default async function upload(task: UploadTask): Promise<UploadResult> {
     bytes: r.written.reduce((a, w) => a + w.bytes, 0),
     changedKeys,
     ms: Date.now() - started,
+    ...(quarantined === undefined ? {} : { quarantined }),
   };
 }
 

@@ -7,6 +7,8 @@
  *   tokens   kg | senderType utf8 | 0x00 | senderId utf8 | 0x00 | token -> timer key
  *   ckpt     kg | epoch u32be | seq u32be                              -> message recorded in a checkpoint
  *   undo     kg | epoch u32be | db u8 | key                            -> value before that epoch
+ *   meta     'epoch'                                                   -> epoch stamp u32be (the one key
+ *                                                                         without a key group)
  *
  * Type names never contain NUL (validated), and the id is the last component of a state key, so
  * keys are unambiguous. This layout is on disk: existing state directories are read by it, so it
@@ -135,4 +137,32 @@ export function kgEpochBound(kg: number, epoch: number): Buffer {
   // `epoch + 1` bounds a scan of the last epoch, so clamp rather than assert.
   b.writeUInt32BE(Math.min(epoch, U32_MAX) >>> 0, 2);
   return b;
+}
+
+/**
+ * The epoch stamp, in the `meta` database (not key-group-prefixed: it describes the environment
+ * as a whole): the epoch whose checkpoint write, or whose recovery, the environment last holds.
+ * Written in the same transaction as the worker's part of each checkpoint, so an environment that
+ * says epoch n holds all of epoch n and nothing of epoch n+1. Value: the epoch as u32 BE.
+ */
+export const EPOCH_STAMP_KEY = Buffer.from('epoch');
+const EPOCH_STAMP_BYTES = 4;
+
+export function epochStampValue(epoch: number): Buffer {
+  assert(Number.isInteger(epoch) && epoch >= 0 && epoch <= U32_MAX, () => `epoch stamp ${epoch} outside u32`);
+  const b = Buffer.allocUnsafe(EPOCH_STAMP_BYTES);
+  b.writeUInt32BE(epoch, 0);
+  return b;
+}
+
+export function parseEpochStamp(value: Uint8Array): number {
+  const b = asBuffer(value);
+  if (b.length !== EPOCH_STAMP_BYTES) {
+    throw new StatefnError(
+      ErrorCode.STATE_INVALID,
+      `corrupt epoch stamp ${b.toString('hex').slice(0, 64)} in the state directory (${b.length} bytes, expected ` +
+        `${EPOCH_STAMP_BYTES}); restore the state from a checkpoint`,
+    );
+  }
+  return b.readUInt32BE(0);
 }

@@ -10,9 +10,21 @@
  * the old generation removed. A crash in between leaves layout.json on the old generation, which
  * is still intact, and the next start redoes the migration.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  readdirSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { assert, ErrorCode, StatefnError } from '../shared/errors.js';
+import { storageError } from '../shared/storage_errors.js';
 
 /** The content of layout.json: which worker layout the state directory holds. */
 export interface Layout {
@@ -64,7 +76,7 @@ export function readLayout(stateDir: string): Layout | undefined {
   return v as Layout;
 }
 
-/** Replace layout.json atomically (write a temp file, rename it over). */
+/** Replace layout.json atomically and durably (write and fsync a temp file, rename it over, fsync the directory). */
 export function writeLayout(stateDir: string, layout: Layout): void {
   assert(
     layout.version === 1 && Number.isInteger(layout.keyGroups) && layout.keyGroups >= 1,
@@ -75,8 +87,25 @@ export function writeLayout(stateDir: string, layout: Layout): void {
     () => `layout to write has workers ${layout.workers}, generation ${layout.generation}`,
   );
   const file = join(stateDir, 'layout.json');
-  writeFileSync(`${file}.tmp`, JSON.stringify(layout, null, 2));
-  renameSync(`${file}.tmp`, file);
+  try {
+    // Durable before it is relied on: fsync the file, rename it over, fsync the directory.
+    const fd = openSync(`${file}.tmp`, 'w');
+    try {
+      writeFileSync(fd, JSON.stringify(layout, null, 2));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(`${file}.tmp`, file);
+    const dir = openSync(stateDir, 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  } catch (e) {
+    throw storageError(e, { dir: stateDir, role: 'state', op: 'write' }) ?? e;
+  }
 }
 
 /** The LMDB environment directory of worker `worker` in layout generation `generation`. */
@@ -102,6 +131,15 @@ export function clearLocalState(stateDir: string): void {
 
 /** Take the state directory's lock, or explain who holds it. */
 export function lockStateDir(stateDir: string): () => void {
+  try {
+    return takeLock(stateDir);
+  } catch (e) {
+    // A read-only, unwritable or full state directory is the first thing a start finds out.
+    throw storageError(e, { dir: stateDir, role: 'state', op: 'lock' }) ?? e;
+  }
+}
+
+function takeLock(stateDir: string): () => void {
   mkdirSync(stateDir, { recursive: true });
   const file = join(stateDir, 'LOCK');
   if (existsSync(file)) {

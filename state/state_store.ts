@@ -2,14 +2,15 @@
  * A worker's LMDB environment: the only place its durable state lives. One environment per
  * worker (the worker is its only writer), named databases for state, timers, cancellation
  * tokens, the messages each checkpoint recorded (`ckpt`: in flight across its barriers, or not
- * yet handled at a clean stop) and undo records (`undo0`/`undo1`). No fsync per write:
- * durability of the running engine comes from the writes of each epoch at its checkpoint (and
- * the snapshot store); a clean stop syncs.
+ * yet handled at a clean stop), undo records (`undo0`/`undo1`) and the epoch stamp (`meta`).
+ * Opened with noSync, so a commit costs no fsync: the environment is synced explicitly (`sync`)
+ * once per checkpoint, after the worker's part of it and before the worker acknowledges it, and
+ * when it is closed. So the checkpoint record never names an epoch whose LMDB data is not on disk.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { existsSync } from 'node:fs';
 import { stateCopyBatchOpsMax } from '../shared/limits.js';
-import { kgBounds, kgOfKey } from './state_keys.js';
+import { EPOCH_STAMP_KEY, epochStampValue, kgBounds, kgOfKey, parseEpochStamp } from './state_keys.js';
 
 export type Bytes = Buffer | Uint8Array;
 
@@ -28,11 +29,31 @@ export interface WriteOp {
  * B-tree delete per undo record.
  */
 export const DB_NAMES = ['state', 'timers', 'tokens', 'ckpt', 'undo0', 'undo1'] as const;
-export type DbName = (typeof DB_NAMES)[number];
+/**
+ * The database of the epoch stamp. Not in DB_NAMES: those hold key-group-prefixed keys only
+ * (scanned, migrated and restored by key group); the stamp belongs to the environment.
+ */
+export const META_DB = 'meta';
+export type DbName = (typeof DB_NAMES)[number] | typeof META_DB;
 
 export function undoDbOf(epoch: number): 'undo0' | 'undo1' {
   return epoch % 2 === 0 ? 'undo0' : 'undo1';
 }
+
+/**
+ * How many epochs past a checkpoint an environment can be rolled back: epoch n's undo records
+ * survive until epoch n+2 clears their database, so an environment stamped s holds the undo
+ * records of s and s-1 and can return to any checkpoint r with s - r <= UNDO_EPOCHS.
+ */
+export const UNDO_EPOCHS = 2;
+
+/** The write that stamps an environment with `epoch` (queue it with the epoch's other writes). */
+export function epochStampOp(epoch: number): WriteOp {
+  return { db: META_DB, key: EPOCH_STAMP_KEY, value: epochStampValue(epoch) };
+}
+
+/** Options every opening of an environment shares (the upload thread opens them too). */
+const ENV_OPTIONS = { noSync: true, compression: false, maxDbs: 8 } as const;
 
 /**
  * Sort ops by database, then key bytes, in place. Each op gets one sort key, `db \0 latin1(key)`:
@@ -59,11 +80,11 @@ export class StateStore {
 
   constructor(
     readonly dir: string,
-    readOnly = false,
+    private readonly readOnly = false,
   ) {
-    this.env = open({ path: dir, noSync: true, compression: false, maxDbs: 8, readOnly });
+    this.env = open({ path: dir, ...ENV_OPTIONS, readOnly });
     const dbs = {} as Record<DbName, Database<Buffer, Buffer>>;
-    for (const name of DB_NAMES) {
+    for (const name of [...DB_NAMES, META_DB] as const) {
       dbs[name] = this.env.openDB({ name, keyEncoding: 'binary', encoding: 'binary' }) as unknown as Database<Buffer, Buffer>;
     }
     this.dbs = dbs;
@@ -71,6 +92,31 @@ export class StateStore {
 
   static exists(dir: string): boolean {
     return existsSync(dir);
+  }
+
+  /**
+   * The epoch stamp of the environment in `dir`, read without writing anything (undefined: never
+   * stamped, e.g. written by a statefn before stamps). Throws when LMDB cannot open it. The
+   * caller checks the data file first (env_check.ts): LMDB maps a truncated file and dies of
+   * SIGBUS on the first page past its end.
+   */
+  static async readEpochStamp(dir: string): Promise<number | undefined> {
+    const env = open({ path: dir, ...ENV_OPTIONS, readOnly: true });
+    try {
+      // Read-only, a database that was never created is not there (undefined), not created.
+      const meta = env.openDB({ name: META_DB, keyEncoding: 'binary', encoding: 'binary' }) as Database<Buffer, Buffer> | undefined;
+      const v = meta?.getBinary(EPOCH_STAMP_KEY);
+      return v === undefined || v === null ? undefined : parseEpochStamp(v);
+    } finally {
+      await env.close();
+    }
+  }
+
+  /** This environment's epoch stamp (undefined: never stamped). */
+  epochStamp(): number | undefined {
+    // Opened read-only, an environment never stamped has no meta database at all.
+    const v = (this.dbs.meta as Database<Buffer, Buffer> | undefined)?.getBinary(EPOCH_STAMP_KEY);
+    return v === undefined || v === null ? undefined : parseEpochStamp(v);
   }
 
   /** A copy of the state record at `key`, or undefined. */
@@ -145,9 +191,22 @@ export class StateStore {
     return n;
   }
 
-  /** Wait for all writes, sync to disk, and close. */
-  async close(): Promise<void> {
+  /**
+   * Wait until every write queued so far has committed, then flush the environment to disk
+   * (fdatasync of data.mdb, on a libuv thread: the worker's loop goes on meanwhile). Under noSync
+   * `flushed` only means committed, so this is the one place durability comes from.
+   */
+  async sync(): Promise<void> {
     await this.env.flushed;
+    // lmdb-js's RootDatabase.sync(callback) runs mdb_env_sync(env, force = 1), which syncs even
+    // under noSync; its typings omit it.
+    const env = this.env as unknown as { sync(done: (e?: Error) => void): void };
+    await new Promise<void>((resolve, reject) => env.sync((e) => (e ? reject(e) : resolve())));
+  }
+
+  /** Wait for all writes, sync to disk (unless opened read-only), and close. */
+  async close(): Promise<void> {
+    if (!this.readOnly) await this.sync();
     await this.env.close();
   }
 }

@@ -4,12 +4,14 @@
  * Every epoch's write also stored undo records (the previous value of each key it changed).
  * After a crash, epochs newer than the last complete checkpoint are undone, newest first, so the
  * cost follows the change since that checkpoint, not the size of the state. Messages recorded
- * by newer epochs are dropped. Runs before the runtime reads anything.
+ * by newer epochs are dropped. Runs before the runtime reads anything. The environment is then
+ * stamped with the checkpoint's epoch (in the same transaction), so that the next start checks
+ * it against what it now holds (state/env_check.ts).
  */
 import { UNDO_DB, ckptKey, kgEpochBound, parseUndoKey } from '../state/state_keys.js';
 import { readInflight, readManifest, restoreKeyGroups } from '../snapshot/checkpoint_layout.js';
 import { openSnapshotStore, type SnapshotStoreConfig } from '../snapshot/store_config.js';
-import type { StateStore, WriteOp } from '../state/state_store.js';
+import { epochStampOp, type StateStore, type WriteOp } from '../state/state_store.js';
 import { restoreWriteBatchOps } from '../shared/limits.js';
 
 export interface RollbackResult {
@@ -41,7 +43,8 @@ export async function rollbackTo(store: StateStore, kgStart: number, kgEnd: numb
     ops.push({ db: u.undoDb, key: u.undoKey, value: undefined });
   }
   for (const d of drop) ops.push(d);
-  if (ops.length > 0) await store.write(ops);
+  ops.push(epochStampOp(epoch));
+  await store.write(ops);
   return { undone: undo.length, epochs: [...new Set(undo.map((u) => u.epoch))] };
 }
 

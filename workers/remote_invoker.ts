@@ -10,6 +10,7 @@ import { ErrorCode, StatefnError, errorInfo, isStatefnError } from '../shared/er
 import { REMOTE_BATCH_BUCKETS, Stat, type StatsBlock } from '../shared/stats_block.js';
 import { RemoteHttpClient } from '../remote/http_client.js';
 import { decodeFromFunction, encodeToFunction } from '../remote/protocol.js';
+import { readValue } from './address_state.js';
 import type { Effects } from './effects.js';
 import type { FnRuntime } from './function_table.js';
 import { Invocation } from './invocation.js';
@@ -44,7 +45,9 @@ export class RemoteInvoker {
   /** Send `envs` (this address's waiting messages, in order) to the function as one batch. */
   start(fn: FnRuntime, key: string, envs: Envelope[]): void {
     this.mailboxes.beginRemote(key, envs);
-    this.run(fn, envs).then(
+    // HTTP attempts of this batch over every negotiation round: what its dead letters report.
+    const tally = { attempts: 0 };
+    this.run(fn, envs, tally).then(
       () => {
         this.mailboxes.endRemote(key);
         this.stats.add(this.self, Stat.processed, envs.length);
@@ -53,7 +56,7 @@ export class RemoteInvoker {
       },
       (e: unknown) => {
         this.mailboxes.endRemote(key);
-        this.failed(fn, key, envs, e);
+        this.failed(fn, key, envs, e, tally.attempts);
         this.status.kick();
       },
     );
@@ -74,13 +77,13 @@ export class RemoteInvoker {
   }
 
   /** Call the function (negotiating missing state first), then apply the reply like an embedded invocation. */
-  private async run(fn: FnRuntime, envs: Envelope[]): Promise<void> {
+  private async run(fn: FnRuntime, envs: Envelope[], tally: { attempts: number }): Promise<void> {
     const remote = fn.remote!;
     const first = envs[0]!;
     const st = this.cache.load(fn, first.targetType, first.targetId);
     const client = this.client(remote.endpoint);
     for (let round = 1; round <= remoteNegotiationRoundsMax; round++) {
-      const values = st.values[0] as RemoteValues | undefined;
+      const values = readValue(st, fn.specs, 0) as RemoteValues | undefined;
       const sent = new Set(remote.specs.keys());
       const body = encodeToFunction(buildRequest(remote, first.targetId, values, envs, this.clock.now()));
       this.stats.add(this.self, Stat.remoteCalls, 1);
@@ -89,7 +92,7 @@ export class RemoteInvoker {
       const retriesBefore = client.stats.retries;
       let reply;
       try {
-        reply = decodeFromFunction(await client.call(remote.url, body));
+        reply = decodeFromFunction(await client.call(remote.url, body, tally));
       } finally {
         this.stats.add(this.self, Stat.remoteRetries, client.stats.retries - retriesBefore);
       }
@@ -100,7 +103,7 @@ export class RemoteInvoker {
       if (this.status.stopped) return;
       const now = this.clock.now();
       const inv = new Invocation({ typename: first.targetType, id: first.targetId }, undefined, st, fn.specs, fn.Storage, this.clock, now);
-      if (reply.kind === 'result') stageResponse(remote, inv.self, st.values[0] as RemoteValues | undefined, reply.result, inv, now);
+      if (reply.kind === 'result') stageResponse(remote, inv.self, values, reply.result, inv, now);
       inv.closed = true;
       this.effects.apply(fn, inv, now);
       return;
@@ -115,9 +118,10 @@ export class RemoteInvoker {
   /**
    * A batch failed for good (its call after retries, a malformed reply, a reply whose effects are
    * invalid). The endpoint's policy decides: dead-letter its messages and go on, or fail the
-   * worker so the engine restores the last checkpoint and sends the batch again.
+   * worker so the engine restores the last checkpoint and sends the batch again. `httpAttempts`:
+   * the HTTP requests made for the batch, which its dead letters report as their attempts.
    */
-  private failed(fn: FnRuntime, key: string, envs: Envelope[], e: unknown): void {
+  private failed(fn: FnRuntime, key: string, envs: Envelope[], e: unknown, httpAttempts: number): void {
     if (this.status.stopped) return;
     if (this.status.quiescing && this.abortController.signal.aborted) {
       // Stopping: the call was aborted; the batch waits at the head of its mailbox and is saved.
@@ -137,7 +141,8 @@ export class RemoteInvoker {
       this.status.fatal(err);
       return;
     }
-    for (const env of envs) this.router.deadLetter(env, err);
+    // Deliveries before this one (none unless a handler-level retry applied) plus this batch's requests.
+    for (const env of envs) this.router.deadLetter(env, err, env.attempt - 1 + httpAttempts);
     this.next(fn, key);
   }
 }

@@ -135,8 +135,12 @@ export class Router {
     out.flush();
   }
 
-  /** Send a record of `env`, which failed for good with `e`, to the dead-letter egress. */
-  deadLetter(env: Envelope, e: unknown): void {
+  /**
+   * Send a record of `env`, which failed for good with `e`, to the dead-letter egress. `attempts`:
+   * how many times delivery was tried (a remote call gives its HTTP attempts); default the
+   * envelope's handler attempts.
+   */
+  deadLetter(env: Envelope, e: unknown, attempts: number = env.attempt): void {
     const info = errorInfo(e);
     this.stats.add(this.self, Stat.dead, 1);
     const p = env.payload;
@@ -147,7 +151,7 @@ export class Router {
       caller: env.callerType === null ? null : { typename: env.callerType, id: env.callerId },
       typename: env.typename,
       value: p instanceof Uint8Array ? { base64: Buffer.from(p).toString('base64') } : p,
-      attempts: env.attempt,
+      attempts,
       worker: this.self,
       at: new Date(this.clock.now()).toISOString(),
     };

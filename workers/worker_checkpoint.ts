@@ -14,7 +14,7 @@ import { ControlOp, MESSAGE_FIELDS } from '../shared/frames.js';
 import { keyGroupOf } from '../shared/key_group.js';
 import { Stat, type StatsBlock } from '../shared/stats_block.js';
 import { ckptKey, kgOfKey, stateKey, undoKey, type UndoDb } from '../state/state_keys.js';
-import { undoDbOf, type StateStore, type WriteOp } from '../state/state_store.js';
+import { epochStampOp, undoDbOf, type StateStore, type WriteOp } from '../state/state_store.js';
 import { encodeState, isEmptyState, type AddressState } from './address_state.js';
 import type { FunctionTable } from './function_table.js';
 import type { Router } from './router.js';
@@ -143,9 +143,9 @@ export class WorkerCheckpoint {
   /**
    * Write this worker's part of a checkpoint: the captured states (encoded in slices between loop
    * steps; a captured state a handler is about to change is copied first, `snapshotCaptured`),
-   * the timers' changes, undo records for all of them, and the recorded messages, as one sorted
-   * lmdb-js transaction on its write thread. Returns the number of writes, or -1 when it failed
-   * (the worker has failed then).
+   * the timers' changes, undo records for all of them, the recorded messages and the epoch stamp,
+   * as one sorted lmdb-js transaction on its write thread, then synced to disk. Returns the number
+   * of writes, or -1 when it failed (the worker has failed then).
    */
   private async write(a: EpochCapture): Promise<number> {
     const emptied: AddressState[] = [];
@@ -166,9 +166,15 @@ export class WorkerCheckpoint {
         if (i < a.captured.length) await new Promise<void>((r) => setImmediate(r));
       }
       this.recordMessages(a.epoch, a.recorded, ops);
+      // In the same transaction: an environment stamped n holds all of epoch n (checked against
+      // the checkpoint record at start, state/env_check.ts).
+      ops.push(epochStampOp(a.epoch));
       // This parity's undo database holds epoch n-2's records, whose checkpoint is complete.
       await store.clear(undoDbOf(a.epoch));
       await store.write(ops);
+      // On disk before the ACK (LMDB is opened with noSync): the checkpoint record, written once
+      // every worker acknowledged, then never names an epoch a power cut could take back.
+      await store.sync();
     } catch (e) {
       this.o.fatal(e);
       return -1;
@@ -201,9 +207,11 @@ export class WorkerCheckpoint {
     st.capture = false;
     const fn = this.o.fns.known(st.fnType);
     assert(fn !== undefined, () => `worker ${this.o.self}: cached state of unknown function type ${st.fnType}`);
+    // The slots as captured: copied by the first invocation that changed them since (their bytes
+    // and immutable values are never changed in place, address_state.ts), or the current ones.
     const snap = st.snap;
     st.snap = null;
-    const value = encodeState(this.o.codec, snap === null ? st : { ...st, values: snap.values, expires: snap.expires }, fn.specs, now);
+    const value = encodeState(this.o.codec, snap === null ? st : { ...snap, orphans: st.orphans }, fn.specs, now);
     const key = stateKey(st.kg, st.fnType, st.id);
     ops.push(this.undoOf(epoch, 'state', key, st.persisted));
     ops.push({ db: 'state', key, value });

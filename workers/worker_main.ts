@@ -1,6 +1,8 @@
 /**
  * Worker thread entry point: open this worker's LMDB environment (migrating key groups from a
- * previous layout when the worker count changed), load the application, run the runtime.
+ * previous layout when the worker count changed, restoring key groups from the snapshot store
+ * when the main thread says so), load the application, run the runtime. The main thread has
+ * checked the environments against the recovered checkpoint before (state/env_repair.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { rmSync } from 'node:fs';
@@ -17,8 +19,10 @@ const init = workerData as WorkerInit;
 async function main(): Promise<void> {
   const app = await loadApp(init.app);
   const clock: Clock = init.clock === null ? systemClock : new ManualClock(init.clock);
-  if (init.migrateFrom.length > 0) {
-    // Start from an empty environment and copy our key groups from every old one.
+  if (init.migrateFrom.length > 0 || init.restoreFrom !== null) {
+    // Start from an empty environment and copy our key groups from every old one, or restore
+    // them: what an interrupted migration or restore left here must not mix in. (A damaged or
+    // replaced environment was moved aside by the main thread already.)
     rmSync(init.stateDir, { recursive: true, force: true });
   }
   const store = new StateStore(init.stateDir);
@@ -33,9 +37,15 @@ async function main(): Promise<void> {
     }
   }
   const { start, end } = keyGroupRange(init.index, init.workers, init.keyGroups);
-  if (init.restoreFrom !== null)
-    await restoreFromStore(store, start, end, init.restoreFrom.store, init.restoreFrom.epoch, init.restoreFrom.manifestKey);
+  const from = init.restoreFrom;
+  if (from !== null) {
+    for (const [a, b] of from.keyGroups ?? [[start, end]]) await restoreFromStore(store, a, b, from.store, from.epoch, from.manifestKey);
+  }
   const rolledBack = await rollbackTo(store, start, end, init.recoverEpoch);
+  // On disk before the worker is ready: once every worker is, the main thread switches layout.json
+  // to a new generation and removes the old one (rescaling), and checkpoint R's record may already
+  // name this environment's content.
+  await store.sync();
   const runtime = new WorkerRuntime(init, app, store, clock, (code) => {
     parentPort?.postMessage({ type: 'exit', code });
   });

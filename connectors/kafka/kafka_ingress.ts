@@ -4,7 +4,8 @@
  * Offsets belong to checkpoints, not to the consumer group: `position()` is the next offset of
  * every partition submitted so far, captured by the engine at each checkpoint barrier, and after
  * a restart the ingress seeks to it. The group's offsets are committed only once a checkpoint
- * covering them is complete, so Kafka's own tooling shows the lag and never runs ahead of state.
+ * covering them is complete, so Kafka's own tooling shows the lag and never runs ahead of state;
+ * the first checkpoint after a restore commits the restored positions even if no record arrives.
  *
  * A record that cannot be decoded or routed goes to the dead-letter topic (with the reason in
  * headers) when one is configured, or to the engine's dead-letter egress; either way it is
@@ -224,6 +225,8 @@ export class KafkaIngress implements IngressConnector<RoutedMessage> {
       },
       this.next,
     );
+    // Before any batch runs: the first checkpoint after a restore commits where this run starts.
+    if (this.restored) this.committer.commitRestored(ctx, this.next);
     await this.deadLetters.connect(kafka);
     const isolation = (this.opts.properties?.['isolation.level'] ?? 'read_committed').toLowerCase();
     const consumer = (this.consumer = kafka.consumer({

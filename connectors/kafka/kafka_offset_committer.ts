@@ -2,7 +2,9 @@
  * Commits the Kafka ingress's offsets to the configured consumer group, but only once a
  * checkpoint covers them, so that Kafka's tooling shows the lag and never runs ahead of state.
  * The commits are informational: after a restart the ingress seeks to the checkpoint's position,
- * not to the group's offsets.
+ * not to the group's offsets. The first checkpoint after a restore commits the restored
+ * positions, so a commit lost in a crash is made good without waiting for new records; after
+ * that, only positions that moved are committed.
  */
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import type { IngressContext, RoutedMessage } from '../../api/connector_api.js';
@@ -25,9 +27,18 @@ export interface KafkaOffsetCommitterOptions {
 
 type PartitionOffset = { topic: string; partition: number; offset: string };
 
+/** A scheduled commit: waiting for the checkpoint that covers it, then in flight. */
+interface Ticket {
+  readonly offsets: PartitionOffset[];
+  /** The restored positions, still waiting for their checkpoint: a commit of moved positions replaces it. */
+  replaceable: boolean;
+  /** Replaced before it committed: it ends without committing and without touching `pending`. */
+  replaced: boolean;
+}
+
 export class KafkaOffsetCommitter {
-  /** A commit waits for its checkpoint or is in flight: at most one at a time. */
-  private pending = false;
+  /** The commit waiting for its checkpoint or in flight: at most one at a time. */
+  private pending: Ticket | undefined;
   /** Positions moved since the last commit was scheduled. */
   private dirty = false;
   /** The transactional producer that commits (see commit); created on the first commit. */
@@ -44,21 +55,45 @@ export class KafkaOffsetCommitter {
   }
 
   /**
+   * The ingress was restored to `positions` (a checkpoint's or a savepoint's): commit them at the
+   * first completed checkpoint even if no record ever arrives. A crash between a checkpoint and
+   * its commit (or a group moved meanwhile) leaves the group's offsets away from the checkpoint,
+   * and otherwise only new records would move them again; StateFun commits at every completed
+   * checkpoint. When records arrive before that checkpoint, the commit of where they got to
+   * replaces this one, so it is not delayed by a checkpoint. Unchanged positions are not
+   * committed again.
+   */
+  commitRestored(ctx: IngressContext<RoutedMessage>, positions: ReadonlyMap<string, number>): void {
+    if (positions.size === 0) return;
+    this.dirty = true;
+    this.schedule(ctx, positions, true);
+  }
+
+  /**
    * Commit `positions` (next offset per `topic/partition`) once a checkpoint covers everything
    * submitted so far. With a commit already pending, the positions are committed after it.
    */
-  schedule(ctx: IngressContext<RoutedMessage>, positions: ReadonlyMap<string, number>): void {
-    if (this.pending || !this.dirty) return;
-    this.pending = true;
+  schedule(ctx: IngressContext<RoutedMessage>, positions: ReadonlyMap<string, number>, replaceable = false): void {
+    if (!this.dirty) return;
+    if (this.pending !== undefined) {
+      if (!this.pending.replaceable) return;
+      this.pending.replaced = true;
+    }
+    const ticket: Ticket = {
+      offsets: [...positions].map(([k, offset]) => ({ ...splitTp(k), offset: String(offset) })),
+      replaceable,
+      replaced: false,
+    };
+    this.pending = ticket;
     this.dirty = false;
-    const snapshot = [...positions].map(([k, offset]) => ({ ...splitTp(k), offset: String(offset) }));
     ctx
       .whenDurable()
       .then(
         async () => {
-          if (this.opts.signal.aborted) return;
+          if (ticket.replaced || this.opts.signal.aborted) return;
+          ticket.replaceable = false;
           try {
-            await this.commit(snapshot);
+            await this.commit(ticket.offsets);
             this.opts.stats.offsetCommits++;
           } catch (e) {
             // Informational only (the checkpoint holds the truth); the next commit catches up.
@@ -73,8 +108,9 @@ export class KafkaOffsetCommitter {
         () => {},
       )
       .finally(() => {
-        assert(this.pending, `${this.opts.where}: an offset commit ended that was not pending`);
-        this.pending = false;
+        if (ticket.replaced) return;
+        assert(this.pending === ticket, `${this.opts.where}: an offset commit ended that was not pending`);
+        this.pending = undefined;
         if (this.dirty) this.schedule(ctx, positions);
       });
   }

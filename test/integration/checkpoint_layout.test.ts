@@ -304,7 +304,9 @@ describe.each([
     expectSameState(await restoreAll(store, latest!, [0, KG]), states[0]!);
 
     // 4. Regression (retention once kept the abandoned manifest 3 and deleted the new 2): the next
-    // checkpoint builds on the restored one; the abandoned timeline (3, 4) becomes garbage.
+    // checkpoint builds on the restored one. The abandoned timeline (3, 4) is moved to quarantine,
+    // never deleted (an operator may repair it), and the objects it names stay: manifest 4 is
+    // unreadable, so retention deletes no object at all while it is quarantined.
     log = new WarnLog();
     const r = await writeCheckpoint(
       store,
@@ -312,10 +314,25 @@ describe.each([
       { retain: 1, sweepEveryCheckpoints: 1, logger: log },
     );
     expect(r.gcError).toBeUndefined();
-    expect(log.warnings.filter((w) => w.includes('abandoned timeline'))).toHaveLength(2);
+    expect(log.warnings.filter((w) => w.includes('moved to') && w.includes('epochs 4, 3'))).toHaveLength(1);
     expect(await store.list('manifests/')).toEqual([manifestKey(2)]);
-    expect(new Set([...(await store.list('kg/')), ...(await store.list('packs/'))])).toEqual(new Set(referencedKeys(r.manifest)));
+    const quarantined = await store.list('quarantine/');
+    expect(quarantined.map((k) => k.replace(/^quarantine\/[^/]+\//, ''))).toEqual([manifestKey(3), manifestKey(4)]);
+    const objects = new Set([...(await store.list('kg/')), ...(await store.list('packs/'))]);
+    // (delta2, which manifest 3 also names, was deleted in step 3)
+    for (const k of referencedKeys(manifests[2]!)) expect(objects.has(k)).toBe(k !== delta2);
     expectSameState(await restoreAll(store, (await latestCheckpoint(store))!, [0, KG]), states[0]!);
+    // Repair: the corrupt manifest 4 is deleted from quarantine, manifest 3 stays quarantined; the
+    // next retention keeps what 3 names and deletes only the garbage of the abandoned timeline.
+    await store.delete(quarantined.filter((k) => k.endsWith(manifestKey(4))));
+    const r2 = await writeCheckpoint(
+      store,
+      { epoch: 3, keyGroups: KG, parts: new Map(), inflight: new Map(), meta: {}, previous: r.manifest },
+      { retain: 1, sweepEveryCheckpoints: 1, logger: new WarnLog() },
+    );
+    expect(r2.gcError).toBeUndefined();
+    const kept = new Set([...(await store.list('kg/')), ...(await store.list('packs/'))]);
+    expect(kept).toEqual(new Set([...referencedKeys(r2.manifest), ...referencedKeys(manifests[2]!).filter((k) => k !== delta2)]));
   });
 
   it('restores exactly the union of state and in-flight messages over any key-group split (rescaling)', async () => {

@@ -902,7 +902,6 @@ spec:
       id: 'web/in',
       host: '127.0.0.1',
       port: 8090,
-      bodyBytesMax: 1024 * 1024,
       requestsInFlightMax: 256,
     });
   });

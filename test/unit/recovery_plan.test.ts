@@ -139,6 +139,43 @@ describe('recovery plan', () => {
   });
 });
 
+describe('recovery plan: a lost checkpoint record', () => {
+  const manifest = (epoch: number, lineage?: string): CheckpointManifest =>
+    ({
+      epoch,
+      keyGroups: 128,
+      meta: { positions: { in: epoch * 100 }, ...(lineage === undefined ? {} : { lineage }) },
+    }) as unknown as CheckpointManifest;
+
+  it("local state without checkpoint.json resumes from the store's newest verified checkpoint, and records it", () => {
+    const p = planRecovery(input({ localLayout: layout(), latestForMissingRecord: manifest(11, 'old-lineage') }));
+    expect(p.epoch).toBe(11);
+    expect(p.recovered?.positions).toEqual({ in: 1100 });
+    expect(p.recordFromStore).toBe('record-missing');
+    // Local state goes on (rolled back to 11), in its own lineage; nothing is restored from the store.
+    expect(p.restoreFrom).toBeUndefined();
+    expect(p.layout.lineage).toBe('old-lineage');
+  });
+
+  it('manifests without a lineage (older versions) are accepted; another lineage is an error naming the fix', () => {
+    expect(planRecovery(input({ localLayout: layout(), latestForMissingRecord: manifest(4) })).epoch).toBe(4);
+    expect(() => planRecovery(input({ localLayout: layout(), latestForMissingRecord: manifest(4, 'other') }))).toThrow(
+      /checkpoint.json is missing.*another state history.*restore checkpoint.json from a backup/,
+    );
+  });
+
+  it('no checkpoint in the store: starts from checkpoint 0 (a state that never completed one); a present record wins', () => {
+    expect(planRecovery(input({ localLayout: layout(), latestForMissingRecord: null })).epoch).toBe(0);
+    const p = planRecovery(input({ localLayout: layout(), localRecord: record(5) }));
+    expect(p.epoch).toBe(5);
+    expect(p.recordFromStore).toBeUndefined();
+  });
+
+  it('a restore from the store is recorded locally before the run goes on', () => {
+    expect(planRecovery(input({ fromStore: storeCheckpoint(9, 64) })).recordFromStore).toBe('restored');
+  });
+});
+
 describe('worker restart policy', () => {
   const died = new StatefnError(ErrorCode.WORKER_DIED, 'worker 0 died');
 
