@@ -4,7 +4,7 @@
  * waits (a body read, a wait for durability) when the ingress stops.
  */
 import type http from 'node:http';
-import { ID_LENGTH_MAX, isTypeName, type Address } from '../../api/address.js';
+import { ID_LENGTH_MAX, isTypeName, overBytes, type Address } from '../../api/address.js';
 import { ErrorCode } from '../../shared/errors.js';
 import { builtinType, type Payload } from '../../api/types.js';
 
@@ -123,7 +123,7 @@ export function parsePath(path: string): Address | ErrorReply {
   if (type.includes('/')) return bad(`type '${type}' contains '/'`);
   const typename = `${namespace}/${type}`;
   if (!isTypeName(typename)) return bad(`'${String(typename)}' is not a valid type name (no whitespace, at most 255 characters)`);
-  if (id.length > ID_LENGTH_MAX) return bad(`id is longer than ${ID_LENGTH_MAX} characters`);
+  if (overBytes(id, ID_LENGTH_MAX)) return bad(`id is longer than ${ID_LENGTH_MAX} UTF-8 bytes`);
   return { typename, id };
 }
 
@@ -163,6 +163,22 @@ export function decodePayload(typename: string, body: Uint8Array): { payload: Pa
         `bytes of the value`,
     };
   }
+}
+
+/** msgpack headers of a MESSAGES frame holding one message: array, kind, 3 strings, 2 nils, the payload's. */
+const MESSAGE_FRAME_HEADER_BYTES = 32;
+
+/**
+ * An upper bound of the bytes a message alone takes in a MESSAGES frame (shared/frames.ts): its
+ * target type and id, its type name and its payload, as msgpack encodes them.
+ */
+export function messageFrameBytes(to: Address, typename: string, payload: Payload): number {
+  const names = Buffer.byteLength(to.typename) + Buffer.byteLength(to.id) + Buffer.byteLength(typename);
+  let value: number;
+  if (payload instanceof Uint8Array) value = payload.length;
+  else if (typeof payload === 'string') value = Buffer.byteLength(payload);
+  else value = 9; // a number, bigint or boolean: at most a float64 or int64 with its tag
+  return MESSAGE_FRAME_HEADER_BYTES + names + value;
 }
 
 /** How a wait for the engine ended (see outcomeOrStop). */

@@ -338,7 +338,7 @@ describe('HttpIngress', () => {
     await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
   });
 
-  it('drops connections beyond connectionsMax', async () => {
+  it('answers 503 with Retry-After to a connection beyond connectionsMax and closes it (not a reset)', async () => {
     const { port } = await startIngress({ connectionsMax: 1 });
     const first = net.connect(port, '127.0.0.1');
     await new Promise<void>((resolve) => first.once('connect', () => resolve()));
@@ -346,12 +346,16 @@ describe('HttpIngress', () => {
     first.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise<void>((resolve) => first.once('data', () => resolve()));
     const second = net.connect(port, '127.0.0.1');
-    let received = 0;
-    second.on('data', (d: Buffer) => (received += d.length));
-    second.on('error', () => {});
+    let received = '';
+    let error: string | undefined;
+    second.on('data', (d: Buffer) => (received += d.toString()));
+    second.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
     second.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise<void>((resolve) => second.once('close', () => resolve()));
-    expect(received).toBe(0);
+    expect(error).toBeUndefined();
+    expect(received).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    expect(received).toMatch(/\r\nRetry-After: 1\r\n/);
+    expect(received).toMatch(/connectionsMax/);
     first.destroy();
   });
 
