@@ -253,7 +253,7 @@ const stringType = builtin<string>({
 function json<T = unknown>(typename: string): Type<T> {
   return Object.freeze({
     typename,
-    serialize: (v: T) => Buffer.from(JSON.stringify(v), 'utf8'), // same bytes as TextEncoder, several times faster
+    serialize: (v: T) => enc.encode(JSON.stringify(v)),
     deserialize: (b: Uint8Array) => {
       try {
         return JSON.parse(dec.decode(b)) as T;
