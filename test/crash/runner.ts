@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startArgs } from './start_args.js';
 import { Xoshiro128 } from '../../connectors/generator/rng.js';
 import { Kafka, logLevel } from 'kafkajs';
 import {
@@ -122,19 +123,7 @@ function runEngine(
   workers: number,
   how: { stopAfter?: string; interruptAfterMs?: number; signal?: NodeJS.Signals; workerKillAfterMs?: number },
 ): Promise<RunOutcome> {
-  const args = [
-    eng.bin,
-    'start',
-    eng.app,
-    '--params',
-    JSON.stringify(params),
-    '--state-dir',
-    stateDir,
-    '--workers',
-    String(workers),
-    '--no-progress',
-  ];
-  if (how.stopAfter !== undefined) args.push('--stop-after', how.stopAfter);
+  const args = startArgs(eng.bin, eng.app, params, stateDir, workers, how.stopAfter);
   return new Promise((resolve, reject) => {
     const env = how.workerKillAfterMs === undefined ? process.env : { ...process.env, STATEFN_FAULT_INJECTION: '1' };
     const child = spawn(process.execPath, args, { cwd: eng.root, stdio: ['ignore', 'ignore', 'pipe'], env });
