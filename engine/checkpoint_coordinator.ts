@@ -51,6 +51,8 @@ export interface CheckpointPorts {
   positions(): Record<string, unknown>;
   /** True when some worker's dirty set is over limits.dirtyEntriesMax. */
   dirtyOverBound(): boolean;
+  /** True when a checkpoint may write now (the state directory has room); false: try again later. */
+  storageReady(): boolean;
   egress: CheckpointEgress;
   /** Upload checkpoint `epoch` to the snapshot store, if there is one (`final`: of a clean stop). */
   upload(epoch: number, positions: Record<string, unknown>, final: boolean): Promise<void>;
@@ -132,6 +134,8 @@ export class CheckpointCoordinator {
    */
   startCheckpoint(): void {
     if (this.inFlight !== undefined || !this.ports.running()) return;
+    // Out of room: no checkpoint now; the interval (or the next waiter) tries again.
+    if (!this.ports.storageReady()) return;
     const epoch = ++this.epochNow;
     this.inFlight = { epoch, started: Date.now(), acks: 0, writes: 0, positions: this.ports.positions() };
     // This checkpoint covers every durability waiter so far.

@@ -25,6 +25,7 @@ import { describeSnapshotStore, openSnapshotStore } from '../snapshot/store_conf
 import type { UploadResult } from '../snapshot/upload_task.js';
 import { moveAsideForRestore, repairEnvs, restoreRanges } from '../state/env_repair.js';
 import { envDir, lockStateDir, removeOtherGenerations, writeLayout } from '../state/state_layout.js';
+import { lowDiskError } from '../state/disk_space.js';
 import { CheckpointCoordinator, type CheckpointInfo } from './checkpoint_coordinator.js';
 import { CheckpointUploader } from './checkpoint_uploader.js';
 import { writeCheckpointRecord } from './checkpoint_record.js';
@@ -38,7 +39,7 @@ import { planRecovery, type RecoveryPlan } from './recovery_plan.js';
 import { readRecoveryInput } from './recovery_source.js';
 import { runStats, type EngineStats } from './run_stats.js';
 import { WorkerPool } from './worker_pool.js';
-import { stopPollMs } from '../shared/limits.js';
+import { lowDiskLogEveryMs, stopPollMs } from '../shared/limits.js';
 
 /** A run's life: running, then stopping and stopped (clean stop), or failed at any point. */
 export type RunState = 'running' | 'stopping' | 'stopped' | 'failed';
@@ -121,6 +122,7 @@ export class EngineRun {
           for (let w = 0; w < n; w++) if (this.pool.stats.get(w, Stat.dirty) > L.dirtyEntriesMax) return true;
           return false;
         },
+        storageReady: () => this.storageReady(),
         egress: this.epochEgress,
         upload: async (epoch, positions, final) => this.uploader?.upload(epoch, positions, final),
         fail: (e) => this.fail(e),
@@ -160,6 +162,9 @@ export class EngineRun {
     const releaseLock = lockStateDir(opts.stateDir);
     let run: EngineRun | undefined;
     try {
+      // Recovery writes to LMDB (rollback, restore): not on a file system without room.
+      const low = lowDiskError(opts.stateDir, opts.limits.stateDirFreeBytesMin);
+      if (low !== undefined) throw new StatefnError(low.code, `cannot start: ${low.message}`, { cause: low });
       const plan = planRecovery(await readRecoveryInput(opts, options.limits?.keyGroups));
       run = new EngineRun(loaded, ref, { ...opts, limits: { ...opts.limits, keyGroups: plan.keyGroups } }, plan, releaseLock, history);
       opts.logger.info(`snapshots: ${describeSnapshotStore(opts.snapshots)}`);
@@ -439,6 +444,19 @@ export class EngineRun {
 
   // ---- failure and stop ----
 
+  private lowDiskLoggedAt = 0;
+
+  /** The state directory has room for a checkpoint (logs, at most every 10 s, when it has not). */
+  private storageReady(): boolean {
+    const low = lowDiskError(this.options.stateDir, this.options.limits.stateDirFreeBytesMin);
+    if (low === undefined) return true;
+    if (Date.now() - this.lowDiskLoggedAt >= lowDiskLogEveryMs) {
+      this.lowDiskLoggedAt = Date.now();
+      this.logger.error(low.message, { code: low.code });
+    }
+    return false;
+  }
+
   private workerFailed(w: number, e: Error): void {
     if (this.state === 'stopped' || this.state === 'failed') return;
     this.fail(new StatefnError(ErrorCode.WORKER_DIED, `worker ${w} died: ${e.message}`, { cause: e }));
@@ -533,6 +551,14 @@ export class EngineRun {
     // A checkpoint under way completes first (its barriers were ahead of the quiesce marks).
     await this.waitControl(() => !this.coordinator.busy(), 'the checkpoint under way');
     await this.coordinator.settled();
+    // No room for the final checkpoint: stop as a crash would (the next start recovers the last
+    // complete checkpoint; nothing acknowledged is lost) rather than let LMDB run out mid-write.
+    const low = lowDiskError(this.options.stateDir, this.options.limits.stateDirFreeBytesMin);
+    if (low !== undefined) {
+      this.fail(new StatefnError(low.code, `${low.message}; stopped without a final checkpoint`, { cause: low }), false);
+      await this.tornDown();
+      throw this.failure!;
+    }
     const finalEpoch = this.coordinator.nextFinalEpoch();
     this.pool.control(ControlOp.SHUTDOWN, finalEpoch);
     this.loop.schedule();

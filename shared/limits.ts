@@ -100,6 +100,14 @@ export const LIMIT_SPECS = {
       'group commit: a checkpoint starts this long after the first caller waits for durability (an HTTP reply with ' +
       'replyWhen durable) instead of at the next interval; waiters arriving meanwhile share it',
   },
+  stateDirFreeBytesMin: {
+    default: 64 * MiB,
+    min: 0,
+    max: 1024 * 1024 * MiB,
+    description:
+      'free bytes the state directory must have for a checkpoint to start; below it checkpoints (and so durable replies) wait ' +
+      'and an error is logged, since LMDB does not survive running out of space mid-write; 0 = no check',
+  },
   workerRestartsMax: {
     default: 10,
     min: 0,
@@ -219,6 +227,8 @@ export const checkpointsRetained = 3;
  * snapshot/quarantine.ts) kept in the snapshot store; older batches are deleted.
  */
 export const quarantineBatchesRetained = 10;
+/** A state directory short of free space (stateDirFreeBytesMin) is reported at most this often. */
+export const lowDiskLogEveryMs = 10_000;
 /** Retention after a checkpoint whose epoch is a multiple of this also sweeps orphan objects. */
 export const sweepEveryCheckpoints = 100;
 /** Objects one checkpoint writes to the snapshot store in parallel. */

@@ -114,3 +114,28 @@ describe('storage errors: real file systems', () => {
     chmodSync(dir, 0o755);
   });
 });
+
+describe('storage errors: too little free space', () => {
+  // LMDB aborts the process when a write runs out of space (seen on a full tmpfs: "corrupted size
+  // vs. prev_size"), so the engine refuses to write below stateDirFreeBytesMin. The largest bound
+  // (1 TiB) is more than this machine's temp directory has free.
+  it('a start below stateDirFreeBytesMin fails with STATEFN_STORAGE_FULL naming the directory and the fix', async () => {
+    const { Engine } = await import('../../index.js');
+    const stateDir = mkdtempSync(join(tmpdir(), 'statefn-lowdisk-'));
+    try {
+      const app = new URL('../fixtures/apps/counter_app.ts', import.meta.url).pathname;
+      const e = await Engine.start(app, { stateDir, limits: { stateDirFreeBytesMin: 1024 * 1024 * 1024 * 1024 } }).then(
+        async (engine) => {
+          await engine.stop();
+          return undefined;
+        },
+        (err: unknown) => err as { code?: string; message: string },
+      );
+      expect(e?.code).toBe(ErrorCode.STORAGE_FULL);
+      expect(e?.message).toContain(stateDir);
+      expect(e?.message).toMatch(/free space on its file system, or point stateDir/);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
