@@ -101,17 +101,32 @@ export async function quarantinedReferences(
 ): Promise<{ keys: Set<string>; complete: boolean }> {
   const keys = new Set<string>();
   let complete = true;
-  for (const batch of await listQuarantineBatches(store, opts)) {
-    const dir = `${batch}manifests/`;
-    for (const k of await store.list(dir)) {
-      if (manifestEpochOf(dir, k) === undefined) continue;
+  // One listing of every batch; a quarantined manifest never changes, so what it names is read
+  // once per store and kept (retention asks on every run, up to several times a second).
+  const root = quarantineDir(opts);
+  const listed = new Set<string>();
+  for (const k of await store.list(root)) {
+    const m = /^(.*\/manifests\/)\d+$/.exec(k.slice(root.length));
+    if (m === null || manifestEpochOf(`${root}${m[1]!}`, k) === undefined) continue;
+    const memoKey = `${store.describe()}\0${k}`;
+    listed.add(memoKey);
+    let refs = referencesMemo.get(memoKey);
+    if (refs === undefined) {
       try {
-        for (const r of referencedKeys(await readManifest(store, k), opts)) keys.add(r);
+        refs = referencedKeys(await readManifest(store, k), opts);
+        referencesMemo.set(memoKey, refs);
       } catch (e) {
         if (!isDamage(e)) throw e;
         complete = false;
+        continue;
       }
     }
+    for (const r of refs) keys.add(r);
   }
+  // Forget batches that are gone (expired, or deleted by an operator): the memo stays as small as the quarantine.
+  for (const k of referencesMemo.keys()) if (k.startsWith(`${store.describe()}\0`) && !listed.has(k)) referencesMemo.delete(k);
   return { keys, complete };
 }
+
+/** What each quarantined manifest names, by store and key (see quarantinedReferences). */
+const referencesMemo = new Map<string, readonly string[]>();
